@@ -1,0 +1,101 @@
+# slm — build, test, demo. `make help` lists the targets.
+#
+# Variables: BUILD=dir (default build), PORTABLE=1 (no -march=native),
+#            SAN=1 (AddressSanitizer + UndefinedBehaviorSanitizer).
+
+BUILD    ?= build
+CC       ?= gcc
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+# The OpenMP build of OpenBLAS shares libgomp's thread pool with our own
+# parallel loops, so BLAS calls and OpenMP regions never oversubscribe the cores.
+BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-openmp
+BLAS_LIB ?= /usr/lib/$(MULTIARCH)/openblas-openmp
+
+OPT      ?= -O2
+ARCH     := $(if $(PORTABLE),,-march=native)
+comma    := ,
+SANFLAGS := $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined,)
+CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(ARCH) -g \
+            -Wall -Wextra -Werror -fPIC -fopenmp $(SANFLAGS) \
+            -Iinclude -Isrc -I$(BLAS_INC) -MMD -MP
+LDFLAGS  += -fopenmp $(SANFLAGS) -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB)
+LDLIBS   += -lopenblas -lm
+
+LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TCOM_SRC := $(sort $(wildcard tests/common/*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TCOM_OBJ := $(TCOM_SRC:%.c=$(BUILD)/obj/%.o)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test check asan demo clean format lint help bench
+all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS)
+
+help:
+	@echo "make            build build/slm, build/libslm.a, build/libslm.so and the tests"
+	@echo "make test       install missing packages, build, run every test"
+	@echo "make demo       install missing packages, build, run the demo"
+	@echo "make asan       the C test suite under AddressSanitizer + UBSan (build/asan)"
+	@echo "make bench      slm bench (attention, gemm, ...) with PyTorch alongside"
+	@echo "make format / make lint"
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libslm.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libslm.so: $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/slm: $(CLI_OBJ) $(BUILD)/libslm.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TCOM_OBJ) $(BUILD)/libslm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(TCOM_OBJ) $(BUILD)/libslm.a $(LDLIBS)
+
+deps:
+	@tools/install-deps.sh
+
+# The README's test command: packages, build, every test, "N passed, N failed".
+test: deps
+	@$(MAKE) --no-print-directory all
+	@tools/setup-venv.sh
+	@tests/run.sh $(BUILD)
+
+# Tests without the install step (for a quick loop once deps are there).
+check: all
+	@tests/run.sh $(BUILD)
+
+asan:
+	@tools/install-deps.sh
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 all
+	@SLM_SKIP_PYTHON=1 tests/run.sh build/asan
+
+demo: deps
+	@$(MAKE) --no-print-directory $(BUILD)/slm
+	@tools/demo.sh $(BUILD)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BUILD)/slm
+	@tools/setup-venv.sh
+	@bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) $(TCOM_SRC) $(wildcard src/*/*.h tests/*.h tests/common/*.h) include/slm.h
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --std=c11 -Iinclude -Isrc --suppress=missingIncludeSystem src
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

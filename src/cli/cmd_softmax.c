@@ -1,0 +1,64 @@
+/* slm softmax [--causal --row I] S0 S1 ... — the seeds' worked example:
+ * token 3 of 4 with affinities [1 1 1 8] → 0.3333 0.3333 0.3333 0.0000. */
+#include "cli/cli.h"
+#include "slm.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *help =
+    "usage: slm softmax [--causal --row I] S0 S1 ...\n\n"
+    "Prints softmax(S) with 4 decimals. With --causal --row I the scores after\n"
+    "position I (0-based) are masked to -inf first, as the causal mask does for\n"
+    "query row I.\n"
+    "  slm softmax --causal --row 2 1 1 1 8   →   0.3333 0.3333 0.3333 0.0000\n";
+
+int cmd_softmax(int argc, char **argv)
+{
+    int causal = 0;
+    long row = -1;
+    int first = 1;
+    for (; first < argc; first++) {
+        const char *a = argv[first];
+        if (cli_is_help(a)) {
+            fputs(help, stdout);
+            return CLI_OK;
+        } else if (!strcmp(a, "--causal")) {
+            causal = 1;
+        } else if (!strcmp(a, "--row")) {
+            if (first + 1 >= argc || cli_parse_int(argv[first + 1], 0, 1L << 30, &row))
+                return cli_error(CLI_USAGE, "softmax: --row needs a non-negative integer");
+            first++;
+        } else if (a[0] == '-' && a[1] == '-') {
+            return cli_error(CLI_USAGE, "softmax: unknown option '%s' (try --help)", a);
+        } else {
+            break;
+        }
+    }
+    int n = argc - first;
+    if (n <= 0) return cli_error(CLI_USAGE, "softmax: no scores given (try --help)");
+    if (causal && row < 0) return cli_error(CLI_USAGE, "softmax: --causal needs --row I");
+    if (!causal && row >= 0) return cli_error(CLI_USAGE, "softmax: --row only makes sense with --causal");
+    if (causal && row >= n)
+        return cli_error(CLI_USAGE, "softmax: --row %ld is past the last score (%d given)", row, n);
+    float *s = malloc((size_t)n * sizeof *s);
+    if (!s) return cli_error(CLI_RUNTIME, "softmax: out of memory");
+    for (int j = 0; j < n; j++) {
+        double v;
+        if (cli_parse_float(argv[first + j], &v)) {
+            free(s);
+            return cli_error(CLI_USAGE, "softmax: '%s' is not a finite number", argv[first + j]);
+        }
+        s[j] = (float)v;
+    }
+    /* Adding row `row` of the causal mask: -inf for every future position. */
+    if (causal)
+        for (int j = (int)row + 1; j < n; j++) s[j] = -INFINITY;
+    slm_softmax(s, n);
+    for (int j = 0; j < n; j++) printf(j ? " %.4f" : "%.4f", s[j]);
+    putchar('\n');
+    free(s);
+    return CLI_OK;
+}

@@ -1,0 +1,46 @@
+/* slm — the command line. Dispatches to one file per subcommand. */
+#include "cli/cli.h"
+#include "slm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"mask", cmd_mask, "print the T×T causal mask (0 / -inf)"},
+    {"softmax", cmd_softmax, "softmax of scores, optionally causally masked"},
+    {"bench", cmd_bench, "benchmarks: attention, gemm (tables or --json)"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: slm <command> [options]   (slm <command> --help for details)\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\noptions: --help, --version\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (cli_is_help(argv[1])) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("slm %s\n", slm_version());
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    return cli_error(CLI_USAGE, "unknown command '%s' (try slm --help)", argv[1]);
+}

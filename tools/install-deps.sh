@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages slm needs, skipping those already present.
+#   build: gcc, make, the OpenMP build of OpenBLAS (GEMM), BLIS (for `slm bench gemm`)
+#   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv
+#   demo:  bible-kjv, the public-domain King James Bible as the default corpus
+set -euo pipefail
+pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev python3-venv python3-numpy
+      python3-torch bible-kjv)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "slm: installing Debian packages: ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
