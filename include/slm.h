@@ -105,7 +105,92 @@ float slm_softmax(float *x, int n);
 
 /* ==== model (src/model) ================================================ */
 
+/* GPT-2 architecture: token + position embeddings → n_layer pre-LN blocks
+ * (x + MultiHeadAttention(LN(x)), x + FeedForward(LN(x))) → final LayerNorm →
+ * LM head tied to the token embedding. */
+
+enum { SLM_ACT_GELU_NEW = 0, SLM_ACT_RELU = 1 };     /* FFN activation       */
+enum { SLM_TOKENIZER_GPT2 = 0, SLM_TOKENIZER_BYTE = 1 };
+#define SLM_IGNORE_INDEX (-1) /* a target that contributes no loss (padding) */
+
+typedef struct {
+    int n_layer;              /* transformer blocks                          */
+    int n_head;               /* attention heads; n_embd % n_head == 0       */
+    int n_embd;               /* model width C                               */
+    int n_positions;          /* context length (learned positions)          */
+    int vocab_size;           /* V                                           */
+    float layer_norm_epsilon; /* 1e-5                                        */
+    int activation;           /* SLM_ACT_GELU_NEW ("gelu_new") or RELU       */
+    int tokenizer;            /* SLM_TOKENIZER_GPT2 or SLM_TOKENIZER_BYTE    */
+    float dropout;            /* embedding, attention and residual dropout
+                                 probability in training mode (GPT-2: 0.1)   */
+} slm_config;
+
+/* Checks sizes (positive, n_embd % n_head == 0, total parameters and
+ * activations within limits). SLM_OK or SLM_EINVAL/SLM_ERANGE with a message. */
+int slm_config_validate(const slm_config *cfg, char *err, size_t errlen);
+
+typedef struct slm_model slm_model;
+
+/* A new model with GPT-2's initialisation (normal(0, 0.02) weights, residual
+ * projections scaled by 1/sqrt(2·n_layer), zero biases, unit LayerNorm gains),
+ * drawn deterministically from `seed`. */
+int slm_model_create(const slm_config *cfg, uint64_t seed, slm_model **out, char *err,
+                     size_t errlen);
+/* Loads a Hugging Face GPT-2 directory (config.json + model.safetensors). */
+int slm_model_load(const char *dir, slm_model **out, char *err, size_t errlen);
+/* Writes config.json + model.safetensors into dir (created if missing),
+ * atomically, in the layout GPT2LMHeadModel.save_pretrained writes. */
+int slm_model_save(const slm_model *m, const char *dir, char *err, size_t errlen);
+void slm_model_free(slm_model *m);
+
+const slm_config *slm_model_config(const slm_model *m);
+
+/* Parameters live in one allocation, gradients in another, in the order of
+ * the tensor table below (GPT-2 names without the "transformer." prefix). */
+typedef struct {
+    const char *name; /* e.g. "h.0.attn.c_attn.weight"                       */
+    int ndim;         /* 1 or 2                                              */
+    int shape[2];     /* Conv1D weights are [in, out]                        */
+    size_t offset;    /* in floats, into slm_model_params()                  */
+    size_t numel;
+} slm_tensor_info;
+
+int slm_model_num_tensors(const slm_model *m);
+const slm_tensor_info *slm_model_tensor(const slm_model *m, int index);
+const slm_tensor_info *slm_model_find_tensor(const slm_model *m, const char *name);
+size_t slm_model_num_params(const slm_model *m);
+float *slm_model_params(slm_model *m);
+/* The gradient buffer (allocated on first use; NULL if that fails). */
+float *slm_model_grads(slm_model *m);
+
+
 /* ==== tokenizer (src/tokenizer) ======================================== */
+
+/* Text ↔ token ids. SLM_TOKENIZER_BYTE: id = byte value (ids >= 256 decode to
+ * nothing). SLM_TOKENIZER_GPT2: byte-level BPE from vocab.json + merges.txt in
+ * a model directory, GPT-2's pre-tokenizer, the ids of tiktoken r50k_base.
+ * Text is plain: "<|endoftext|>" in input is not parsed as a special token. */
+typedef struct slm_tokenizer slm_tokenizer;
+
+/* dir holds vocab.json + merges.txt (ignored for SLM_TOKENIZER_BYTE, may be
+ * NULL). vocab_size: the model's; ids are checked against it on decode. */
+int slm_tokenizer_load(int kind, const char *dir, int vocab_size, slm_tokenizer **out,
+                       char *err, size_t errlen);
+void slm_tokenizer_free(slm_tokenizer *t);
+
+/* Encodes len bytes (any bytes: invalid UTF-8 is fine) into a malloc'd array
+ * *ids of *n_ids entries (free with free()). */
+int slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t len, int32_t **ids,
+                         size_t *n_ids, char *err, size_t errlen);
+/* The bytes of one token (not NUL-terminated; may be 0 bytes). Returns the
+ * length, or -1 if id is not in the vocabulary. */
+int slm_tokenizer_token_bytes(const slm_tokenizer *t, int32_t id, const char **bytes);
+/* Decodes ids into a malloc'd, NUL-terminated buffer *text of *len bytes. */
+int slm_tokenizer_decode(const slm_tokenizer *t, const int32_t *ids, size_t n_ids, char **text,
+                         size_t *len, char *err, size_t errlen);
+/* The id of <|endoftext|> (50256 for GPT-2), or -1 if there is none. */
+int32_t slm_tokenizer_eot(const slm_tokenizer *t);
 
 /* ==== files (src/io) =================================================== */
 

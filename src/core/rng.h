@@ -1,0 +1,22 @@
+/* Deterministic random numbers: splitmix64-seeded xoshiro256** with uniform
+ * and normal draws. The whole state is a value the caller owns (and can save
+ * in a checkpoint), never a global. */
+#ifndef SLM_CORE_RNG_H
+#define SLM_CORE_RNG_H
+
+#include <stdint.h>
+
+typedef struct {
+    uint64_t s[4];
+} slm_rng;
+
+void slm_rng_seed(slm_rng *r, uint64_t seed);
+uint64_t slm_rng_next(slm_rng *r);
+/* Uniform in [0, 1) with 24 random bits (exactly representable as float). */
+float slm_rng_uniform(slm_rng *r);
+/* Uniform integer in [0, n), n > 0, without modulo bias. */
+uint64_t slm_rng_below(slm_rng *r, uint64_t n);
+/* Standard normal (Box–Muller, one draw per call). */
+double slm_rng_normal(slm_rng *r);
+
+#endif
