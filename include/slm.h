@@ -165,6 +165,59 @@ float *slm_model_params(slm_model *m);
 float *slm_model_grads(slm_model *m);
 
 
+/* ---- training (src/model/gpt.c, optimizer.c) ---------------------------- */
+
+/* Forward pass over tokens [B][T] (T <= n_positions, ids < vocab_size).
+ * targets [B][T] may be NULL (logits only); SLM_IGNORE_INDEX targets add no
+ * loss. *loss (may be NULL) = mean cross-entropy over non-ignored targets.
+ * training != 0 applies dropout (drawn from dropout_seed) and keeps the
+ * activations slm_model_backward needs. Working memory for (B,T) is
+ * allocated once and reused while B·T does not grow. */
+int slm_model_forward(slm_model *m, const int32_t *tokens, const int32_t *targets, int B,
+                      int T, int training, uint64_t dropout_seed, float *loss, char *err,
+                      size_t errlen);
+/* Logits [B][T][vocab_size] of the last forward pass. */
+const float *slm_model_logits(const slm_model *m);
+/* Adds d(loss·loss_scale)/dθ into the gradient buffer (loss_scale = 1/accum
+ * for gradient accumulation). Needs a training forward pass with targets. */
+int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen);
+void slm_model_zero_grad(slm_model *m);
+
+typedef struct {
+    float lr;           /* this step's learning rate                         */
+    float beta1, beta2; /* 0.9, 0.95                                         */
+    float eps;          /* 1e-8                                              */
+    float weight_decay; /* decoupled; applied to 2-D weights only            */
+    float grad_clip;    /* global L2 norm clip; 0 = off                      */
+} slm_adamw_opts;
+
+/* One AdamW update (step is 1-based, for bias correction). Writes the global
+ * gradient norm before clipping to *grad_norm (may be NULL). A non-finite
+ * norm returns SLM_ENUMERIC and leaves parameters and moments unchanged. */
+int slm_model_adamw_step(slm_model *m, const slm_adamw_opts *o, int step, float *grad_norm);
+/* AdamW first (which = 0) or second (which = 1) moments, laid out like the
+ * parameters; allocated (zeroed) on first use; NULL if that fails. */
+float *slm_model_adam_state(slm_model *m, int which);
+/* Linear warmup over `warmup` steps, then cosine decay to 10 % of max_lr at
+ * step `total`. step is 1-based. */
+float slm_lr_schedule(float max_lr, int step, int warmup, int total);
+
+/* ---- generation (src/model/decode.c) ------------------------------------ */
+
+/* Keys and values of every layer for up to max_tokens positions, so each new
+ * token costs one pass over the weights plus attention over the cache. */
+typedef struct slm_kv_cache slm_kv_cache;
+int slm_kv_cache_create(const slm_model *m, int max_tokens, slm_kv_cache **out, char *err,
+                        size_t errlen);
+void slm_kv_cache_free(slm_kv_cache *c);
+void slm_kv_cache_reset(slm_kv_cache *c);
+int slm_kv_cache_length(const slm_kv_cache *c);
+/* Appends n tokens at positions length .. length+n-1 and writes the logits of
+ * the last one to logits [vocab_size]. SLM_ERANGE if the cache or the
+ * context would overflow. */
+int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n,
+                     float *logits, char *err, size_t errlen);
+
 /* ==== tokenizer (src/tokenizer) ======================================== */
 
 /* Text ↔ token ids. SLM_TOKENIZER_BYTE: id = byte value (ids >= 256 decode to
