@@ -218,6 +218,16 @@ int slm_kv_cache_length(const slm_kv_cache *c);
 int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n,
                      float *logits, char *err, size_t errlen);
 
+/* Turns logits into a token: temperature (0 = greedy argmax), then top-k
+ * (0 = off), then top-p nucleus (1 = off), then a draw from the sampler's own
+ * seeded stream. Scratch memory is allocated once at creation. */
+typedef struct slm_sampler slm_sampler;
+int slm_sampler_create(int vocab_size, float temperature, int top_k, float top_p, uint64_t seed,
+                       slm_sampler **out, char *err, size_t errlen);
+void slm_sampler_free(slm_sampler *s);
+/* Samples one id from logits [vocab_size]; logits are not modified. */
+int32_t slm_sampler_next(slm_sampler *s, const float *logits);
+
 /* ==== tokenizer (src/tokenizer) ======================================== */
 
 /* Text ↔ token ids. SLM_TOKENIZER_BYTE: id = byte value (ids >= 256 decode to
