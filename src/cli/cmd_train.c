@@ -1,0 +1,183 @@
+/* slm train — train a GPT from scratch on text, or resume a run. */
+#include "cli/cli.h"
+#include "cli/model_open.h"
+#include "cli/train.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *help =
+    "usage: slm train --data FILE --out DIR [options]\n"
+    "       slm train --resume DIR [--steps N] [--stop-after K] [--threads N]\n\n"
+    "Trains a GPT from scratch on text files, checkpointing into DIR (a Hugging\n"
+    "Face model directory plus training_state.safetensors).\n\n"
+    "  --data FILE          training text (repeatable; '-' = stdin)\n"
+    "  --out DIR            output directory\n"
+    "  --tokenizer KIND     byte (default) or gpt2\n"
+    "  --layers N           transformer blocks (default 4)\n"
+    "  --heads N            attention heads (default 4)\n"
+    "  --dim N              model width, a multiple of --heads (default 128)\n"
+    "  --context N          tokens per window, n_positions (default 128)\n"
+    "  --batch N            windows per micro-batch (default 16)\n"
+    "  --grad-accum N       micro-batches per step (default 1)\n"
+    "  --steps N            length of the whole run; the LR schedule spans it (default 1000)\n"
+    "  --lr F               peak learning rate (default 1e-3)\n"
+    "  --warmup N           linear warmup steps (default: steps/20)\n"
+    "  --weight-decay F     AdamW decoupled weight decay on matrices (default 0.1)\n"
+    "  --grad-clip F        clip the global gradient norm (default 1; 0 = off)\n"
+    "  --dropout F          dropout in training (default 0)\n"
+    "  --seed N             seed of initialisation, batches and dropout (default 1337)\n"
+    "  --eval-every N       validation loss every N steps (default 100; 0 = only at the end)\n"
+    "  --eval-batches N     validation batches per evaluation (default 8)\n"
+    "  --save-every N       checkpoint every N steps (default 250; always at the end)\n"
+    "  --val-fraction F     share of the data held out for validation (default 0.1)\n"
+    "  --stop-after K       end this invocation after step K with a checkpoint\n"
+    "  --resume DIR         continue the run saved in DIR\n"
+    "  --threads N          threads (default: all cores)\n\n"
+    "Ctrl-C saves a checkpoint and exits; --resume continues exactly where it stopped.\n";
+
+static void defaults(train_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->tokenizer = SLM_TOKENIZER_BYTE;
+    a->layers = 4;
+    a->heads = 4;
+    a->dim = 128;
+    a->context = 128;
+    a->batch = 16;
+    a->grad_accum = 1;
+    a->steps = 1000;
+    a->warmup = -1;
+    a->lr = 1e-3;
+    a->weight_decay = 0.1;
+    a->grad_clip = 1.0;
+    a->val_fraction = 0.1;
+    a->seed = 1337;
+    a->eval_every = 100;
+    a->eval_batches = 8;
+    a->save_every = 250;
+}
+
+static int parse_tokenizer(const char *s, int *kind)
+{
+    if (!strcmp(s, "byte")) *kind = SLM_TOKENIZER_BYTE;
+    else if (!strcmp(s, "gpt2")) *kind = SLM_TOKENIZER_GPT2;
+    else return cli_error(CLI_USAGE, "train: --tokenizer must be 'byte' or 'gpt2', got '%s'", s);
+    return 0;
+}
+
+/* A new run: model from the flags, vocabulary files for gpt2. */
+static int start_run(train_args *a, slm_model **m, slm_tokenizer **tok)
+{
+    char err[512];
+    slm_config c = {a->layers, a->heads, a->dim, a->context, 256, 1e-5f, SLM_ACT_GELU_NEW,
+                    a->tokenizer, (float)a->dropout};
+    if (a->tokenizer == SLM_TOKENIZER_GPT2) c.vocab_size = 50257;
+    if (slm_config_validate(&c, err, sizeof err)) return cli_error(CLI_USAGE, "train: %s", err);
+    if (slm_model_create(&c, a->seed, m, err, sizeof err))
+        return cli_error(CLI_RUNTIME, "train: %s", err);
+    if (train_prepare_dir(a, err, sizeof err) ||
+        slm_tokenizer_load(c.tokenizer, a->out, c.vocab_size, tok, err, sizeof err)) {
+        slm_model_free(*m);
+        *m = NULL;
+        return cli_error(CLI_RUNTIME, "train: %s", err);
+    }
+    return 0;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_args a;
+    defaults(&a);
+    const char *resume = NULL, *tokenizer = NULL;
+    int steps_given = 0, stop_given = 0, threads_given = 0, other_given = 0;
+    const cli_option opts[] = {
+        {"--data", NULL, OPT_STRING_LIST, &a.data, 0, 0, &other_given},
+        {"--out", NULL, OPT_STRING, &a.out, 0, 0, &other_given},
+        {"--tokenizer", NULL, OPT_STRING, &tokenizer, 0, 0, &other_given},
+        {"--layers", NULL, OPT_INT, &a.layers, 1, 1024, &other_given},
+        {"--heads", NULL, OPT_INT, &a.heads, 1, 65536, &other_given},
+        {"--dim", NULL, OPT_INT, &a.dim, 1, 65536, &other_given},
+        {"--context", NULL, OPT_INT, &a.context, 1, 1 << 20, &other_given},
+        {"--batch", NULL, OPT_INT, &a.batch, 1, 1 << 16, &other_given},
+        {"--grad-accum", NULL, OPT_INT, &a.grad_accum, 1, 1 << 16, &other_given},
+        {"--steps", NULL, OPT_INT, &a.steps, 1, 1 << 30, &steps_given},
+        {"--lr", NULL, OPT_FLOAT, &a.lr, 0, 10, &other_given},
+        {"--warmup", NULL, OPT_INT, &a.warmup, 0, 1 << 30, &other_given},
+        {"--weight-decay", NULL, OPT_FLOAT, &a.weight_decay, 0, 10, &other_given},
+        {"--grad-clip", NULL, OPT_FLOAT, &a.grad_clip, 0, 1e9, &other_given},
+        {"--dropout", NULL, OPT_FLOAT, &a.dropout, 0, 0.999, &other_given},
+        {"--seed", NULL, OPT_U64, &a.seed, 0, 0, &other_given},
+        {"--eval-every", NULL, OPT_INT, &a.eval_every, 0, 1 << 30, &other_given},
+        {"--eval-batches", NULL, OPT_INT, &a.eval_batches, 1, 1 << 20, &other_given},
+        {"--save-every", NULL, OPT_INT, &a.save_every, 0, 1 << 30, &other_given},
+        {"--val-fraction", NULL, OPT_FLOAT, &a.val_fraction, 0, 0.9, &other_given},
+        {"--stop-after", NULL, OPT_INT, &a.stop_after, 1, 1 << 30, &stop_given},
+        {"--resume", NULL, OPT_STRING, &resume, 0, 0, NULL},
+        {"--threads", NULL, OPT_INT, &a.threads, 1, 4096, &threads_given},
+    };
+    char *pos[1];
+    int n_pos;
+    int rc = cli_parse_options("train", argc, argv, opts, sizeof opts / sizeof *opts, pos, 0,
+                               &n_pos);
+    if (rc == -1) {
+        fputs(help, stdout);
+        return CLI_OK;
+    }
+    if (rc) return rc;
+    cli_set_threads(a.threads);
+
+    slm_model *m = NULL;
+    slm_tokenizer *tok = NULL;
+    int start = 0;
+    char err[512];
+    if (resume) {
+        if (other_given)
+            return cli_error(CLI_USAGE, "train: --resume takes only --steps, --stop-after and "
+                                        "--threads (the rest comes from the checkpoint)");
+        train_args saved;
+        if (train_checkpoint_load(resume, &saved, &m, &start, err, sizeof err))
+            return cli_error(CLI_RUNTIME, "train: cannot resume from '%s': %s", resume, err);
+        if (steps_given) saved.steps = a.steps;
+        saved.stop_after = stop_given ? a.stop_after : 0;
+        saved.threads = a.threads;
+        a = saved;
+        if (start >= a.steps) {
+            slm_model_free(m);
+            return cli_error(CLI_USAGE,
+                             "train: '%s' already finished step %d of %d (raise --steps)", resume,
+                             start, a.steps);
+        }
+        const slm_config *c = slm_model_config(m);
+        if (slm_tokenizer_load(c->tokenizer, a.out, c->vocab_size, &tok, err, sizeof err)) {
+            slm_model_free(m);
+            return cli_error(CLI_RUNTIME, "train: %s", err);
+        }
+    } else {
+        if (a.data.n == 0) return cli_error(CLI_USAGE, "train: no training data (--data FILE)");
+        if (!a.out) return cli_error(CLI_USAGE, "train: no output directory (--out DIR)");
+        if (tokenizer && (rc = parse_tokenizer(tokenizer, &a.tokenizer))) return rc;
+        if (a.dim % a.heads)
+            return cli_error(CLI_USAGE, "train: --dim (%d) must be a multiple of --heads (%d)",
+                             a.dim, a.heads);
+        if (a.warmup < 0) a.warmup = a.steps / 20;
+        if ((rc = start_run(&a, &m, &tok))) return rc;
+    }
+    train_data d;
+    rc = train_data_load(&a, tok, &d);
+    if (!rc) {
+        const slm_config *c = slm_model_config(m);
+        fprintf(stderr,
+                "slm: train: %d layers, %d heads, width %d, context %d, %.2fM parameters; %zu "
+                "training + %zu validation tokens; %s step %d of %d\n",
+                c->n_layer, c->n_head, c->n_embd, c->n_positions,
+                (double)slm_model_num_params(m) / 1e6, d.n_train, d.n - d.n_train,
+                start ? "resuming after" : "starting at", start ? start : 1, a.steps);
+        rc = train_loop(&a, m, &d, start);
+        train_data_free(&d);
+    }
+    slm_tokenizer_free(tok);
+    slm_model_free(m);
+    return rc;
+}

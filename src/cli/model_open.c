@@ -1,0 +1,68 @@
+#include "cli/model_open.h"
+
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int cli_open_model(const char *cmd, const char *dir, slm_model **model, slm_tokenizer **tok)
+{
+    char err[512];
+    slm_model *m = NULL;
+    if (!dir) return cli_error(CLI_USAGE, "%s: no model directory given (-m DIR)", cmd);
+    if (slm_model_load(dir, &m, err, sizeof err))
+        return cli_error(CLI_RUNTIME, "%s: %s", cmd, err);
+    if (tok) {
+        const slm_config *c = slm_model_config(m);
+        if (slm_tokenizer_load(c->tokenizer, dir, c->vocab_size, tok, err, sizeof err)) {
+            slm_model_free(m);
+            return cli_error(CLI_RUNTIME, "%s: %s", cmd, err);
+        }
+    }
+    if (model) *model = m;
+    else slm_model_free(m);
+    return 0;
+}
+
+int cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) return cli_error(CLI_RUNTIME, "%s: cannot open '%s': %s", cmd, path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (f != stdin) fclose(f);
+        return cli_error(CLI_RUNTIME, "%s: '%s' is a directory, not a file", cmd, path);
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        if (n == cap) {
+            char *bigger = cap < ((size_t)1 << 40) ? realloc(buf, 2 * cap + 1) : NULL;
+            if (!bigger) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int failed = !buf || ferror(f);
+    int saved = errno;
+    if (f != stdin) fclose(f);
+    if (failed) {
+        const char *why = buf ? strerror(saved) : "out of memory";
+        free(buf);
+        return cli_error(CLI_RUNTIME, "%s: cannot read '%s': %s", cmd, path, why);
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
+}

@@ -1,0 +1,16 @@
+/* Loading a model directory and its tokenizer for a subcommand, with the
+ * errors turned into "slm: ..." lines. */
+#ifndef SLM_CLI_MODEL_OPEN_H
+#define SLM_CLI_MODEL_OPEN_H
+
+#include "slm.h"
+
+/* Loads DIR's model and tokenizer (either out-pointer may be NULL to skip
+ * it). Returns 0 or CLI_RUNTIME after printing the error. */
+int cli_open_model(const char *cmd, const char *dir, slm_model **model, slm_tokenizer **tok);
+
+/* Reads all of a file ("-" = stdin) into a malloc'd buffer (NUL-terminated,
+ * *len bytes). Returns 0 or CLI_RUNTIME after printing the error. */
+int cli_read_file(const char *cmd, const char *path, char **data, size_t *len);
+
+#endif

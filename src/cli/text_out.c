@@ -1,0 +1,52 @@
+#include "cli/text_out.h"
+
+void text_out_init(text_out *t, FILE *f)
+{
+    t->f = f;
+    t->n_pending = 0;
+}
+
+/* Length of the UTF-8 sequence a lead byte announces; 0 for a byte that
+ * cannot start one (continuation bytes, 0xF8..0xFF). */
+static int sequence_length(unsigned char c)
+{
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if ((c & 0xF0) == 0xE0) return 3;
+    if (c >= 0xF0 && c <= 0xF4) return 4;
+    return 0;
+}
+
+static void push(text_out *t, unsigned char c)
+{
+    if (t->n_pending > 0 && (c & 0xC0) != 0x80) {
+        /* A broken sequence: give up on it and emit the bytes as they are. */
+        fwrite(t->pending, 1, (size_t)t->n_pending, t->f);
+        t->n_pending = 0;
+    }
+    if (t->n_pending == 0) {
+        int len = sequence_length(c);
+        if (len <= 1) {
+            fputc(c, t->f);
+            return;
+        }
+    }
+    t->pending[t->n_pending++] = c;
+    if (t->n_pending == sequence_length(t->pending[0])) {
+        fwrite(t->pending, 1, (size_t)t->n_pending, t->f);
+        t->n_pending = 0;
+    }
+}
+
+void text_out_write(text_out *t, const char *bytes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) push(t, (unsigned char)bytes[i]);
+    if (t->n_pending == 0) fflush(t->f);
+}
+
+void text_out_finish(text_out *t)
+{
+    if (t->n_pending) fwrite(t->pending, 1, (size_t)t->n_pending, t->f);
+    t->n_pending = 0;
+    fflush(t->f);
+}

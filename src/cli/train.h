@@ -1,0 +1,57 @@
+/* slm train: the pieces of a training run, shared by its files.
+ *   cmd_train.c         flags, --resume, wiring
+ *   train_data.c        text → cached tokens → train/val split → batches
+ *   train_loop.c        steps, progress bar, evaluation, log.jsonl, Ctrl-C
+ *   train_checkpoint.c  model dir + training_state.safetensors, atomically */
+#ifndef SLM_CLI_TRAIN_H
+#define SLM_CLI_TRAIN_H
+
+#include "cli/options.h"
+#include "slm.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Everything that defines a run; saved in the checkpoint so --resume can
+ * continue it with the same settings. */
+typedef struct {
+    cli_string_list data; /* text files ("-" = stdin)                        */
+    const char *out;      /* output directory                                */
+    int tokenizer;        /* SLM_TOKENIZER_*                                 */
+    int layers, heads, dim, context;
+    int batch, grad_accum, steps, warmup;
+    double lr, weight_decay, dropout, val_fraction, grad_clip;
+    uint64_t seed;
+    int eval_every, eval_batches, save_every;
+    int stop_after; /* 0 = run to --steps                                   */
+    int threads;
+} train_args;
+
+typedef struct {
+    int32_t *tokens; /* all tokens; train = [0, n_train), val = [n_train, n) */
+    size_t n, n_train;
+} train_data;
+
+/* Tokenizes the run's data (or reads DIR's cached token file when it matches
+ * the sources), then splits off the validation tail. 0 or a CLI exit code. */
+int train_data_load(const train_args *a, const slm_tokenizer *tok, train_data *d);
+void train_data_free(train_data *d);
+/* Fills inputs/targets [B][T] with windows for micro-batch `micro` of `step`:
+ * offsets are a pure function of (seed, step, micro), so a resumed run draws
+ * exactly the windows the uninterrupted run would have. */
+void train_data_batch(const train_data *d, const train_args *a, int step, int micro,
+                      int32_t *inputs, int32_t *targets);
+
+/* Writes DIR/{config.json, model.safetensors, training_state.safetensors}
+ * for the state after `step`. 0 or SLM_E* with err filled. */
+int train_checkpoint_save(const train_args *a, slm_model *m, int step, char *err,
+                          size_t errlen);
+/* Reads DIR's training state: the arguments of the run, its step, and a
+ * model with the parameters and AdamW moments of that step. */
+int train_checkpoint_load(const char *dir, train_args *a, slm_model **m, int *step, char *err,
+                          size_t errlen);
+
+/* Runs steps start+1 .. a->steps (or a->stop_after). 0 or a CLI exit code. */
+int train_loop(const train_args *a, slm_model *m, const train_data *d, int start);
+
+#endif
