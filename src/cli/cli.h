@@ -23,5 +23,11 @@ void cli_set_threads(int n);
 int cmd_mask(int argc, char **argv);
 int cmd_softmax(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 #endif

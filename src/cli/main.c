@@ -14,7 +14,13 @@ typedef struct {
 static const command commands[] = {
     {"mask", cmd_mask, "print the T×T causal mask (0 / -inf)"},
     {"softmax", cmd_softmax, "softmax of scores, optionally causally masked"},
-    {"bench", cmd_bench, "benchmarks: attention, gemm (tables or --json)"},
+    {"train", cmd_train, "train a GPT from scratch on text (or --resume a run)"},
+    {"generate", cmd_generate, "stream text from a model (KV cache)"},
+    {"eval", cmd_eval, "loss and perplexity of a model on a text file"},
+    {"tokenize", cmd_tokenize, "text → token ids"},
+    {"detokenize", cmd_detokenize, "token ids → text"},
+    {"info", cmd_info, "configuration, parameter count and files of a model"},
+    {"bench", cmd_bench, "benchmarks: attention, gemm, train, generate, tokenize"},
 };
 
 static void usage(FILE *f)
