@@ -71,9 +71,8 @@ static int parse_tokenizer(const char *s, int *kind)
 static int start_run(train_args *a, slm_model **m, slm_tokenizer **tok)
 {
     char err[512];
-    slm_config c = {a->layers, a->heads, a->dim, a->context, 256, 1e-5f, SLM_ACT_GELU_NEW,
-                    a->tokenizer, (float)a->dropout};
-    if (a->tokenizer == SLM_TOKENIZER_GPT2) c.vocab_size = 50257;
+    slm_config c;
+    train_config(a, &c);
     if (slm_config_validate(&c, err, sizeof err)) return cli_error(CLI_USAGE, "train: %s", err);
     if (slm_model_create(&c, a->seed, m, err, sizeof err))
         return cli_error(CLI_RUNTIME, "train: %s", err);
@@ -130,30 +129,27 @@ int cmd_train(int argc, char **argv)
 
     slm_model *m = NULL;
     slm_tokenizer *tok = NULL;
+    char *strings = NULL, err[512];
     int start = 0;
-    char err[512];
+    uint64_t saved_hash = 0;
     if (resume) {
         if (other_given)
             return cli_error(CLI_USAGE, "train: --resume takes only --steps, --stop-after and "
                                         "--threads (the rest comes from the checkpoint)");
         train_args saved;
-        if (train_checkpoint_load(resume, &saved, &m, &start, err, sizeof err))
+        if (train_checkpoint_load(resume, &saved, &strings, &m, &start, &saved_hash, err,
+                                  sizeof err))
             return cli_error(CLI_RUNTIME, "train: cannot resume from '%s': %s", resume, err);
         if (steps_given) saved.steps = a.steps;
         saved.stop_after = stop_given ? a.stop_after : 0;
         saved.threads = a.threads;
         a = saved;
-        if (start >= a.steps) {
-            slm_model_free(m);
-            return cli_error(CLI_USAGE,
-                             "train: '%s' already finished step %d of %d (raise --steps)", resume,
-                             start, a.steps);
-        }
         const slm_config *c = slm_model_config(m);
-        if (slm_tokenizer_load(c->tokenizer, a.out, c->vocab_size, &tok, err, sizeof err)) {
-            slm_model_free(m);
-            return cli_error(CLI_RUNTIME, "train: %s", err);
-        }
+        if (start >= a.steps)
+            rc = cli_error(CLI_USAGE, "train: '%s' already finished step %d of %d (raise --steps)",
+                           resume, start, a.steps);
+        else if (slm_tokenizer_load(c->tokenizer, a.out, c->vocab_size, &tok, err, sizeof err))
+            rc = cli_error(CLI_RUNTIME, "train: %s", err);
     } else {
         if (a.data.n == 0) return cli_error(CLI_USAGE, "train: no training data (--data FILE)");
         if (!a.out) return cli_error(CLI_USAGE, "train: no output directory (--out DIR)");
@@ -162,10 +158,16 @@ int cmd_train(int argc, char **argv)
             return cli_error(CLI_USAGE, "train: --dim (%d) must be a multiple of --heads (%d)",
                              a.dim, a.heads);
         if (a.warmup < 0) a.warmup = a.steps / 20;
-        if ((rc = start_run(&a, &m, &tok))) return rc;
+        rc = start_run(&a, &m, &tok);
     }
     train_data d;
-    rc = train_data_load(&a, tok, &d);
+    uint64_t data_hash = 0;
+    if (!rc) rc = train_data_load(&a, tok, slm_model_config(m)->vocab_size, &data_hash, &d);
+    if (!rc && resume && data_hash != saved_hash) {
+        rc = cli_error(CLI_RUNTIME, "train: the training data changed since '%s' was saved; "
+                                    "resuming would not continue the same run", resume);
+        train_data_free(&d);
+    }
     if (!rc) {
         const slm_config *c = slm_model_config(m);
         fprintf(stderr,
@@ -174,10 +176,11 @@ int cmd_train(int argc, char **argv)
                 c->n_layer, c->n_head, c->n_embd, c->n_positions,
                 (double)slm_model_num_params(m) / 1e6, d.n_train, d.n - d.n_train,
                 start ? "resuming after" : "starting at", start ? start : 1, a.steps);
-        rc = train_loop(&a, m, &d, start);
+        rc = train_loop(&a, m, &d, start, data_hash);
         train_data_free(&d);
     }
     slm_tokenizer_free(tok);
     slm_model_free(m);
+    free(strings);
     return rc;
 }

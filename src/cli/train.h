@@ -34,7 +34,8 @@ typedef struct {
 
 /* Tokenizes the run's data (or reads DIR's cached token file when it matches
  * the sources), then splits off the validation tail. 0 or a CLI exit code. */
-int train_data_load(const train_args *a, const slm_tokenizer *tok, train_data *d);
+int train_data_load(const train_args *a, const slm_tokenizer *tok, int vocab_size,
+                    uint64_t *source_hash, train_data *d);
 void train_data_free(train_data *d);
 /* Fills inputs/targets [B][T] with windows for micro-batch `micro` of `step`:
  * offsets are a pure function of (seed, step, micro), so a resumed run draws
@@ -42,16 +43,27 @@ void train_data_free(train_data *d);
 void train_data_batch(const train_data *d, const train_args *a, int step, int micro,
                       int32_t *inputs, int32_t *targets);
 
-/* Writes DIR/{config.json, model.safetensors, training_state.safetensors}
- * for the state after `step`. 0 or SLM_E* with err filled. */
-int train_checkpoint_save(const train_args *a, slm_model *m, int step, char *err,
-                          size_t errlen);
-/* Reads DIR's training state: the arguments of the run, its step, and a
+/* Creates the output directory (and, for gpt2, copies vocab.json and
+ * merges.txt into it). */
+int train_prepare_dir(const train_args *a, char *err, size_t errlen);
+
+/* The model config a run's arguments describe. */
+void train_config(const train_args *a, slm_config *c);
+
+/* Writes DIR/training_state.safetensors (parameters, AdamW moments, step,
+ * the run's arguments and the data's hash: a complete checkpoint in one
+ * atomic file), then DIR/config.json + DIR/model.safetensors for users.
+ * 0 or SLM_E* with err filled. */
+int train_checkpoint_save(const train_args *a, slm_model *m, int step, uint64_t data_hash,
+                          char *err, size_t errlen);
+/* Reads DIR/training_state.safetensors: the run's arguments (strings point
+ * into *strings, which the caller frees), its step and data hash, and a
  * model with the parameters and AdamW moments of that step. */
-int train_checkpoint_load(const char *dir, train_args *a, slm_model **m, int *step, char *err,
-                          size_t errlen);
+int train_checkpoint_load(const char *dir, train_args *a, char **strings, slm_model **m,
+                          int *step, uint64_t *data_hash, char *err, size_t errlen);
 
 /* Runs steps start+1 .. a->steps (or a->stop_after). 0 or a CLI exit code. */
-int train_loop(const train_args *a, slm_model *m, const train_data *d, int start);
+int train_loop(const train_args *a, slm_model *m, const train_data *d, int start,
+               uint64_t data_hash);
 
 #endif

@@ -1,7 +1,15 @@
+/*
+ * Training data: the text files are read and concatenated, tokenized once,
+ * and cached next to the output as DIR/train_data.tokens (uint16/uint32 ids
+ * with a header recording the tokenizer and a hash of the text, so a changed
+ * source is noticed). The last --val-fraction of the tokens is the
+ * validation split; training windows are drawn at random from the rest.
+ */
 #include "cli/cli.h"
 #include "cli/model_open.h"
 #include "cli/train.h"
 #include "core/rng.h"
+#include "io/atomic_file.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,58 +18,95 @@
 void train_data_free(train_data *d)
 {
     free(d->tokens);
-    d->tokens = NULL;
-    d->n = d->n_train = 0;
+    memset(d, 0, sizeof *d);
 }
 
-/* Appends the tokens of one file to d. */
-static int append_file(const char *path, const slm_tokenizer *tok, train_data *d, size_t *cap)
+/* All data files, concatenated into one malloc'd buffer. */
+static int read_sources(const train_args *a, char **text, size_t *len)
 {
-    char *text = NULL, err[512];
-    size_t len = 0, n = 0;
-    int32_t *ids = NULL;
-    int rc = cli_read_file("train", path, &text, &len);
-    if (rc) return rc;
-    if (slm_tokenizer_encode(tok, text, len, &ids, &n, err, sizeof err)) {
-        free(text);
-        return cli_error(CLI_RUNTIME, "train: %s: %s", path, err);
-    }
-    free(text);
-    if (d->n + n > *cap) {
-        size_t want = (d->n + n) * 2;
-        int32_t *bigger = realloc(d->tokens, want * sizeof *bigger);
-        if (!bigger) {
-            free(ids);
-            return cli_error(CLI_RUNTIME, "train: out of memory for %zu tokens", d->n + n);
+    char *all = NULL;
+    size_t n = 0;
+    for (int i = 0; i < a->data.n; i++) {
+        char *part;
+        size_t part_len;
+        int rc = cli_read_file("train", a->data.items[i], &part, &part_len);
+        if (rc) {
+            free(all);
+            return rc;
         }
-        d->tokens = bigger;
-        *cap = want;
+        char *bigger = realloc(all, n + part_len + 1);
+        if (!bigger) {
+            free(part);
+            free(all);
+            return cli_error(CLI_RUNTIME, "train: out of memory reading the data");
+        }
+        all = bigger;
+        memcpy(all + n, part, part_len);
+        n += part_len;
+        all[n] = '\0';
+        free(part);
     }
-    memcpy(d->tokens + d->n, ids, n * sizeof *ids);
-    d->n += n;
-    free(ids);
+    *text = all;
+    *len = n;
     return 0;
 }
 
-int train_data_load(const train_args *a, const slm_tokenizer *tok, train_data *d)
+/* Tokens from the cache when it matches meta, else by tokenizing (and
+ * refreshing the cache). */
+static int tokens_for(const train_args *a, const slm_tokenizer *tok, const char *text, size_t len,
+                      const slm_token_meta *meta, train_data *d)
+{
+    char err[512];
+    char *cache = slm_path_join(a->out, "train_data.tokens");
+    if (!cache) return cli_error(CLI_RUNTIME, "train: out of memory");
+    slm_token_meta found;
+    if (slm_token_file_read(cache, &d->tokens, &d->n, &found, err, sizeof err) == SLM_OK) {
+        if (!memcmp(&found, meta, sizeof found)) {
+            free(cache);
+            return 0;
+        }
+        free(d->tokens);
+        d->tokens = NULL;
+    }
+    if (slm_tokenizer_encode(tok, text, len, &d->tokens, &d->n, err, sizeof err) ||
+        slm_token_file_write(cache, d->tokens, d->n, meta, err, sizeof err)) {
+        free(cache);
+        return cli_error(CLI_RUNTIME, "train: %s", err);
+    }
+    free(cache);
+    return 0;
+}
+
+int train_data_load(const train_args *a, const slm_tokenizer *tok, int vocab_size,
+                    uint64_t *source_hash, train_data *d)
 {
     memset(d, 0, sizeof *d);
-    size_t cap = 0;
-    for (int i = 0; i < a->data.n; i++) {
-        int rc = append_file(a->data.items[i], tok, d, &cap);
-        if (rc) {
-            train_data_free(d);
-            return rc;
-        }
+    char *text;
+    size_t len;
+    int rc = read_sources(a, &text, &len);
+    if (rc) return rc;
+    if (len == 0) {
+        free(text);
+        return cli_error(CLI_RUNTIME, "train: the training data is empty");
     }
+    slm_token_meta meta;
+    memset(&meta, 0, sizeof meta);
+    meta.tokenizer = a->tokenizer;
+    meta.vocab_size = vocab_size;
+    meta.source_size = len;
+    meta.source_hash = slm_hash64(text, len);
+    *source_hash = meta.source_hash;
+    rc = tokens_for(a, tok, text, len, &meta, d);
+    free(text);
+    if (rc) return rc;
     size_t need = (size_t)a->context + 1;
     size_t n_val = (size_t)((double)d->n * a->val_fraction);
     if (a->val_fraction > 0 && n_val < need) n_val = need;
     if (d->n < need + n_val) {
-        int rc = cli_error(CLI_RUNTIME,
-                           "train: the data has %zu tokens; a context of %d needs at least %zu "
-                           "(%zu for training + %zu for validation)",
-                           d->n, a->context, need + n_val, need, n_val);
+        rc = cli_error(CLI_RUNTIME,
+                       "train: the data has %zu tokens; a context of %d needs at least %zu "
+                       "(%zu for training + %zu for validation)",
+                       d->n, a->context, need + n_val, need, n_val);
         train_data_free(d);
         return rc;
     }
@@ -75,7 +120,7 @@ void train_data_batch(const train_data *d, const train_args *a, int step, int mi
     slm_rng r;
     slm_rng_seed(&r, a->seed ^ ((uint64_t)step << 20) ^ (uint64_t)micro ^ 0x5eed0fda7aULL);
     int T = a->context;
-    uint64_t starts = d->n_train - (size_t)T; /* windows need T+1 tokens */
+    uint64_t starts = d->n_train - (size_t)T; /* a window needs T+1 tokens */
     for (int b = 0; b < a->batch; b++) {
         size_t s = (size_t)slm_rng_below(&r, starts);
         memcpy(inputs + (size_t)b * T, d->tokens + s, (size_t)T * sizeof *inputs);

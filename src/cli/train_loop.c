@@ -152,15 +152,16 @@ static int train_step(const train_args *a, slm_model *m, const train_data *d, in
     return 0;
 }
 
-static int save(const train_args *a, slm_model *m, int step)
+static int save(const train_args *a, slm_model *m, int step, uint64_t data_hash)
 {
     char err[512];
-    if (train_checkpoint_save(a, m, step, err, sizeof err))
+    if (train_checkpoint_save(a, m, step, data_hash, err, sizeof err))
         return cli_error(CLI_RUNTIME, "train: saving the checkpoint of step %d: %s", step, err);
     return 0;
 }
 
-int train_loop(const train_args *a, slm_model *m, const train_data *d, int start)
+int train_loop(const train_args *a, slm_model *m, const train_data *d, int start,
+               uint64_t data_hash)
 {
     size_t bt = (size_t)a->batch * a->context;
     int32_t *in = malloc(bt * sizeof *in), *tgt = malloc(bt * sizeof *tgt);
@@ -179,11 +180,13 @@ int train_loop(const train_args *a, slm_model *m, const train_data *d, int start
     progress p = {isatty(STDERR_FILENO), now_seconds(), start, NAN};
     int end = a->stop_after && a->stop_after < a->steps ? a->stop_after : a->steps;
     int step = start, saved_step = start;
+    float last_loss = NAN;
     double t_prev = now_seconds();
     while (!rc && step < end && !stop_requested) {
         float loss, norm = 0.0f, lr;
         if ((rc = train_step(a, m, d, step + 1, in, tgt, &loss, &norm, &lr))) break;
         step++;
+        last_loss = loss;
         double t = now_seconds(), tok_s = (double)bt * a->grad_accum / (t - t_prev);
         t_prev = t;
         int eval_now = a->eval_every > 0 && (step % a->eval_every == 0 || step == a->steps);
@@ -195,12 +198,17 @@ int train_loop(const train_args *a, slm_model *m, const train_data *d, int start
         fflush(log);
         progress_draw(&p, a, step, loss, tok_s, 0);
         if ((a->save_every > 0 && step % a->save_every == 0) || step == end) {
-            if ((rc = save(a, m, step))) break;
+            if ((rc = save(a, m, step, data_hash))) break;
             saved_step = step;
         }
     }
-    if (!rc && step != saved_step && (rc = save(a, m, step)) == 0) saved_step = step;
+    if (!rc && step != saved_step && (rc = save(a, m, step, data_hash)) == 0) saved_step = step;
     if (p.tty) fputc('\n', stderr);
+    if (!rc && step > start) {
+        printf("step %d: train loss %.4f", step, last_loss);
+        if (!isnan(p.last_val)) printf(", validation loss %.4f", p.last_val);
+        printf("; checkpoint in %s\n", a->out);
+    }
     if (!rc && stop_requested)
         fprintf(stderr, "slm: train: interrupted; saved step %d in %s (continue with: slm train "
                         "--resume %s)\n", saved_step, a->out, a->out);

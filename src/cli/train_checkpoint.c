@@ -1,0 +1,265 @@
+/*
+ * Checkpoints of a training run.
+ *
+ * DIR/training_state.safetensors is the whole checkpoint in one atomically
+ * replaced file: parameters, AdamW moments, the step, the run's arguments
+ * and the data's hash. It is written first; DIR/config.json and
+ * DIR/model.safetensors (the Hugging Face model other tools read) follow. A
+ * crash at any moment therefore leaves a complete training state — at worst
+ * one step older or newer than the model files — and --resume rewrites the
+ * model files from it.
+ */
+#include "cli/train.h"
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/json.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATE_FILE "training_state.safetensors"
+#define STATE_FORMAT "slm-training-state"
+
+/* The numeric arguments of a run, by name, for saving and restoring. */
+typedef struct {
+    const char *name;
+    int is_double;
+    size_t offset;
+} arg_field;
+
+static const arg_field fields[] = {
+    {"tokenizer", 0, offsetof(train_args, tokenizer)},
+    {"layers", 0, offsetof(train_args, layers)},
+    {"heads", 0, offsetof(train_args, heads)},
+    {"dim", 0, offsetof(train_args, dim)},
+    {"context", 0, offsetof(train_args, context)},
+    {"batch", 0, offsetof(train_args, batch)},
+    {"grad_accum", 0, offsetof(train_args, grad_accum)},
+    {"steps", 0, offsetof(train_args, steps)},
+    {"warmup", 0, offsetof(train_args, warmup)},
+    {"eval_every", 0, offsetof(train_args, eval_every)},
+    {"eval_batches", 0, offsetof(train_args, eval_batches)},
+    {"save_every", 0, offsetof(train_args, save_every)},
+    {"lr", 1, offsetof(train_args, lr)},
+    {"weight_decay", 1, offsetof(train_args, weight_decay)},
+    {"dropout", 1, offsetof(train_args, dropout)},
+    {"val_fraction", 1, offsetof(train_args, val_fraction)},
+    {"grad_clip", 1, offsetof(train_args, grad_clip)},
+};
+#define N_FIELDS (sizeof fields / sizeof *fields)
+
+void train_config(const train_args *a, slm_config *c)
+{
+    *c = (slm_config){a->layers, a->heads,        a->dim,      a->context,
+                      256,       1e-5f,           SLM_ACT_GELU_NEW, a->tokenizer,
+                      (float)a->dropout};
+    if (a->tokenizer == SLM_TOKENIZER_GPT2) c->vocab_size = 50257;
+}
+
+/* Where the bundled GPT-2 vocabulary lives: $SLM_DATA_DIR, else the
+ * checkout's data/ (compiled in). */
+static const char *data_dir(void)
+{
+    const char *env = getenv("SLM_DATA_DIR");
+    return env && *env ? env : SLM_DATA_DIR;
+}
+
+static int copy_file(const char *from, const char *to, char *err, size_t errlen)
+{
+    char *buf;
+    size_t len;
+    int rc = slm_read_file(from, (size_t)64 << 20, &buf, &len, err, errlen);
+    if (rc) return rc;
+    rc = slm_atomic_write(to, buf, len, err, errlen);
+    free(buf);
+    return rc;
+}
+
+int train_prepare_dir(const train_args *a, char *err, size_t errlen)
+{
+    int rc = slm_mkdir_p(a->out, err, errlen);
+    if (rc || a->tokenizer != SLM_TOKENIZER_GPT2) return rc;
+    const char *files[2] = {"vocab.json", "merges.txt"};
+    for (int i = 0; i < 2 && !rc; i++) {
+        char from[4096];
+        snprintf(from, sizeof from, "%s/gpt2/%s", data_dir(), files[i]);
+        char *to = slm_path_join(a->out, files[i]);
+        rc = to ? copy_file(from, to, err, errlen) : slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+        free(to);
+    }
+    return rc;
+}
+
+/* The run's arguments as one JSON object (a metadata string). */
+static int args_to_json(const train_args *a, char **out, char *err, size_t errlen)
+{
+    slm_json_writer w;
+    slm_jw_init(&w, 0);
+    slm_jw_begin_object(&w);
+    slm_jw_key(&w, "data", 4);
+    slm_jw_begin_array(&w);
+    for (int i = 0; i < a->data.n; i++) slm_jw_string(&w, a->data.items[i], strlen(a->data.items[i]));
+    slm_jw_end_array(&w);
+    slm_jw_key(&w, "seed", 4);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)a->seed);
+    slm_jw_string(&w, seed, strlen(seed));
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        const char *p = (const char *)a + fields[i].offset;
+        slm_jw_key(&w, fields[i].name, strlen(fields[i].name));
+        if (fields[i].is_double) slm_jw_double(&w, *(const double *)p);
+        else slm_jw_int(&w, *(const int *)p);
+    }
+    slm_jw_end_object(&w);
+    size_t len;
+    return slm_jw_finish(&w, out, &len, err, errlen);
+}
+
+int train_checkpoint_save(const train_args *a, slm_model *m, int step, uint64_t data_hash,
+                          char *err, size_t errlen)
+{
+    float *mom1 = slm_model_adam_state(m, 0), *mom2 = slm_model_adam_state(m, 1);
+    if (!mom1 || !mom2) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    char *args = NULL, *path = slm_path_join(a->out, STATE_FILE);
+    int rc = path ? args_to_json(a, &args, err, errlen)
+                  : slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    if (!rc) {
+        char step_s[32], hash_s[32];
+        snprintf(step_s, sizeof step_s, "%d", step);
+        snprintf(hash_s, sizeof hash_s, "%016llx", (unsigned long long)data_hash);
+        const char *meta[] = {"format", STATE_FORMAT, "version", "1", "step", step_s,
+                              "data_hash", hash_s, "args", args};
+        int64_t shape[1] = {(int64_t)slm_model_num_params(m)};
+        slm_safetensors_entry t[3] = {
+            {"params", SLM_DTYPE_F32, 1, shape, slm_model_params(m)},
+            {"adam.m", SLM_DTYPE_F32, 1, shape, mom1},
+            {"adam.v", SLM_DTYPE_F32, 1, shape, mom2},
+        };
+        rc = slm_safetensors_save(path, t, 3, meta, 5, err, errlen);
+    }
+    if (!rc) rc = slm_model_save(m, a->out, err, errlen);
+    free(args);
+    free(path);
+    return rc;
+}
+
+/* Copies the strings the arguments need (data paths, DIR) into one block. */
+static int keep_strings(const slm_json_value *data, const char *dir, train_args *a,
+                        char **strings, char *err, size_t errlen)
+{
+    size_t total = strlen(dir) + 1;
+    slm_json_iter it = slm_json_iterate(data);
+    const slm_json_value *k, *v;
+    while (slm_json_next(&it, &k, &v)) {
+        if (v->type != SLM_JSON_STRING || a->data.n >= CLI_MAX_LIST)
+            return slm_fail(err, errlen, SLM_EFORMAT, "bad data list in the training state");
+        total += v->len + 1;
+        a->data.n++;
+    }
+    char *block = malloc(total), *p = block;
+    if (!block) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    it = slm_json_iterate(data);
+    for (int i = 0; slm_json_next(&it, &k, &v); i++) {
+        memcpy(p, v->u.str, v->len + 1);
+        a->data.items[i] = p;
+        p += v->len + 1;
+    }
+    strcpy(p, dir);
+    a->out = p;
+    *strings = block;
+    return SLM_OK;
+}
+
+static int args_from_json(const char *json, const char *dir, train_args *a, char **strings,
+                          char *err, size_t errlen)
+{
+    slm_json doc;
+    int rc = slm_json_parse(json, strlen(json), STATE_FILE " args", &doc, err, errlen);
+    if (rc) return rc;
+    memset(a, 0, sizeof *a);
+    const slm_json_value *root = slm_json_root(&doc), *data = slm_json_get(root, "data");
+    const slm_json_value *seed = slm_json_get(root, "seed");
+    rc = SLM_OK;
+    if (!data || data->type != SLM_JSON_ARRAY || !seed || seed->type != SLM_JSON_STRING)
+        rc = slm_fail(err, errlen, SLM_EFORMAT, STATE_FILE ": arguments lack data or seed");
+    else
+        a->seed = strtoull(seed->u.str, NULL, 10);
+    for (size_t i = 0; i < N_FIELDS && !rc; i++) {
+        const slm_json_value *v = slm_json_get(root, fields[i].name);
+        int64_t iv;
+        char *p = (char *)a + fields[i].offset;
+        if (!v || v->type != SLM_JSON_NUMBER)
+            rc = slm_fail(err, errlen, SLM_EFORMAT, STATE_FILE ": argument '%s' missing",
+                          fields[i].name);
+        else if (fields[i].is_double)
+            *(double *)p = slm_json_number(v);
+        else if (!slm_json_int(v, &iv) || iv < 0 || iv > 0x7fffffff)
+            rc = slm_fail(err, errlen, SLM_EFORMAT, STATE_FILE ": argument '%s' is not a count",
+                          fields[i].name);
+        else
+            *(int *)p = (int)iv;
+    }
+    if (!rc) rc = keep_strings(data, dir, a, strings, err, errlen);
+    slm_json_free(&doc);
+    return rc;
+}
+
+/* Reads one [n] F32 tensor of the state into dst. */
+static int read_vector(const slm_safetensors *f, const char *name, float *dst, size_t n,
+                       char *err, size_t errlen)
+{
+    const slm_safetensors_tensor *t = slm_safetensors_find(f, name);
+    if (!t || t->dtype != SLM_DTYPE_F32 || t->numel != n)
+        return slm_fail(err, errlen, SLM_EFORMAT,
+                        STATE_FILE ": tensor '%s' is missing or does not match the model", name);
+    return slm_safetensors_read(f, t, SLM_DTYPE_F32, 0, n, dst, err, errlen);
+}
+
+int train_checkpoint_load(const char *dir, train_args *a, char **strings, slm_model **m,
+                          int *step, uint64_t *data_hash, char *err, size_t errlen)
+{
+    *m = NULL;
+    *strings = NULL;
+    char *path = slm_path_join(dir, STATE_FILE);
+    slm_safetensors *f = NULL;
+    int rc = path ? slm_safetensors_open(path, &f, err, errlen)
+                  : slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    free(path);
+    if (rc) return rc;
+    const char *format = slm_safetensors_metadata(f, "format");
+    const char *step_s = slm_safetensors_metadata(f, "step");
+    const char *hash_s = slm_safetensors_metadata(f, "data_hash");
+    const char *args = slm_safetensors_metadata(f, "args");
+    char *end = NULL;
+    long s = step_s ? strtol(step_s, &end, 10) : -1;
+    if (!format || strcmp(format, STATE_FORMAT) || !args || !hash_s || !end || *end || s < 0) {
+        slm_safetensors_close(f);
+        return slm_fail(err, errlen, SLM_EFORMAT, STATE_FILE " is not an slm training state");
+    }
+    *step = (int)s;
+    *data_hash = strtoull(hash_s, NULL, 16);
+    rc = args_from_json(args, dir, a, strings, err, errlen);
+    slm_config c;
+    if (!rc) {
+        train_config(a, &c);
+        rc = slm_model_create(&c, 0, m, err, errlen);
+    }
+    if (!rc) {
+        size_t n = slm_model_num_params(*m);
+        float *mom1 = slm_model_adam_state(*m, 0), *mom2 = slm_model_adam_state(*m, 1);
+        rc = !mom1 || !mom2 ? slm_fail(err, errlen, SLM_ENOMEM, "out of memory")
+                            : read_vector(f, "params", slm_model_params(*m), n, err, errlen);
+        if (!rc) rc = read_vector(f, "adam.m", mom1, n, err, errlen);
+        if (!rc) rc = read_vector(f, "adam.v", mom2, n, err, errlen);
+    }
+    slm_safetensors_close(f);
+    if (rc) {
+        slm_model_free(*m);
+        *m = NULL;
+        free(*strings);
+        *strings = NULL;
+    }
+    return rc;
+}
