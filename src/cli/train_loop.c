@@ -189,7 +189,7 @@ int train_loop(const train_args *a, slm_model *m, const train_data *d, int start
         last_loss = loss;
         double t = now_seconds(), tok_s = (double)bt * a->grad_accum / (t - t_prev);
         t_prev = t;
-        int eval_now = a->eval_every > 0 && (step % a->eval_every == 0 || step == a->steps);
+        int eval_now = (a->eval_every > 0 && step % a->eval_every == 0) || step == a->steps;
         if (eval_now && (rc = validation_loss(a, m, d, in, tgt, &p.last_val))) break;
         fprintf(log, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6g,\"tok_s\":%.1f", step,
                 loss, lr, norm, tok_s);
