@@ -114,19 +114,31 @@ static const attn_shape dropout_shapes[] = {
 };
 
 /* Defines test_NAME_reference/_flash/_auto, each calling NAME(impl). */
-#define PER_IMPL(fn)                                                                       \
-    static void test_##fn##_reference(void) { fn(SLM_ATTN_REFERENCE); }                    \
-    static void test_##fn##_flash(void) { fn(SLM_ATTN_FLASH); }                            \
-    static void test_##fn##_auto(void) { fn(SLM_ATTN_AUTO); }
-#define RUN_PER_IMPL(fn)                                                                   \
-    do {                                                                                   \
-        RUN(test_##fn##_reference);                                                        \
-        RUN(test_##fn##_flash);                                                            \
-        RUN(test_##fn##_auto);                                                             \
+#define PER_IMPL(fn)                                                                               \
+    static void test_##fn##_reference(void)                                                        \
+    {                                                                                              \
+        fn(SLM_ATTN_REFERENCE);                                                                    \
+    }                                                                                              \
+    static void test_##fn##_flash(void)                                                            \
+    {                                                                                              \
+        fn(SLM_ATTN_FLASH);                                                                        \
+    }                                                                                              \
+    static void test_##fn##_auto(void)                                                             \
+    {                                                                                              \
+        fn(SLM_ATTN_AUTO);                                                                         \
+    }
+#define RUN_PER_IMPL(fn)                                                                           \
+    do {                                                                                           \
+        RUN(test_##fn##_reference);                                                                \
+        RUN(test_##fn##_flash);                                                                    \
+        RUN(test_##fn##_auto);                                                                     \
     } while (0)
 
-#define SHAPE_TEST(fn, table)                                                              \
-    static void fn(int impl) { check_shapes(impl, table, N(table)); }                      \
+#define SHAPE_TEST(fn, table)                                                                      \
+    static void fn(int impl)                                                                       \
+    {                                                                                              \
+        check_shapes(impl, table, N(table));                                                       \
+    }                                                                                              \
     PER_IMPL(fn)
 
 SHAPE_TEST(causal_matches_f64, causal_shapes)
@@ -174,7 +186,8 @@ static void fully_masked_rows(int impl)
         CHECK(all_zero(c.out, half_q), "padded batch: out not 0");
         CHECK(all_zero(c.dq, half_q) && all_zero(c.dk, half_k) && all_zero(c.dv, half_k),
               "padded batch: gradient not 0");
-        for (size_t r = 0; r < half_l; r++) CHECK(c.lse[r] == -INFINITY, "lse[%zu]=%g", r, c.lse[r]);
+        for (size_t r = 0; r < half_l; r++)
+            CHECK(c.lse[r] == -INFINITY, "lse[%zu]=%g", r, c.lse[r]);
         for (int h = 0; h < s.H; h++)
             for (int i = 1; i < s.Tq; i += s.Tq - 2) { /* rows 1 and Tq-1 */
                 size_t row = ((size_t)(s.H + h) * s.Tq + i);
@@ -199,7 +212,8 @@ static void large_scores_stay_finite(int impl)
         CHECK(0, "out of memory");
         return;
     }
-    for (size_t e = 0; e < c.nq; e++) c.q[e] *= 5.0f;
+    for (size_t e = 0; e < c.nq; e++)
+        c.q[e] *= 5.0f;
     attn_case_widen(&c);
     attn_case_run64(&c);
     int rc = attn_case_run(&c, impl);
@@ -225,8 +239,8 @@ static void forward_without_lse(int impl)
     slm_attn_opts o = attn_case_opts(&c, impl);
     float *out2 = malloc(c.nq * sizeof *out2);
     int rc1 = slm_attention_forward(&o, 1, 2, 17, 17, 32, c.q, c.k, c.v, c.out, c.lse);
-    int rc2 = out2 ? slm_attention_forward(&o, 1, 2, 17, 17, 32, c.q, c.k, c.v, out2, NULL)
-                   : SLM_ENOMEM;
+    int rc2 =
+        out2 ? slm_attention_forward(&o, 1, 2, 17, 17, 32, c.q, c.k, c.v, out2, NULL) : SLM_ENOMEM;
     CHECK(rc1 == SLM_OK && rc2 == SLM_OK, "%s returned %s / %s", attn_impl_name(impl),
           slm_strerror(rc1), slm_strerror(rc2));
     if (rc1 == SLM_OK && rc2 == SLM_OK)
@@ -250,8 +264,10 @@ static void arm(arg_bufs *a)
 {
     float *outs[] = {a->out, a->dq, a->dk, a->dv};
     for (int t = 0; t < 4; t++)
-        for (int e = 0; e < ANQ; e++) outs[t][e] = SENTINEL;
-    for (int e = 0; e < ANL; e++) a->lse[e] = SENTINEL;
+        for (int e = 0; e < ANQ; e++)
+            outs[t][e] = SENTINEL;
+    for (int e = 0; e < ANL; e++)
+        a->lse[e] = SENTINEL;
 }
 
 static int untouched(const arg_bufs *a)
@@ -282,8 +298,7 @@ static void expect_rejected(arg_bufs *a, const slm_attn_opts *o, const int sz[5]
         if (!passes[bw]) continue;
         arm(a);
         int rc = bw ? slm_attention_backward(o, sz[0], sz[1], sz[2], sz[3], sz[4], in[0], in[1],
-                                             in[2], in[3], in[4], in[5], outp[1], outp[2],
-                                             outp[3])
+                                             in[2], in[3], in[4], in[5], outp[1], outp[2], outp[3])
                     : slm_attention_forward(o, sz[0], sz[1], sz[2], sz[3], sz[4], in[0], in[1],
                                             in[2], outp[0], lsep);
         CHECK(want_einval ? rc == SLM_EINVAL : rc < 0, "%s %s: %s returned %d", what,
@@ -354,19 +369,38 @@ static void invalid_arguments_write_nothing(int impl)
 }
 PER_IMPL(invalid_arguments_write_nothing)
 
+/* SPEC §2: flash uses O(Tq+Tk) extra memory per thread, the reference
+ * O(Tq·Tk). Quadrupling T must at most quadruple flash's workspace (plus
+ * slack for per-thread constants) and stay far below one score matrix. */
+static void test_flash_workspace_is_linear_in_T(void)
+{
+    for (int backward = 0; backward <= 1; backward++) {
+        size_t w1 = slm_attention_workspace_bytes(SLM_ATTN_FLASH, 4, 12, 2048, 2048, 64, backward);
+        size_t w4 = slm_attention_workspace_bytes(SLM_ATTN_FLASH, 4, 12, 8192, 8192, 64, backward);
+        size_t ref =
+            slm_attention_workspace_bytes(SLM_ATTN_REFERENCE, 4, 12, 8192, 8192, 64, backward);
+        CHECK(w1 > 0 && w4 > 0, "backward=%d: flash reports no workspace (%zu, %zu)", backward, w1,
+              w4);
+        CHECK(w4 <= 4 * w1 + 4096, "backward=%d: T 2048→8192 grows workspace %zu→%zu bytes",
+              backward, w1, w4);
+        CHECK(ref >= (size_t)8192 * 8192 * sizeof(float), "reference workspace %zu", ref);
+        CHECK(w4 < ref / 16, "backward=%d: flash %zu bytes vs reference %zu", backward, w4, ref);
+    }
+    CHECK(slm_attention_workspace_bytes(SLM_ATTN_FLASH, 0, 1, 1, 1, 1, 0) == 0, "invalid size");
+}
+
 static void test_strerror_names_every_code(void)
 {
-    const int codes[] = {SLM_OK,       SLM_EINVAL,   SLM_ENOMEM,       SLM_EIO,
-                         SLM_EFORMAT,  SLM_ERANGE,   SLM_ENUMERIC,     SLM_EINTERRUPTED,
-                         SLM_EUNSUPPORTED};
+    const int codes[] = {SLM_OK,     SLM_EINVAL,   SLM_ENOMEM,       SLM_EIO,         SLM_EFORMAT,
+                         SLM_ERANGE, SLM_ENUMERIC, SLM_EINTERRUPTED, SLM_EUNSUPPORTED};
     const char *unknown = slm_strerror(-1000);
     CHECK(unknown && strcmp(unknown, "unknown error") == 0, "strerror(-1000) = %s", unknown);
     for (size_t i = 0; i < N(codes); i++) {
         const char *s = slm_strerror(codes[i]);
         CHECK(s && *s && strcmp(s, unknown) != 0, "code %d has no text", codes[i]);
         for (size_t j = 0; j < i; j++)
-            CHECK(strcmp(s, slm_strerror(codes[j])) != 0, "codes %d and %d share '%s'",
-                  codes[i], codes[j], s);
+            CHECK(strcmp(s, slm_strerror(codes[j])) != 0, "codes %d and %d share '%s'", codes[i],
+                  codes[j], s);
     }
     const int others[] = {1, 42, -9, INT_MIN, INT_MAX};
     for (size_t i = 0; i < N(others); i++)
@@ -394,6 +428,7 @@ int main(void)
     RUN_PER_IMPL(large_scores_stay_finite);
     RUN_PER_IMPL(forward_without_lse);
     RUN_PER_IMPL(invalid_arguments_write_nothing);
+    RUN(test_flash_workspace_is_linear_in_T);
     RUN(test_strerror_names_every_code);
     RUN(test_version_is_semver);
     return test_summary();

@@ -16,15 +16,24 @@
 #include <string.h>
 
 #define N(a) (sizeof(a) / sizeof *(a))
-#define PER_IMPL(fn)                                                                       \
-    static void test_##fn##_reference(void) { fn(SLM_ATTN_REFERENCE); }                    \
-    static void test_##fn##_flash(void) { fn(SLM_ATTN_FLASH); }                            \
-    static void test_##fn##_auto(void) { fn(SLM_ATTN_AUTO); }
-#define RUN_PER_IMPL(fn)                                                                   \
-    do {                                                                                   \
-        RUN(test_##fn##_reference);                                                        \
-        RUN(test_##fn##_flash);                                                            \
-        RUN(test_##fn##_auto);                                                             \
+#define PER_IMPL(fn)                                                                               \
+    static void test_##fn##_reference(void)                                                        \
+    {                                                                                              \
+        fn(SLM_ATTN_REFERENCE);                                                                    \
+    }                                                                                              \
+    static void test_##fn##_flash(void)                                                            \
+    {                                                                                              \
+        fn(SLM_ATTN_FLASH);                                                                        \
+    }                                                                                              \
+    static void test_##fn##_auto(void)                                                             \
+    {                                                                                              \
+        fn(SLM_ATTN_AUTO);                                                                         \
+    }
+#define RUN_PER_IMPL(fn)                                                                           \
+    do {                                                                                           \
+        RUN(test_##fn##_reference);                                                                \
+        RUN(test_##fn##_flash);                                                                    \
+        RUN(test_##fn##_auto);                                                                     \
     } while (0)
 
 static const attn_shape fd_shapes[] = {
@@ -42,7 +51,8 @@ static double loss64(const attn_case *c, double *scratch)
     ref64_opts o = attn_case_opts64(c);
     ref64_forward(&o, c->q64, c->k64, c->v64, scratch, NULL);
     double l = 0.0;
-    for (size_t e = 0; e < c->nq; e++) l += c->dout64[e] * scratch[e];
+    for (size_t e = 0; e < c->nq; e++)
+        l += c->dout64[e] * scratch[e];
     return l;
 }
 
@@ -94,8 +104,8 @@ static void test_f64_gradients_match_finite_differences(void)
             for (int t = 0; t < 3; t++) {
                 fd_grad(&c, x[t], n[t], fd, scratch);
                 double e = max_err64(g[t], fd, n[t], 1e-6, 1e-8);
-                CHECK(e <= 1.0, "%s: %s off by %.3g× (rtol 1e-6, atol 1e-8)",
-                      fd_shapes[s].name, names[t], e);
+                CHECK(e <= 1.0, "%s: %s off by %.3g× (rtol 1e-6, atol 1e-8)", fd_shapes[s].name,
+                      names[t], e);
             }
         } else {
             CHECK(0, "out of memory");
@@ -190,7 +200,8 @@ static int dropout_pattern(attn_case *c, int impl, float p, uint64_t seed)
     if (attn_case_init(c, &s, 1)) return SLM_ENOMEM;
     memset(c->q, 0, c->nq * sizeof(float));
     memset(c->k, 0, c->nk * sizeof(float));
-    for (size_t e = 0; e < c->nk; e++) c->v[e] = (e / DT) % DT == e % DT ? 1.0f : 0.0f;
+    for (size_t e = 0; e < c->nk; e++)
+        c->v[e] = (e / DT) % DT == e % DT ? 1.0f : 0.0f;
     slm_attn_opts o = attn_case_opts(c, impl);
     return slm_attention_forward(&o, s.B, s.H, s.Tq, s.Tk, s.D, c->q, c->k, c->v, c->out, NULL);
 }
@@ -201,8 +212,7 @@ static void dropout_rate_and_mask(int impl)
     for (size_t t = 0; t < N(ps); t++) {
         attn_case c;
         int rc = dropout_pattern(&c, impl, ps[t], 2024 + t);
-        CHECK(rc == SLM_OK, "p=%g: %s returned %s", ps[t], attn_impl_name(impl),
-              slm_strerror(rc));
+        CHECK(rc == SLM_OK, "p=%g: %s returned %s", ps[t], attn_impl_name(impl), slm_strerror(rc));
         if (rc == SLM_OK) {
             ref64_opts o = attn_case_opts64(&c);
             double keep = 1.0 / (DT * (1.0 - ps[t]));
@@ -219,10 +229,9 @@ static void dropout_rate_and_mask(int impl)
                         }
             double n = 2.0 * 2 * DT * DT, frac = dropped / n;
             double sigma = sqrt(ps[t] * (1.0 - ps[t]) / n);
-            CHECK(fabs(frac - ps[t]) <= 3.0 * sigma, "p=%g: dropped %.4f (3σ = %.4f)", ps[t],
-                  frac, 3 * sigma);
-            CHECK(wrong == 0, "p=%g: %zu elements dropped differently from the hash", ps[t],
-                  wrong);
+            CHECK(fabs(frac - ps[t]) <= 3.0 * sigma, "p=%g: dropped %.4f (3σ = %.4f)", ps[t], frac,
+                  3 * sigma);
+            CHECK(wrong == 0, "p=%g: %zu elements dropped differently from the hash", ps[t], wrong);
             CHECK(bad_value == 0, "p=%g: %zu survivors not scaled by 1/(1-p)", ps[t], bad_value);
         }
         attn_case_free(&c);
@@ -234,7 +243,8 @@ PER_IMPL(dropout_rate_and_mask)
 static double pattern_diff(const float *a, const float *b)
 {
     size_t n = 0;
-    for (size_t e = 0; e < (size_t)DT * DT; e++) n += (a[e] == 0.0f) != (b[e] == 0.0f);
+    for (size_t e = 0; e < (size_t)DT * DT; e++)
+        n += (a[e] == 0.0f) != (b[e] == 0.0f);
     return (double)n / (DT * DT);
 }
 

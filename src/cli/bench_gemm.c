@@ -128,8 +128,8 @@ static void run_gemm(const blis_lib *blis, const gemm_size *s, const float *A, c
                      float *C)
 {
     if (!blis) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->M, s->N, s->K, 1.0f, A, s->K,
-                    B, s->N, 0.0f, C, s->N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->M, s->N, s->K, 1.0f, A, s->K, B,
+                    s->N, 0.0f, C, s->N);
     } else {
         const float one = 1.0f, zero = 0.0f;
         blis->sgemm(0, 0, s->M, s->N, s->K, &one, A, s->K, 1, B, s->N, 1, &zero, C, s->N, 1);
@@ -152,8 +152,8 @@ static double time_gemm(const blis_lib *blis, const gemm_size *s, const float *A
     return best;
 }
 
-static void report(int json, const char *impl, const char *kernel, const gemm_size *s,
-                   int threads, double sec)
+static void report(int json, const char *impl, const char *kernel, const gemm_size *s, int threads,
+                   double sec)
 {
     double ms = sec * 1e3, gflops = 2.0 * s->M * s->N * (double)s->K / sec * 1e-9;
     if (json)
@@ -161,8 +161,8 @@ static void report(int json, const char *impl, const char *kernel, const gemm_si
                "\"K\":%d,\"threads\":%d,\"ms\":%.9g,\"gflops\":%.9g}\n",
                impl, kernel, s->M, s->N, s->K, threads, ms, gflops);
     else
-        printf("%-9s %-10s %5d %5d %5d %7d %10.3f %9.1f\n", impl, kernel, s->M, s->N, s->K,
-               threads, ms, gflops);
+        printf("%-9s %-10s %5d %5d %5d %7d %10.3f %9.1f\n", impl, kernel, s->M, s->N, s->K, threads,
+               ms, gflops);
     fflush(stdout);
 }
 
@@ -237,8 +237,10 @@ static int bench_sizes(const gemm_size *sizes, int n_sizes, int threads, int rep
             sec = time_gemm(blis, s, A, B, C2, repeat);
             double diff = rel_diff(C2, C, c);
             if (diff > 1e-4)
-                rc = cli_error(CLI_RUNTIME, "bench gemm: BLIS and OpenBLAS disagree (%.3g) at "
-                               "%dx%dx%d", diff, s->M, s->N, s->K);
+                rc = cli_error(CLI_RUNTIME,
+                               "bench gemm: BLIS and OpenBLAS disagree (%.3g) at "
+                               "%dx%dx%d",
+                               diff, s->M, s->N, s->K);
             else
                 report(json, "blis", blis->arch, s, threads, sec);
         }
@@ -284,7 +286,8 @@ int bench_gemm(int argc, char **argv)
     }
     if (!n_sizes) {
         const int def[] = {256, 1024, 2048};
-        for (int i = 0; i < 3; i++) sizes[n_sizes++] = (gemm_size){def[i], def[i], def[i]};
+        for (int i = 0; i < 3; i++)
+            sizes[n_sizes++] = (gemm_size){def[i], def[i], def[i]};
     }
     if (threads == 0) threads = omp_get_num_procs();
     omp_set_num_threads((int)threads);
@@ -296,22 +299,21 @@ int bench_gemm(int argc, char **argv)
         const char *coretype = getenv("OPENBLAS_CORETYPE");
         printf("sgemm C = A·B, float32, row-major; best of the timed calls\n");
         printf("OpenBLAS: kernel %s (OPENBLAS_CORETYPE=%s), threads %d\n          config: %s\n",
-               openblas_get_corename(), coretype ? coretype : "(unset)",
-               openblas_get_num_threads(), openblas_get_config());
+               openblas_get_corename(), coretype ? coretype : "(unset)", openblas_get_num_threads(),
+               openblas_get_config());
         if (have_blis)
             printf("BLIS %s: sub-configuration %s, threads %ld (%s)\n", blis.version, blis.arch,
                    threads, blis.path);
         else
-            printf("BLIS: %s: OpenBLAS only\n", BLIS_USABLE ? "not found (no libblis.so)"
-                                                            : "skipped in a sanitizer build");
+            printf("BLIS: %s: OpenBLAS only\n",
+                   BLIS_USABLE ? "not found (no libblis.so)" : "skipped in a sanitizer build");
         printf("\n%-9s %-10s %5s %5s %5s %7s %10s %9s\n", "impl", "kernel", "M", "N", "K",
                "threads", "ms", "GFLOP/s");
     } else if (!have_blis) {
         fprintf(stderr, "slm: bench gemm: BLIS %s, OpenBLAS only\n",
                 BLIS_USABLE ? "not found (no libblis.so)" : "skipped in a sanitizer build");
     }
-    int rc = bench_sizes(sizes, n_sizes, (int)threads, (int)repeat, json,
-                         have_blis ? &blis : NULL);
+    int rc = bench_sizes(sizes, n_sizes, (int)threads, (int)repeat, json, have_blis ? &blis : NULL);
     /* BLIS stays loaded until exit: its thread-local state lives on in
      * libgomp's worker threads, and unloading it under them is unsafe. */
     return rc;

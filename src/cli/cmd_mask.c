@@ -7,10 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *help = "usage: slm mask [--threads N] T\n\n"
-                          "Prints the T×T causal mask, one row per line: entry (i,j) is 0 when\n"
-                          "token i may attend to token j (j <= i) and -inf when j is in its future.\n"
-                          "T is 1 to 4096.\n";
+static const char *help =
+    "usage: slm mask [--threads N] T\n\n"
+    "Prints the T×T causal mask, one row per line: entry (i,j) is 0 when\n"
+    "token i may attend to token j (j <= i) and -inf when j is in its future.\n"
+    "T is 1 to 4096.\n";
 
 #define MASK_MAX_T 4096
 
@@ -32,8 +33,8 @@ int cmd_mask(int argc, char **argv)
         } else if (!strncmp(argv[a], "--", 2)) {
             return cli_error(CLI_USAGE, "mask: unknown option '%s' (try --help)", argv[a]);
         } else if (t_arg) {
-            return cli_error(CLI_USAGE, "mask: expected one argument T, got '%s' and '%s'",
-                             t_arg, argv[a]);
+            return cli_error(CLI_USAGE, "mask: expected one argument T, got '%s' and '%s'", t_arg,
+                             argv[a]);
         } else {
             t_arg = argv[a];
         }
@@ -41,8 +42,8 @@ int cmd_mask(int argc, char **argv)
     if (!t_arg) return cli_error(CLI_USAGE, "mask: missing argument T (try --help)");
     long T;
     if (cli_parse_int(t_arg, 1, MASK_MAX_T, &T))
-        return cli_error(CLI_USAGE, "mask: T must be an integer from 1 to %d, got '%s'",
-                         MASK_MAX_T, t_arg);
+        return cli_error(CLI_USAGE, "mask: T must be an integer from 1 to %d, got '%s'", MASK_MAX_T,
+                         t_arg);
     float *m = malloc((size_t)T * (size_t)T * sizeof *m);
     if (!m) return cli_error(CLI_RUNTIME, "mask: out of memory");
     slm_causal_mask((int)T, (int)T, m);

@@ -67,8 +67,7 @@ int cmd_softmax(int argc, char **argv)
     if (!causal && row >= 0)
         return cli_error(CLI_USAGE, "softmax: --row only makes sense with --causal");
     if (causal && row >= n)
-        return cli_error(CLI_USAGE, "softmax: --row %ld is past the last score (%d given)", row,
-                         n);
+        return cli_error(CLI_USAGE, "softmax: --row %ld is past the last score (%d given)", row, n);
     float *s = malloc((size_t)n * sizeof *s);
     if (!s) return cli_error(CLI_RUNTIME, "softmax: out of memory");
     for (int j = 0; j < n; j++)
@@ -80,9 +79,11 @@ int cmd_softmax(int argc, char **argv)
         }
     /* Adding row `row` of the causal mask: -inf for every future position. */
     if (causal)
-        for (int j = (int)row + 1; j < n; j++) s[j] = -INFINITY;
+        for (int j = (int)row + 1; j < n; j++)
+            s[j] = -INFINITY;
     slm_softmax(s, n);
-    for (int j = 0; j < n; j++) printf(j ? " %.4f" : "%.4f", s[j]);
+    for (int j = 0; j < n; j++)
+        printf(j ? " %.4f" : "%.4f", s[j]);
     putchar('\n');
     free(s);
     return CLI_OK;

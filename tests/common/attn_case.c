@@ -79,10 +79,11 @@ void attn_case_widen(attn_case *c)
 
 void attn_case_free(attn_case *c)
 {
-    void *all[] = {c->mask, c->kv_len, c->q,   c->k,     c->v,     c->dout,  c->out,
-                   c->lse,  c->dq,     c->dk,  c->dv,    c->q64,   c->k64,   c->v64,
-                   c->dout64, c->out64, c->lse64, c->dq64, c->dk64, c->dv64};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
+    void *all[] = {c->mask,   c->kv_len, c->q,     c->k,    c->v,    c->dout, c->out,
+                   c->lse,    c->dq,     c->dk,    c->dv,   c->q64,  c->k64,  c->v64,
+                   c->dout64, c->out64,  c->lse64, c->dq64, c->dk64, c->dv64};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        free(all[i]);
     memset(c, 0, sizeof *c);
 }
 
@@ -123,7 +124,8 @@ void attn_case_run64(attn_case *c)
 
 static void fill_nan(float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) x[i] = NAN;
+    for (size_t i = 0; i < n; i++)
+        x[i] = NAN;
 }
 
 int attn_case_run(attn_case *c, int impl)
@@ -135,11 +137,11 @@ int attn_case_run(attn_case *c, int impl)
     fill_nan(c->dq, c->nq);
     fill_nan(c->dk, c->nk);
     fill_nan(c->dv, c->nk);
-    int rc = slm_attention_forward(&o, s->B, s->H, s->Tq, s->Tk, s->D, c->q, c->k, c->v,
-                                   c->out, c->lse);
+    int rc =
+        slm_attention_forward(&o, s->B, s->H, s->Tq, s->Tk, s->D, c->q, c->k, c->v, c->out, c->lse);
     if (rc) return rc;
-    return slm_attention_backward(&o, s->B, s->H, s->Tq, s->Tk, s->D, c->q, c->k, c->v,
-                                  c->out, c->lse, c->dout, c->dq, c->dk, c->dv);
+    return slm_attention_backward(&o, s->B, s->H, s->Tq, s->Tk, s->D, c->q, c->k, c->v, c->out,
+                                  c->lse, c->dout, c->dq, c->dk, c->dv);
 }
 
 double attn_max_abs(const double *x, size_t n)

@@ -38,9 +38,9 @@ typedef struct {
     size_t nq, nk, nl; /* elements of q/out/dq, k/v/dk/dv, lse */
     float *mask;
     int *kv_len;
-    float *q, *k, *v, *dout;            /* inputs                        */
-    float *out, *lse, *dq, *dk, *dv;    /* library outputs               */
-    double *q64, *k64, *v64, *dout64;   /* the same inputs, widened      */
+    float *q, *k, *v, *dout;                    /* inputs                        */
+    float *out, *lse, *dq, *dk, *dv;            /* library outputs               */
+    double *q64, *k64, *v64, *dout64;           /* the same inputs, widened      */
     double *out64, *lse64, *dq64, *dk64, *dv64; /* float64 reference     */
 } attn_case;
 

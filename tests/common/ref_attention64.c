@@ -14,7 +14,8 @@
 
 void ref64_widen(const float *x, double *y, size_t n)
 {
-    for (size_t i = 0; i < n; i++) y[i] = x[i];
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i];
 }
 
 static double resolved_scale(const ref64_opts *o)
@@ -33,8 +34,8 @@ double ref64_dropout_factor(const ref64_opts *o, int b, int h, int i, int j)
 /* Scores of query row i of head (b,h) into s[Tk]; invisible keys get -inf.
  * Returns lse_i (-inf if no key is visible) and turns s into P_i·(row has
  * keys), i.e. s[j] = exp(s_j - lse_i), 0 where invisible. */
-static double row_probs(const ref64_opts *o, int b, const double *qi, const double *K,
-                        int i, double *s)
+static double row_probs(const ref64_opts *o, int b, const double *qi, const double *K, int i,
+                        double *s)
 {
     const int Tk = o->Tk, D = o->D;
     const double scale = resolved_scale(o);
@@ -50,18 +51,22 @@ static double row_probs(const ref64_opts *o, int b, const double *qi, const doub
             continue;
         }
         double dot = 0.0;
-        for (int d = 0; d < D; d++) dot += qi[d] * K[(size_t)j * D + d];
+        for (int d = 0; d < D; d++)
+            dot += qi[d] * K[(size_t)j * D + d];
         s[j] = scale * dot + add;
         if (s[j] > m) m = s[j];
     }
     if (m == -INFINITY) {
-        for (int j = 0; j < Tk; j++) s[j] = 0.0;
+        for (int j = 0; j < Tk; j++)
+            s[j] = 0.0;
         return -INFINITY;
     }
     double sum = 0.0;
-    for (int j = 0; j < Tk; j++) sum += s[j] == -INFINITY ? 0.0 : exp(s[j] - m);
+    for (int j = 0; j < Tk; j++)
+        sum += s[j] == -INFINITY ? 0.0 : exp(s[j] - m);
     double lse = m + log(sum);
-    for (int j = 0; j < Tk; j++) s[j] = s[j] == -INFINITY ? 0.0 : exp(s[j] - lse);
+    for (int j = 0; j < Tk; j++)
+        s[j] = s[j] == -INFINITY ? 0.0 : exp(s[j] - lse);
     return lse;
 }
 
@@ -83,7 +88,8 @@ void ref64_forward(const ref64_opts *o, const double *q, const double *k, const 
                     double acc = 0.0;
                     for (int j = 0; j < Tk; j++)
                         if (p[j] != 0.0)
-                            acc += p[j] * ref64_dropout_factor(o, b, h, i, j) * V[(size_t)j * D + d];
+                            acc +=
+                                p[j] * ref64_dropout_factor(o, b, h, i, j) * V[(size_t)j * D + d];
                     O[(size_t)i * D + d] = acc;
                 }
             }
@@ -122,10 +128,12 @@ void ref64_backward(const ref64_opts *o, const double *q, const double *k, const
                 double rowsum = 0.0;
                 for (int j = 0; j < Tk; j++) {
                     double z = ref64_dropout_factor(o, b, h, i, j), g = 0.0;
-                    for (int d = 0; d < D; d++) g += gi[d] * V[(size_t)j * D + d];
+                    for (int d = 0; d < D; d++)
+                        g += gi[d] * V[(size_t)j * D + d];
                     dp[j] = z * g;
                     rowsum += p[j] * dp[j];
-                    for (int d = 0; d < D; d++) dV[(size_t)j * D + d] += p[j] * z * gi[d];
+                    for (int d = 0; d < D; d++)
+                        dV[(size_t)j * D + d] += p[j] * z * gi[d];
                 }
                 for (int j = 0; j < Tk; j++) {
                     double ds = p[j] * (dp[j] - rowsum);
