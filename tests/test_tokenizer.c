@@ -38,7 +38,8 @@ static void check_encode(const slm_tokenizer *t, const char *s, size_t n, const 
     if (rc) return;
     if (nw >= 0) {
         int same = k == (size_t)nw;
-        for (size_t i = 0; same && i < k; i++) same = ids[i] == want[i];
+        for (size_t i = 0; same && i < k; i++)
+            same = ids[i] == want[i];
         if (!same) {
             char got[256] = "";
             for (size_t i = 0, o = 0; i < k && o < 200; i++)
@@ -172,13 +173,19 @@ static void test_pretokenize_splits(void)
         {"abc123 456", "abc/123/ 456"},
         {"Hello,   world!  \n\n  Bye.  ", "Hello/,/  / world/!/  \n\n / Bye/./  "},
         {"<|endoftext|>", "<|/endoftext/|>"},
-        {"a\xc2\xa0" "b", "a/\xc2\xa0/b"},               /* NBSP is \s, alone before b */
-        {"a \xc2\x85" "b", "a/ /\xc2\x85/b"},            /* U+0085 is White_Space */
-        {"a \xef\xbb\xbf" "b", "a/ \xef\xbb\xbf/b"},     /* U+FEFF is not */
-        {"e\xcc\x81le", "e/\xcc\x81/le"},                /* combining mark: neither L nor N */
+        {"a\xc2\xa0"
+         "b",
+         "a/\xc2\xa0/b"}, /* NBSP is \s, alone before b */
+        {"a \xc2\x85"
+         "b",
+         "a/ /\xc2\x85/b"}, /* U+0085 is White_Space */
+        {"a \xef\xbb\xbf"
+         "b",
+         "a/ \xef\xbb\xbf/b"},            /* U+FEFF is not */
+        {"e\xcc\x81le", "e/\xcc\x81/le"}, /* combining mark: neither L nor N */
         {"\xe4\xb8\xad\xe6\x96\x87 \xe6\x96\x87", "\xe4\xb8\xad\xe6\x96\x87/ \xe6\x96\x87"},
-        {"x\xff\xfe y", "x/\xff\xfe/ y"},                /* invalid bytes are OTHER */
-        {"!\xed\xa0\x80!", "!\xed\xa0\x80!"},            /* an encoded surrogate too */
+        {"x\xff\xfe y", "x/\xff\xfe/ y"},     /* invalid bytes are OTHER */
+        {"!\xed\xa0\x80!", "!\xed\xa0\x80!"}, /* an encoded surrogate too */
         {" \xc0", " \xc0"},
         {"", ""},
     };
@@ -195,15 +202,15 @@ static void test_unicode_classes(void)
         uint32_t cp;
         int cls;
     } cases[] = {
-        {'A', TOK_UC_LETTER},    {0xE9, TOK_UC_LETTER},     {0x01C5, TOK_UC_LETTER}, /* Lt */
-        {0x02B0, TOK_UC_LETTER}, {0x4E2D, TOK_UC_LETTER},   {0x10D50, TOK_UC_LETTER}, /* 16.0 */
-        {'7', TOK_UC_NUMBER},    {0x0663, TOK_UC_NUMBER},   {0x00BD, TOK_UC_NUMBER}, /* No */
-        {0x216B, TOK_UC_NUMBER}, {0x1FBF0, TOK_UC_NUMBER},  {' ', TOK_UC_SPACE},
-        {'\t', TOK_UC_SPACE},    {0x0B, TOK_UC_SPACE},      {0x85, TOK_UC_SPACE},
-        {0xA0, TOK_UC_SPACE},    {0x2028, TOK_UC_SPACE},    {0x3000, TOK_UC_SPACE},
-        {0x1C, TOK_UC_OTHER},    {0xFEFF, TOK_UC_OTHER},    {0x200B, TOK_UC_OTHER},
-        {0x180E, TOK_UC_OTHER},  {0x0301, TOK_UC_OTHER},    {0x1F642, TOK_UC_OTHER},
-        {'\'', TOK_UC_OTHER},    {0x10FFFF, TOK_UC_OTHER},  {0x110000, TOK_UC_OTHER},
+        {'A', TOK_UC_LETTER},    {0xE9, TOK_UC_LETTER},    {0x01C5, TOK_UC_LETTER},  /* Lt */
+        {0x02B0, TOK_UC_LETTER}, {0x4E2D, TOK_UC_LETTER},  {0x10D50, TOK_UC_LETTER}, /* 16.0 */
+        {'7', TOK_UC_NUMBER},    {0x0663, TOK_UC_NUMBER},  {0x00BD, TOK_UC_NUMBER},  /* No */
+        {0x216B, TOK_UC_NUMBER}, {0x1FBF0, TOK_UC_NUMBER}, {' ', TOK_UC_SPACE},
+        {'\t', TOK_UC_SPACE},    {0x0B, TOK_UC_SPACE},     {0x85, TOK_UC_SPACE},
+        {0xA0, TOK_UC_SPACE},    {0x2028, TOK_UC_SPACE},   {0x3000, TOK_UC_SPACE},
+        {0x1C, TOK_UC_OTHER},    {0xFEFF, TOK_UC_OTHER},   {0x200B, TOK_UC_OTHER},
+        {0x180E, TOK_UC_OTHER},  {0x0301, TOK_UC_OTHER},   {0x1F642, TOK_UC_OTHER},
+        {'\'', TOK_UC_OTHER},    {0x10FFFF, TOK_UC_OTHER}, {0x110000, TOK_UC_OTHER},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         CHECK(tok_unicode_class(cases[i].cp) == cases[i].cls, "U+%04X: class %d, want %d",
@@ -229,15 +236,14 @@ static void test_utf8_decoder(void)
         {"\xed\xa0\x80", 1, TOK_UTF8_INVALID},     /* surrogate D800 */
         {"\xf4\x90\x80\x80", 1, TOK_UTF8_INVALID}, /* > U+10FFFF */
         {"\xf8\x88\x80\x80", 1, TOK_UTF8_INVALID},
-        {"\x80", 1, TOK_UTF8_INVALID},             /* lone continuation */
-        {"\xe4\xb8", 1, TOK_UTF8_INVALID},         /* truncated */
-        {"\xe4\xb8x", 1, TOK_UTF8_INVALID},        /* bad continuation */
+        {"\x80", 1, TOK_UTF8_INVALID},      /* lone continuation */
+        {"\xe4\xb8", 1, TOK_UTF8_INVALID},  /* truncated */
+        {"\xe4\xb8x", 1, TOK_UTF8_INVALID}, /* bad continuation */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         uint32_t cp = 0;
         int n = tok_utf8_decode((const uint8_t *)cases[i].s, strlen(cases[i].s), &cp);
-        CHECK(n == cases[i].len && cp == cases[i].cp, "case %zu: len %d cp %X", i, n,
-              (unsigned)cp);
+        CHECK(n == cases[i].len && cp == cases[i].cp, "case %zu: len %d cp %X", i, n, (unsigned)cp);
     }
 }
 
@@ -247,10 +253,10 @@ static void test_gpt2_tricky_ids(void)
 {
     slm_tokenizer *t = gpt2(0);
     if (!t) return;
-#define CASE(text, ...)                                                                    \
-    do {                                                                                   \
-        static const int32_t w[] = {__VA_ARGS__};                                          \
-        check_encode(t, text, sizeof text - 1, w, (int)(sizeof w / sizeof *w));            \
+#define CASE(text, ...)                                                                            \
+    do {                                                                                           \
+        static const int32_t w[] = {__VA_ARGS__};                                                  \
+        check_encode(t, text, sizeof text - 1, w, (int)(sizeof w / sizeof *w));                    \
     } while (0)
     CASE("  leading", 220, 3756);
     CASE("a  b", 64, 220, 275);
@@ -271,9 +277,15 @@ static void test_gpt2_tricky_ids(void)
          105, 99);
     CASE("\xf0\x9f\x99\x82\xf0\x9f\x9a\x80", 8582, 25081, 8582, 248, 222);
     CASE("e\xcc\x81le\xcc\x81ve", 68, 136, 223, 293, 136, 223, 303);
-    CASE("a \xc2\x85" "b", 64, 220, 126, 227, 65);
-    CASE("a \xef\xbb\xbf" "b", 64, 27332, 119, 123, 65);
-    CASE("a\xe3\x80\x80\xe3\x80\x80" "b", 64, 5099, 222, 5099, 222, 65);
+    CASE("a \xc2\x85"
+         "b",
+         64, 220, 126, 227, 65);
+    CASE("a \xef\xbb\xbf"
+         "b",
+         64, 27332, 119, 123, 65);
+    CASE("a\xe3\x80\x80\xe3\x80\x80"
+         "b",
+         64, 5099, 222, 5099, 222, 65);
     CASE("Hello,   world!  \n\n  Bye.  ", 15496, 11, 220, 220, 995, 0, 220, 220, 628, 220, 47843,
          13, 220, 220);
     /* Plain text, never the special token. */
@@ -289,12 +301,41 @@ static void test_gpt2_tricky_ids(void)
  * bytes, lead/continuation soup, valid text with invalid bytes mixed in. */
 static size_t random_bytes(slm_rng *r, char *s, size_t max)
 {
-    static const char *pieces[] = {
-        " ", "  ", "\n", "\t", "\r\n", "'s", "'t", "'", "a", "the", " word", "7", "42", ".",
-        "\xc2\xa0", "\xe3\x80\x80", "\xc2\x85", "\xef\xbb\xbf", "\xcc\x81", "\xe4\xb8\xad",
-        "\xf0\x9f\x99\x82", "\xed\xa0\x80", "\xed\xbf\xbf", "\xc0\x80", "\xe0\x80\xaf",
-        "\xf4\x90\x80\x80", "\x80", "\xbf", "\xff", "\xfe", "\xc3", "\xe4\xb8", "\xf0\x9f\x99",
-        "", "<|endoftext|>"};
+    static const char *pieces[] = {" ",
+                                   "  ",
+                                   "\n",
+                                   "\t",
+                                   "\r\n",
+                                   "'s",
+                                   "'t",
+                                   "'",
+                                   "a",
+                                   "the",
+                                   " word",
+                                   "7",
+                                   "42",
+                                   ".",
+                                   "\xc2\xa0",
+                                   "\xe3\x80\x80",
+                                   "\xc2\x85",
+                                   "\xef\xbb\xbf",
+                                   "\xcc\x81",
+                                   "\xe4\xb8\xad",
+                                   "\xf0\x9f\x99\x82",
+                                   "\xed\xa0\x80",
+                                   "\xed\xbf\xbf",
+                                   "\xc0\x80",
+                                   "\xe0\x80\xaf",
+                                   "\xf4\x90\x80\x80",
+                                   "\x80",
+                                   "\xbf",
+                                   "\xff",
+                                   "\xfe",
+                                   "\xc3",
+                                   "\xe4\xb8",
+                                   "\xf0\x9f\x99",
+                                   "",
+                                   "<|endoftext|>"};
     size_t n = slm_rng_below(r, max + 1), k = 0;
     int mode = (int)slm_rng_below(r, 3);
     while (k < n) {
@@ -342,7 +383,7 @@ static void test_gpt2_round_trip_random_unicode(void)
         while (n + 4 <= want) {
             uint32_t cp;
             switch (slm_rng_below(&r, 4)) {
-            case 0: cp = (uint32_t)" \n\t'sa1"[slm_rng_below(&r, 7)]; break;
+            case 0: cp = (uint32_t) " \n\t'sa1"[slm_rng_below(&r, 7)]; break;
             case 1: cp = (uint32_t)slm_rng_below(&r, 0x800); break;
             case 2: cp = (uint32_t)slm_rng_below(&r, 0x10000); break;
             default: cp = (uint32_t)slm_rng_below(&r, 0x110000); break;
@@ -394,7 +435,8 @@ static void test_gpt2_cache_consistency(void)
             continue;
         }
         text[n++] = ' ';
-        for (int i = 0; i < LEN; i++) text[n++] = (char)('a' + slm_rng_below(&r, 26));
+        for (int i = 0; i < LEN; i++)
+            text[n++] = (char)('a' + slm_rng_below(&r, 26));
         (void)start;
     }
     int rc = slm_tokenizer_encode(t, text, n, &all, &n_all, NULL, 0);
@@ -463,7 +505,8 @@ static void test_byte_tokenizer(void)
     CHECK(rc == 0, "load byte: %s", err);
     if (rc) return;
     char s[512];
-    for (int i = 0; i < 512; i++) s[i] = (char)(i * 7 + 3);
+    for (int i = 0; i < 512; i++)
+        s[i] = (char)(i * 7 + 3);
     int32_t *ids = NULL;
     size_t n = 0;
     CHECK(slm_tokenizer_encode(t, s, 512, &ids, &n, NULL, 0) == 0 && n == 512, "encode");

@@ -76,10 +76,12 @@ def main():
     w(f" * OTHER. {len(rs)} ranges: " + ", ".join(f"{n} {k[7:].lower()}" for k, n in
                                                   sorted(counts.items())) + ". */\n")
     w('#include "tokenizer/unicode.h"\n\n')
+    w("// clang-format off\n")
     w("const tok_unicode_range tok_unicode_ranges[] = {\n")
     for i in range(0, len(rs), 3):
         w("    " + " ".join(f"{{0x{a:04X}, 0x{b:04X}, {c}}}," for a, b, c in rs[i:i + 3]) + "\n")
-    w("};\n\n")
+    w("};\n")
+    w("// clang-format on\n\n")
     w("const size_t tok_unicode_n_ranges = sizeof tok_unicode_ranges / sizeof *tok_unicode_ranges;\n")
 
 

@@ -73,21 +73,33 @@ static int read_kjv(char **buf, size_t *len)
 static int synthetic_text(size_t target, char **buf, size_t *len)
 {
     static const char *words[] = {
-        "the", "of", "and", "to", "a", "in", "that", "is", "was", "he", "for", "it", "with",
-        "as", "his", "on", "be", "at", "by", "I", "this", "had", "not", "are", "but", "from",
-        "or", "have", "an", "they", "which", "one", "you", "were", "her", "all", "she", "there",
-        "would", "their", "we", "him", "been", "has", "when", "who", "will", "more", "no", "if",
-        "out", "so", "said", "what", "up", "its", "about", "into", "than", "them", "can",
-        "only", "other", "new", "some", "could", "time", "these", "two", "may", "then", "do",
-        "first", "any", "my", "now", "such", "like", "our", "over", "man", "me", "even", "most",
-        "made", "after", "also", "did", "many", "before", "must", "through", "back", "years",
-        "where", "much", "your", "way", "well", "down", "should", "because", "each", "just",
-        "those", "people", "Mr.", "how", "too", "little", "state", "good", "very", "make",
-        "world", "still", "own", "see", "men", "work", "long", "get", "here", "between",
-        "both", "life", "being", "under", "never", "day", "same", "another", "know", "while",
-        "last", "might", "us", "great", "old", "year", "off", "come", "since", "against", "go",
-        "came", "right", "used", "take", "three", "doesn't", "tokenizer", "attention",
-        "transformer", "probability", "unbelievably", "mountains", "government", "children"};
+        "the",       "of",         "and",       "to",          "a",           "in",
+        "that",      "is",         "was",       "he",          "for",         "it",
+        "with",      "as",         "his",       "on",          "be",          "at",
+        "by",        "I",          "this",      "had",         "not",         "are",
+        "but",       "from",       "or",        "have",        "an",          "they",
+        "which",     "one",        "you",       "were",        "her",         "all",
+        "she",       "there",      "would",     "their",       "we",          "him",
+        "been",      "has",        "when",      "who",         "will",        "more",
+        "no",        "if",         "out",       "so",          "said",        "what",
+        "up",        "its",        "about",     "into",        "than",        "them",
+        "can",       "only",       "other",     "new",         "some",        "could",
+        "time",      "these",      "two",       "may",         "then",        "do",
+        "first",     "any",        "my",        "now",         "such",        "like",
+        "our",       "over",       "man",       "me",          "even",        "most",
+        "made",      "after",      "also",      "did",         "many",        "before",
+        "must",      "through",    "back",      "years",       "where",       "much",
+        "your",      "way",        "well",      "down",        "should",      "because",
+        "each",      "just",       "those",     "people",      "Mr.",         "how",
+        "too",       "little",     "state",     "good",        "very",        "make",
+        "world",     "still",      "own",       "see",         "men",         "work",
+        "long",      "get",        "here",      "between",     "both",        "life",
+        "being",     "under",      "never",     "day",         "same",        "another",
+        "know",      "while",      "last",      "might",       "us",          "great",
+        "old",       "year",       "off",       "come",        "since",       "against",
+        "go",        "came",       "right",     "used",        "take",        "three",
+        "doesn't",   "tokenizer",  "attention", "transformer", "probability", "unbelievably",
+        "mountains", "government", "children"};
     const size_t nw = sizeof words / sizeof *words;
     char *b = malloc(target + 64);
     if (!b) return -1;
@@ -173,8 +185,8 @@ int bench_tokenize(int argc, char **argv)
 
     int is_byte = !strcmp(kind, "byte");
     slm_tokenizer *t;
-    int rc = slm_tokenizer_load(is_byte ? SLM_TOKENIZER_BYTE : SLM_TOKENIZER_GPT2, dir, 0, &t,
-                                err, sizeof err);
+    int rc = slm_tokenizer_load(is_byte ? SLM_TOKENIZER_BYTE : SLM_TOKENIZER_GPT2, dir, 0, &t, err,
+                                sizeof err);
     if (rc) {
         free(text);
         return cli_error(CLI_RUNTIME, "bench tokenize: %s", err);

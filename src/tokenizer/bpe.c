@@ -9,8 +9,8 @@
  *      skipped by checking the symbol's current pair rank. O(n log n) in the
  *      piece length n, so a megabyte of one letter stays fast.
  */
-#include "core/error.h"
 #include "tokenizer/bpe.h"
+#include "core/error.h"
 #include "tokenizer/pretokenize.h"
 
 #include <stdlib.h>
@@ -98,8 +98,7 @@ static inline int emit(bpe_encoder *e, int32_t id)
 
 /* ---- cache ---------------------------------------------------------- */
 
-static const cache_slot *cache_find(const bpe_encoder *e, const uint8_t *p, size_t n,
-                                    uint64_t h)
+static const cache_slot *cache_find(const bpe_encoder *e, const uint8_t *p, size_t n, uint64_t h)
 {
     if (!e->slots) return NULL;
     h |= 1; /* 0 marks an empty slot */
@@ -131,7 +130,8 @@ static void cache_put(bpe_encoder *e, const uint8_t *p, size_t n, uint64_t h, co
     }
     h |= 1;
     uint32_t i = (uint32_t)h & (CACHE_SLOTS - 1);
-    while (e->slots[i].hash) i = (i + 1) & (CACHE_SLOTS - 1);
+    while (e->slots[i].hash)
+        i = (i + 1) & (CACHE_SLOTS - 1);
     cache_slot *s = &e->slots[i];
     s->hash = h;
     s->key_off = (uint32_t)e->keys_used;
@@ -176,8 +176,7 @@ static uint64_t heap_pop(uint64_t *heap, size_t *n)
 }
 
 /* Sets the pair rank of symbol i (with its next) and queues the pair. */
-static void queue_pair(const bpe_model *m, sym *s, int32_t n, int32_t i, uint64_t *heap,
-                       size_t *hn)
+static void queue_pair(const bpe_model *m, sym *s, int32_t n, int32_t i, uint64_t *heap, size_t *hn)
 {
     s[i].rank = BPE_NO_RANK;
     if (s[i].next >= n) return;
@@ -215,7 +214,8 @@ static int merge_piece(const bpe_model *m, bpe_encoder *e, const uint8_t *p, int
         s[i].prev = i - 1;
         s[i].next = i + 1;
     }
-    for (int32_t i = 0; i < n; i++) queue_pair(m, s, n, i, heap, &hn);
+    for (int32_t i = 0; i < n; i++)
+        queue_pair(m, s, n, i, heap, &hn);
     while (hn) {
         uint64_t key = heap_pop(heap, &hn);
         int32_t i = (int32_t)(uint32_t)key, rank = (int32_t)(key >> 32);
@@ -238,7 +238,8 @@ int bpe_encode(const bpe_model *m, bpe_encoder *e, const uint8_t *text, size_t l
 {
     /* English is about 0.23 tokens per byte; reserving a bit more up front
      * saves most regrowth. */
-    if (reserve_out(e, len / 3 + 16)) return slm_fail(err, errlen, SLM_ENOMEM, "encode: out of memory");
+    if (reserve_out(e, len / 3 + 16))
+        return slm_fail(err, errlen, SLM_ENOMEM, "encode: out of memory");
     for (size_t pos = 0; pos < len;) {
         size_t end = tok_pretokenize_next(text, len, pos), n = end - pos;
         const uint8_t *p = text + pos;

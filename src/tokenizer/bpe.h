@@ -33,15 +33,15 @@ typedef struct {
 
 typedef struct {
     int32_t n_tokens;
-    uint8_t *blob;      /* every token's bytes                                */
-    uint32_t *tok_off;  /* [n_tokens] token i is blob[tok_off[i]..+tok_len[i]) */
-    uint32_t *tok_len;  /* [n_tokens]                                         */
-    int32_t *tok_rank;  /* [n_tokens] merges.txt line that makes it, or NO_RANK */
-    int32_t byte_id[256]; /* the single-byte tokens                           */
-    int32_t eot;        /* id of "<|endoftext|>", or -1                       */
+    uint8_t *blob;          /* every token's bytes                                */
+    uint32_t *tok_off;      /* [n_tokens] token i is blob[tok_off[i]..+tok_len[i]) */
+    uint32_t *tok_len;      /* [n_tokens]                                         */
+    int32_t *tok_rank;      /* [n_tokens] merges.txt line that makes it, or NO_RANK */
+    int32_t byte_id[256];   /* the single-byte tokens                           */
+    int32_t eot;            /* id of "<|endoftext|>", or -1                       */
     bpe_token_slot *tokens; /* bytes → id, open addressing                    */
     uint32_t tokens_mask;
-    bpe_pair_slot *pairs;   /* (id, id) → merge, open addressing              */
+    bpe_pair_slot *pairs; /* (id, id) → merge, open addressing              */
     uint32_t pairs_mask;
     size_t n_pairs;
 } bpe_model;

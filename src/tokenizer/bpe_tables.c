@@ -11,7 +11,8 @@
 
 void bpe_alphabet(int16_t cp_to_byte[BPE_ALPHABET_SIZE])
 {
-    for (int i = 0; i < BPE_ALPHABET_SIZE; i++) cp_to_byte[i] = -1;
+    for (int i = 0; i < BPE_ALPHABET_SIZE; i++)
+        cp_to_byte[i] = -1;
     int n = 0;
     for (int b = 0; b < 256; b++) {
         int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
@@ -46,7 +47,8 @@ uint64_t bpe_hash(const uint8_t *p, size_t n)
 static uint32_t table_size(size_t n) /* power of two >= 2n, >= 16 */
 {
     uint32_t c = 16;
-    while (c < 2 * n) c <<= 1;
+    while (c < 2 * n)
+        c <<= 1;
     return c;
 }
 
@@ -67,7 +69,8 @@ int bpe_build_token_map(bpe_model *m, const char *name, char *err, size_t errlen
     if (!(m->tokens = malloc(cap * sizeof *m->tokens)))
         return slm_fail(err, errlen, SLM_ENOMEM, "%s: out of memory", name);
     m->tokens_mask = cap - 1;
-    for (uint32_t i = 0; i < cap; i++) m->tokens[i].id = -1;
+    for (uint32_t i = 0; i < cap; i++)
+        m->tokens[i].id = -1;
     for (int32_t id = 0; id < m->n_tokens; id++) {
         const uint8_t *p = m->blob + m->tok_off[id];
         size_t n = m->tok_len[id];
@@ -77,7 +80,8 @@ int bpe_build_token_map(bpe_model *m, const char *name, char *err, size_t errlen
             return slm_fail(err, errlen, SLM_EFORMAT, "%s: tokens %d and %d are the same bytes",
                             name, (int)dup, (int)id);
         uint32_t i = (uint32_t)hash & m->tokens_mask;
-        while (m->tokens[i].id >= 0) i = (i + 1) & m->tokens_mask;
+        while (m->tokens[i].id >= 0)
+            i = (i + 1) & m->tokens_mask;
         m->tokens[i].hash = (uint32_t)hash;
         m->tokens[i].id = id;
     }
@@ -118,7 +122,8 @@ int bpe_build_pairs(bpe_model *m, char *err, size_t errlen)
     if (!(m->pairs = malloc(cap * sizeof *m->pairs)))
         return slm_fail(err, errlen, SLM_ENOMEM, "merge table: out of memory");
     m->pairs_mask = cap - 1;
-    for (uint32_t i = 0; i < cap; i++) m->pairs[i].key = UINT64_MAX;
+    for (uint32_t i = 0; i < cap; i++)
+        m->pairs[i].key = UINT64_MAX;
     for (int32_t t = 0; t < m->n_tokens; t++) {
         if (m->tok_rank[t] == BPE_NO_RANK) continue;
         const uint8_t *p = m->blob + m->tok_off[t];

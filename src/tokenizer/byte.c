@@ -9,7 +9,8 @@
 
 void byte_tokenizer_init(slm_tokenizer *t)
 {
-    for (int i = 0; i < 256; i++) t->bytes[i] = (uint8_t)i;
+    for (int i = 0; i < 256; i++)
+        t->bytes[i] = (uint8_t)i;
     t->n_tokens = 256;
 }
 
@@ -19,7 +20,8 @@ int byte_encode(const uint8_t *text, size_t len, int32_t **ids, size_t *n_ids, c
     size_t bytes;
     if (!slm_mul_size(len ? len : 1, sizeof **ids, &bytes) || !(*ids = malloc(bytes)))
         return slm_fail(err, errlen, SLM_ENOMEM, "encode: out of memory for %zu ids", len);
-    for (size_t i = 0; i < len; i++) (*ids)[i] = text[i];
+    for (size_t i = 0; i < len; i++)
+        (*ids)[i] = text[i];
     *n_ids = len;
     return 0;
 }

@@ -28,8 +28,7 @@ static int decode(const ctx *c, size_t line, const uint8_t *s, size_t n, uint8_t
         uint32_t cp;
         int len = tok_utf8_decode(s + i, n - i, &cp);
         if (cp == TOK_UTF8_INVALID)
-            return slm_fail(c->err, c->errlen, SLM_EFORMAT, "%s:%zu: invalid UTF-8", c->name,
-                            line);
+            return slm_fail(c->err, c->errlen, SLM_EFORMAT, "%s:%zu: invalid UTF-8", c->name, line);
         if (cp >= BPE_ALPHABET_SIZE || c->cp_to_byte[cp] < 0)
             return slm_fail(c->err, c->errlen, SLM_EFORMAT,
                             "%s:%zu: character U+%04X is not in GPT-2's byte alphabet", c->name,
@@ -97,7 +96,8 @@ int bpe_parse_merges(bpe_model *m, const char *name, const uint8_t *buf, size_t 
         if (end > pos && buf[end - 1] == '\r') end--;
         if (end == pos) { /* blank lines may only end the file */
             size_t k = pos;
-            while (k < len && (buf[k] == '\n' || buf[k] == '\r')) k++;
+            while (k < len && (buf[k] == '\n' || buf[k] == '\r'))
+                k++;
             if (k == len) break;
             rc = slm_fail(err, errlen, SLM_EFORMAT, "%s:%zu: empty line", name, line);
             break;

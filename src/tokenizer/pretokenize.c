@@ -54,9 +54,11 @@ static size_t run_end(const uint8_t *s, size_t len, size_t pos, int cls)
 {
     size_t n;
     if (cls == TOK_UC_LETTER) { /* the hot loop: ASCII letters */
-        while (pos < len && s[pos] < 0x80 && ascii_class[s[pos]] == TOK_UC_LETTER) pos++;
+        while (pos < len && s[pos] < 0x80 && ascii_class[s[pos]] == TOK_UC_LETTER)
+            pos++;
     }
-    while (pos < len && class_at(s, len, pos, &n) == cls) pos += n;
+    while (pos < len && class_at(s, len, pos, &n) == cls)
+        pos += n;
     return pos;
 }
 

@@ -1,8 +1,8 @@
 /* The public tokenizer API: loading, and dispatch to the byte or BPE
  * tokenizer. Decoding is shared: every token is a byte string. */
+#include "tokenizer/tokenizer.h"
 #include "core/alloc.h"
 #include "core/error.h"
-#include "tokenizer/tokenizer.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -72,8 +72,10 @@ int slm_tokenizer_load(int kind, const char *dir, int vocab_size, slm_tokenizer 
     if (!t) return slm_fail(err, errlen, SLM_ENOMEM, "tokenizer: out of memory");
     t->kind = kind;
     int rc = 0;
-    if (kind == SLM_TOKENIZER_BYTE) byte_tokenizer_init(t);
-    else rc = load_gpt2(t, dir, err, errlen);
+    if (kind == SLM_TOKENIZER_BYTE)
+        byte_tokenizer_init(t);
+    else
+        rc = load_gpt2(t, dir, err, errlen);
     if (!rc && vocab_size > 0 && vocab_size < t->n_tokens)
         rc = slm_fail(err, errlen, SLM_EINVAL, "vocab_size %d is smaller than the tokenizer's %d",
                       vocab_size, (int)t->n_tokens);
@@ -167,4 +169,7 @@ int32_t slm_tokenizer_eot(const slm_tokenizer *t)
     return t && t->kind == SLM_TOKENIZER_GPT2 ? t->bpe->eot : -1;
 }
 
-int slm_tokenizer_vocab_size(const slm_tokenizer *t) { return t ? (int)t->vocab_size : 0; }
+int slm_tokenizer_vocab_size(const slm_tokenizer *t)
+{
+    return t ? (int)t->vocab_size : 0;
+}

@@ -5,6 +5,7 @@
  * OTHER. 831 ranges: 677 letter, 144 number, 10 space. */
 #include "tokenizer/unicode.h"
 
+// clang-format off
 const tok_unicode_range tok_unicode_ranges[] = {
     {0x0009, 0x000D, TOK_UC_SPACE}, {0x0020, 0x0020, TOK_UC_SPACE}, {0x0030, 0x0039, TOK_UC_NUMBER},
     {0x0041, 0x005A, TOK_UC_LETTER}, {0x0061, 0x007A, TOK_UC_LETTER}, {0x0085, 0x0085, TOK_UC_SPACE},
@@ -284,5 +285,6 @@ const tok_unicode_range tok_unicode_ranges[] = {
     {0x2B820, 0x2CEA1, TOK_UC_LETTER}, {0x2CEB0, 0x2EBE0, TOK_UC_LETTER}, {0x2EBF0, 0x2EE5D, TOK_UC_LETTER},
     {0x2F800, 0x2FA1D, TOK_UC_LETTER}, {0x30000, 0x3134A, TOK_UC_LETTER}, {0x31350, 0x323AF, TOK_UC_LETTER},
 };
+// clang-format on
 
 const size_t tok_unicode_n_ranges = sizeof tok_unicode_ranges / sizeof *tok_unicode_ranges;

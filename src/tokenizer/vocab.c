@@ -41,8 +41,10 @@ static int fail_at(const parser *p, size_t at, const char *fmt, ...)
 {
     size_t line = 1, col = 1;
     for (size_t i = 0; i < at && i < p->len; i++) {
-        if (p->buf[i] == '\n') line++, col = 1;
-        else col++;
+        if (p->buf[i] == '\n')
+            line++, col = 1;
+        else
+            col++;
     }
     char msg[256];
     va_list ap;
@@ -63,7 +65,7 @@ static void skip_ws(parser *p)
 
 static int hex4(const parser *p, size_t at, uint32_t *v)
 {
-    if (at + 4 > p->len) return fail_at(p, at, "truncated \\u escape");
+    if (at + 4 > p->len) return fail_at(p, at - 2, "truncated \\u escape"); /* at the backslash */
     *v = 0;
     for (int i = 0; i < 4; i++) {
         uint8_t c = p->buf[at + (size_t)i];
@@ -123,8 +125,9 @@ static int token_string(parser *p, uint8_t *blob, size_t *blob_len)
 {
     size_t start = p->pos, n0 = *blob_len;
     if (p->pos >= p->len || p->buf[p->pos] != '"')
-        return fail_at(p, p->pos, p->pos >= p->len ? "unexpected end of file, expected a string"
-                                                   : "expected a string");
+        return fail_at(p, p->pos,
+                       p->pos >= p->len ? "unexpected end of file, expected a string"
+                                        : "expected a string");
     p->pos++;
     for (;;) {
         if (p->pos >= p->len) return fail_at(p, start, "unterminated string");
@@ -145,8 +148,7 @@ static int token_string(parser *p, uint8_t *blob, size_t *blob_len)
             p->pos = at + (size_t)n;
         }
         if (cp >= BPE_ALPHABET_SIZE || p->cp_to_byte[cp] < 0)
-            return fail_at(p, at, "character U+%04X is not in GPT-2's byte alphabet",
-                           (unsigned)cp);
+            return fail_at(p, at, "character U+%04X is not in GPT-2's byte alphabet", (unsigned)cp);
         blob[(*blob_len)++] = (uint8_t)p->cp_to_byte[cp];
     }
     if (*blob_len == n0) return fail_at(p, start, "empty token string");
@@ -166,7 +168,8 @@ static int token_id(parser *p, int32_t *id)
         if (v > INT32_MAX) return fail_at(p, at, "token id too large");
     }
     if (p->buf[at] == '0' && p->pos - at > 1) return fail_at(p, at, "leading zero in token id");
-    if (p->pos < p->len && (p->buf[p->pos] == '.' || p->buf[p->pos] == 'e' || p->buf[p->pos] == 'E'))
+    if (p->pos < p->len &&
+        (p->buf[p->pos] == '.' || p->buf[p->pos] == 'e' || p->buf[p->pos] == 'E'))
         return fail_at(p, at, "token id must be an integer");
     *id = (int32_t)v;
     return 0;
@@ -185,15 +188,16 @@ static int expect(parser *p, char c, const char *what)
 static int place_tokens(bpe_model *m, const parser *p, const entry *e, size_t n)
 {
     if (n > BPE_MAX_TOKENS)
-        return slm_fail(p->err, p->errlen, SLM_EFORMAT, "%s: %zu tokens, more than %d", p->name,
-                        n, BPE_MAX_TOKENS);
+        return slm_fail(p->err, p->errlen, SLM_EFORMAT, "%s: %zu tokens, more than %d", p->name, n,
+                        BPE_MAX_TOKENS);
     m->tok_off = malloc(n * sizeof *m->tok_off);
     m->tok_len = malloc(n * sizeof *m->tok_len);
     m->tok_rank = malloc(n * sizeof *m->tok_rank);
     if (!m->tok_off || !m->tok_len || !m->tok_rank)
         return slm_fail(p->err, p->errlen, SLM_ENOMEM, "%s: out of memory", p->name);
     m->n_tokens = (int32_t)n;
-    for (size_t i = 0; i < n; i++) m->tok_len[i] = 0, m->tok_rank[i] = BPE_NO_RANK;
+    for (size_t i = 0; i < n; i++)
+        m->tok_len[i] = 0, m->tok_rank[i] = BPE_NO_RANK;
     for (size_t i = 0; i < n; i++) {
         if ((size_t)e[i].id >= n)
             return fail_at(p, e[i].at, "token id %d out of range: %zu tokens need ids 0..%zu",
@@ -248,8 +252,7 @@ int bpe_parse_vocab(bpe_model *m, const char *name, const uint8_t *buf, size_t l
                     size_t errlen)
 {
     parser p = {.name = name, .buf = buf, .len = len, .err = err, .errlen = errlen};
-    if (len >= UINT32_MAX)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: larger than 4 GiB", name);
+    if (len >= UINT32_MAX) return slm_fail(err, errlen, SLM_EFORMAT, "%s: larger than 4 GiB", name);
     bpe_alphabet(p.cp_to_byte);
     entry *ents = NULL;
     int rc = parse(&p, m, &ents);
