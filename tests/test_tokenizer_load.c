@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* GPT-2's byte alphabet, written out here independently of src/: printable
@@ -261,6 +262,10 @@ static void test_missing_files(void)
     unlink(path);
     rc = slm_tokenizer_load(SLM_TOKENIZER_GPT2, dir, 0, &t, err, sizeof err);
     CHECK(rc == SLM_EIO && !t && strstr(err, "merges.txt"), "missing merges: %d '%s'", rc, err);
+    mkdir(path, 0700); /* merges.txt is a directory */
+    rc = slm_tokenizer_load(SLM_TOKENIZER_GPT2, dir, 0, &t, err, sizeof err);
+    CHECK(rc == SLM_EIO && !t && strstr(err, "not a regular file"), "directory: %d '%s'", rc, err);
+    rmdir(path);
     rc = slm_tokenizer_load(SLM_TOKENIZER_GPT2, NULL, 0, &t, err, sizeof err);
     CHECK(rc == SLM_EINVAL && !t, "NULL dir: %d", rc);
 }

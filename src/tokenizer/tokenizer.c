@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAX_FILE_BYTES ((size_t)1 << 30)
 
-/* Reads a whole file into a malloc'd buffer (*buf may be NULL when *len is 0). */
+/* Reads a whole regular file into a malloc'd buffer (*buf may be NULL when
+ * *len is 0). */
 static int read_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
     *buf = NULL;
@@ -19,19 +21,21 @@ static int read_file(const char *path, uint8_t **buf, size_t *len, char *err, si
     FILE *f = fopen(path, "rb");
     if (!f) return slm_fail(err, errlen, SLM_EIO, "cannot open %s: %s", path, strerror(errno));
     int rc = 0;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
         rc = slm_fail(err, errlen, SLM_EIO, "cannot read %s: %s", path, strerror(errno));
-    } else if ((size_t)size > MAX_FILE_BYTES) {
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = slm_fail(err, errlen, SLM_EIO, "%s is not a regular file", path);
+    } else if ((uint64_t)st.st_size > MAX_FILE_BYTES) {
         rc = slm_fail(err, errlen, SLM_EFORMAT, "%s: larger than %zu bytes", path, MAX_FILE_BYTES);
-    } else if (size > 0) {
-        if (!(*buf = malloc((size_t)size))) {
+    } else if (st.st_size > 0) {
+        size_t size = (size_t)st.st_size;
+        if (!(*buf = malloc(size))) {
             rc = slm_fail(err, errlen, SLM_ENOMEM, "%s: out of memory", path);
-        } else if (fread(*buf, 1, (size_t)size, f) != (size_t)size) {
+        } else if (fread(*buf, 1, size, f) != size) {
             rc = slm_fail(err, errlen, SLM_EIO, "cannot read %s", path);
         } else {
-            *len = (size_t)size;
+            *len = size;
         }
     }
     fclose(f);
