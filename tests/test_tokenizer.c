@@ -1,6 +1,6 @@
 /*
  * The byte and GPT-2 tokenizers against known answers: the 237 cases that
- * js-tiktoken r50k_base encoded (tests/data/gpt2/tokenizer-cases.jsonl),
+ * js-tiktoken r50k_base encoded (tests/data/tokenizer-cases.jsonl),
  * hand-derived pre-token splits of GPT-2's regex, ids tiktoken 0.14 gave for
  * tricky inputs, and decode(encode(x)) == x for arbitrary bytes.
  * Run from the repository root (tests/run.sh does).
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GPT2_DIR "tests/data/gpt2"
+#define GPT2_DIR "data/gpt2"
 
 static slm_tokenizer *gpt2(int vocab_size)
 {
@@ -104,7 +104,7 @@ static size_t json_string(const char **p, char *out)
 static void test_gpt2_matches_tiktoken_cases(void)
 {
     slm_tokenizer *t = gpt2(0);
-    FILE *f = fopen(GPT2_DIR "/tokenizer-cases.jsonl", "r");
+    FILE *f = fopen("tests/data/tokenizer-cases.jsonl", "r");
     CHECK(f != NULL, "cannot open tokenizer-cases.jsonl");
     if (!t || !f) {
         if (f) fclose(f);

@@ -21,7 +21,7 @@ static const char *help =
     "  --file F          text to encode (default: the King James Bible printed by\n"
     "                    bible(1) from Debian's bible-kjv if installed, else 4 MB of\n"
     "                    generated English-like text)\n"
-    "  -m DIR            directory with vocab.json + merges.txt (default tests/data/gpt2)\n"
+    "  -m DIR            directory with vocab.json + merges.txt (default data/gpt2)\n"
     "  --tokenizer T     gpt2 (default) or byte\n"
     "  --repeat N        timed runs, best reported (default 3)\n"
     "  --json            one JSON object: {\"bench\":\"tokenize\",\"impl\":...,\"bytes\":...,\n"
@@ -139,7 +139,7 @@ static double now_ms(void)
 
 int bench_tokenize(int argc, char **argv)
 {
-    const char *file = NULL, *dir = "tests/data/gpt2", *kind = "gpt2";
+    const char *file = NULL, *dir = "data/gpt2", *kind = "gpt2";
     long repeat = 3, threads = 0;
     int json = 0;
     for (int i = 1; i < argc; i++) {

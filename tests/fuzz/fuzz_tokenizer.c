@@ -7,7 +7,7 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
  *       tests/fuzz/fuzz_tokenizer.c src/tokenizer/\*.c src/core/error.c -o fuzz_tokenizer
  *   ./fuzz_tokenizer tests/fuzz/corpus/tokenizer        (from the repository root;
- *   SLM_FUZZ_GPT2_DIR overrides tests/data/gpt2)
+ *   SLM_FUZZ_GPT2_DIR overrides data/gpt2)
  */
 #include "slm.h"
 #include "tokenizer/pretokenize.h"
@@ -26,7 +26,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
     const char *dir = getenv("SLM_FUZZ_GPT2_DIR");
     char err[512];
-    if (slm_tokenizer_load(SLM_TOKENIZER_GPT2, dir ? dir : "tests/data/gpt2", 0, &gpt2, err,
+    if (slm_tokenizer_load(SLM_TOKENIZER_GPT2, dir ? dir : "data/gpt2", 0, &gpt2, err,
                            sizeof err) ||
         slm_tokenizer_load(SLM_TOKENIZER_BYTE, NULL, 0, &byte, err, sizeof err)) {
         fprintf(stderr, "fuzz_tokenizer: %s\n", err);

@@ -1,5 +1,5 @@
 """The GPT-2 tokenizer against tiktoken 0.14 (the Rust BPE behind OpenAI's
-r50k_base), built offline from tests/data/gpt2 exactly as tiktoken builds its
+r50k_base), built offline from data/gpt2 exactly as tiktoken builds its
 "gpt2" encoding (data_gym_to_mergeable_bpe_ranks, with OpenAI's file hashes,
 and tiktoken's own r50k pattern). Compares ids on real text (licences, the
 KJV if bible-kjv is installed, this repository's sources) and on random text
@@ -21,7 +21,7 @@ import tiktoken  # noqa: E402
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks  # noqa: E402
 from tiktoken_ext.openai_public import r50k_pat_str  # noqa: E402
 
-GPT2 = "tests/data/gpt2"
+GPT2 = "data/gpt2"
 # tiktoken_ext.openai_public.gpt2(): the hashes of OpenAI's vocab.bpe and encoder.json
 MERGES_SHA256 = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
 VOCAB_SHA256 = "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
