@@ -47,7 +47,9 @@ double cross_entropy_forward(float *lse, const float *logits, const int32_t *tar
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int v = 0; v < V; v++) sum += vec_expf(x[v] - mx);
-        lse[r] = mx + logf(sum);
+        /* sum >= 1 since the maximum contributes exp(0); fmaxf says so to
+         * the linter, which cannot see that V > 0. */
+        lse[r] = mx + logf(fmaxf(sum, 1.0f));
     }
     /* Rows summed in order, in double: the loss is bit-identical for any
      * thread count, and N terms cost nothing next to the N·V above. */

@@ -44,10 +44,10 @@ typedef struct {
     size_t used;
 } carver;
 
-static float *take(carver *k, size_t floats)
+static void *take(carver *k, size_t floats)
 {
     size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
-    float *p = k->base ? (float *)(k->base + k->used) : NULL;
+    void *p = k->base ? k->base + k->used : NULL;
     k->used += bytes;
     return p;
 }
@@ -82,8 +82,8 @@ static void layout(struct gpt_train_state *t, const slm_config *cfg, size_t cap,
     t->s.b = take(k, NC);
     t->s.big = take(k, 4 * NC);
     t->s.heads = take(k, 3 * NC);
-    t->tokens = (int32_t *)take(k, cap);
-    t->targets = (int32_t *)take(k, cap);
+    t->tokens = take(k, cap); /* int32_t is as wide as float */
+    t->targets = take(k, cap);
 }
 
 int gpt_train_state_reserve(slm_model *m, int B, int T, char *err, size_t errlen)

@@ -35,7 +35,7 @@ static inline float vec_expf(float x)
     y = y * z + r + 1.0f;
     /* 2^n: n in [-126, 128]; split so each factor is a normal float. */
     int32_t ni = (int32_t)n;
-    int32_t n1 = ni >> 1, n2 = ni - n1;
+    int32_t n1 = ni / 2, n2 = ni - n1;
     uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
     float p1, p2;
     memcpy(&p1, &b1, 4);
