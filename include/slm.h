@@ -169,17 +169,23 @@ float *slm_model_grads(slm_model *m);
 
 /* Forward pass over tokens [B][T] (T <= n_positions, ids < vocab_size).
  * targets [B][T] may be NULL (logits only); SLM_IGNORE_INDEX targets add no
- * loss. *loss (may be NULL) = mean cross-entropy over non-ignored targets.
- * training != 0 applies dropout (drawn from dropout_seed) and keeps the
- * activations slm_model_backward needs. Working memory for (B,T) is
- * allocated once and reused while B·T does not grow. */
+ * loss. *loss (may be NULL) = mean cross-entropy over non-ignored targets
+ * (0 if every target is ignored, or without targets).
+ * training != 0 applies dropout (drawn from dropout_seed: same seed, same
+ * masks) and keeps the activations slm_model_backward needs. Working memory
+ * for (B,T) is allocated once and reused while B·T does not grow.
+ * Returns SLM_OK; SLM_EINVAL (NULL model/tokens, B or T <= 0) or SLM_ERANGE
+ * (T > n_positions, a token or target id outside [0, vocab_size)) with
+ * nothing computed; SLM_ENOMEM. */
 int slm_model_forward(slm_model *m, const int32_t *tokens, const int32_t *targets, int B,
                       int T, int training, uint64_t dropout_seed, float *loss, char *err,
                       size_t errlen);
-/* Logits [B][T][vocab_size] of the last forward pass. */
+/* Logits [B][T][vocab_size] of the last forward pass (NULL before the first).
+ * slm_model_backward overwrites them (the buffer becomes d loss/d logits). */
 const float *slm_model_logits(const slm_model *m);
 /* Adds d(loss·loss_scale)/dθ into the gradient buffer (loss_scale = 1/accum
- * for gradient accumulation). Needs a training forward pass with targets. */
+ * for gradient accumulation). Needs a training forward pass with targets,
+ * once per forward pass (SLM_EINVAL otherwise). */
 int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen);
 void slm_model_zero_grad(slm_model *m);
 
@@ -191,15 +197,20 @@ typedef struct {
     float grad_clip;    /* global L2 norm clip; 0 = off                      */
 } slm_adamw_opts;
 
-/* One AdamW update (step is 1-based, for bias correction). Writes the global
- * gradient norm before clipping to *grad_norm (may be NULL). A non-finite
- * norm returns SLM_ENUMERIC and leaves parameters and moments unchanged. */
+/* One AdamW update (step is 1-based, for bias correction), as PyTorch's
+ * clip_grad_norm_ + AdamW: gradients scaled by min(1, clip/(norm + 1e-6)),
+ * θ ← θ·(1 − lr·wd) for 2-D tensors (embeddings and weight matrices, not
+ * biases or LayerNorm), then the Adam step. The gradient buffer itself is
+ * not modified. Writes the global gradient norm before clipping to
+ * *grad_norm (may be NULL). A non-finite norm returns SLM_ENUMERIC and leaves
+ * parameters and moments unchanged; invalid options or step < 1 SLM_EINVAL. */
 int slm_model_adamw_step(slm_model *m, const slm_adamw_opts *o, int step, float *grad_norm);
 /* AdamW first (which = 0) or second (which = 1) moments, laid out like the
  * parameters; allocated (zeroed) on first use; NULL if that fails. */
 float *slm_model_adam_state(slm_model *m, int which);
-/* Linear warmup over `warmup` steps, then cosine decay to 10 % of max_lr at
- * step `total`. step is 1-based. */
+/* Linear warmup over `warmup` steps (step <= warmup: max_lr·step/warmup),
+ * then cosine decay from max_lr at step `warmup` to 10 % of max_lr at step
+ * `total`, and 10 % after. step is 1-based (values below 1 count as 1). */
 float slm_lr_schedule(float max_lr, int step, int warmup, int total);
 
 /* ---- generation (src/model/decode.c) ------------------------------------ */

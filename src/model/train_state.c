@@ -1,10 +1,130 @@
-/* Placeholder owner of training state until gpt.c lands (issue 4). */
-#include "model/model.h"
+/*
+ * Owner of the training state: the activation block (one allocation sized
+ * for B·T rows, views bound per pass) and the AdamW moments.
+ */
+#include "core/alloc.h"
+#include "core/error.h"
+#include "model/gpt.h"
 
 #include <stdlib.h>
+#include <string.h>
 
-struct gpt_train_state {
-    int unused;
-};
+/* Refuse activation blocks beyond this before asking malloc (it may
+ * overcommit and fail later, page by page). */
+#define MAX_ACT_BYTES ((double)((size_t)1 << 40))
 
-void gpt_train_state_free(struct gpt_train_state *t) { free(t); }
+struct gpt_train_state *gpt_train_state_get(slm_model *m)
+{
+    if (m->train) return m->train;
+    struct gpt_train_state *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->layer = calloc((size_t)m->cfg.n_layer, sizeof *t->layer);
+    if (!t->layer) {
+        free(t);
+        return NULL;
+    }
+    t->attn_impl = gpt_attention_impl();
+    m->train = t;
+    return t;
+}
+
+void gpt_train_state_free(struct gpt_train_state *t)
+{
+    if (!t) return;
+    slm_free_aligned(t->block);
+    slm_free_aligned(t->adam);
+    free(t->layer);
+    free(t);
+}
+
+/* Hands out 64-byte aligned slices of the block; with base == NULL it only
+ * counts, so sizing and binding share one description of the layout. */
+typedef struct {
+    char *base;
+    size_t used;
+} carver;
+
+static void *take(carver *k, size_t floats)
+{
+    size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
+    void *p = k->base ? k->base + k->used : NULL;
+    k->used += bytes;
+    return p;
+}
+
+static void layout(struct gpt_train_state *t, const slm_config *cfg, size_t cap, carver *k)
+{
+    size_t C = (size_t)cfg->n_embd, NC = cap * C;
+    t->res0 = take(k, NC);
+    for (int l = 0; l < cfg->n_layer; l++) {
+        gpt_layer_acts *a = &t->layer[l];
+        a->ln1 = take(k, NC);
+        a->ln1_mean = take(k, cap);
+        a->ln1_rstd = take(k, cap);
+        a->qkv = take(k, 3 * NC);
+        a->atty = take(k, NC);
+        a->att_lse = take(k, cap * (size_t)cfg->n_head);
+        a->res_mid = take(k, NC);
+        a->ln2 = take(k, NC);
+        a->ln2_mean = take(k, cap);
+        a->ln2_rstd = take(k, cap);
+        a->fc_pre = take(k, 4 * NC);
+        a->fc_act = take(k, 4 * NC);
+        a->res_out = take(k, NC);
+    }
+    t->lnf = take(k, NC);
+    t->lnf_mean = take(k, cap);
+    t->lnf_rstd = take(k, cap);
+    t->logits = take(k, cap * (size_t)cfg->vocab_size);
+    t->ce_lse = take(k, cap);
+    t->s.dres = take(k, NC);
+    t->s.a = take(k, NC);
+    t->s.b = take(k, NC);
+    t->s.big = take(k, 4 * NC);
+    t->s.heads = take(k, 3 * NC);
+    t->tokens = take(k, cap); /* int32_t is as wide as float */
+    t->targets = take(k, cap);
+}
+
+int gpt_train_state_reserve(slm_model *m, int B, int T, char *err, size_t errlen)
+{
+    struct gpt_train_state *t = gpt_train_state_get(m);
+    if (!t) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    size_t N = (size_t)B * (size_t)T;
+    if (t->block && N <= t->capacity) return SLM_OK;
+    const slm_config *c = &m->cfg;
+    /* Rough size in double first: the exact count below cannot overflow. */
+    double est = (double)N * 4.0 *
+                 ((double)c->n_layer * (17.0 * c->n_embd + 6.0 + c->n_head) +
+                  (double)c->vocab_size + 12.0 * c->n_embd + 6.0);
+    if (est > MAX_ACT_BYTES)
+        return slm_fail(err, errlen, SLM_ERANGE,
+                        "activations for B·T = %zu would take %.0f GiB", N, est / 1073741824.0);
+    carver count = {NULL, 0};
+    layout(t, c, N, &count);
+    slm_free_aligned(t->block);
+    t->block = slm_alloc_aligned(count.used);
+    t->capacity = 0;
+    t->backward_ready = 0;
+    if (!t->block)
+        return slm_fail(err, errlen, SLM_ENOMEM, "out of memory for activations (%.1f MiB)",
+                        (double)count.used / 1048576.0);
+    t->block_bytes = count.used;
+    t->capacity = N;
+    carver bind = {t->block, 0};
+    layout(t, c, N, &bind);
+    return SLM_OK;
+}
+
+float *slm_model_adam_state(slm_model *m, int which)
+{
+    if (!m || (which != 0 && which != 1)) return NULL;
+    struct gpt_train_state *t = gpt_train_state_get(m);
+    if (!t) return NULL;
+    if (!t->adam) {
+        t->adam = slm_alloc_aligned(2 * m->n_params * sizeof(float));
+        if (!t->adam) return NULL;
+        memset(t->adam, 0, 2 * m->n_params * sizeof(float));
+    }
+    return t->adam + (size_t)which * m->n_params;
+}

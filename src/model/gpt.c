@@ -1,0 +1,176 @@
+/*
+ * GPT-2, forward and backward over a batch (Radford et al. 2019; the seeds'
+ * decoder stack):
+ *
+ *   x_0     = dropout(wte[tokens] + wpe[positions])
+ *   x_{l+½} = x_l + dropout(MultiHeadAttention(LayerNorm_1(x_l)))
+ *   x_{l+1} = x_{l+½} + dropout(FeedForward(LayerNorm_2(x_{l+½})))
+ *   logits  = LayerNorm_f(x_L)·wteᵀ           (tied LM head)
+ *   loss    = mean cross-entropy over targets != SLM_IGNORE_INDEX
+ *
+ * Each layer is a forward / backward pair in its own file (layers.h);
+ * this file validates inputs and runs the layers in order.
+ */
+#include "core/error.h"
+#include "model/layers.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Caps B·T so every row index fits an int (the dropout hash takes int rows)
+ * and sizes cannot overflow. */
+#define MAX_ROWS ((size_t)1 << 30)
+
+static int validate_forward(const slm_model *m, const int32_t *tokens, const int32_t *targets,
+                            int B, int T, char *err, size_t errlen)
+{
+    const slm_config *c = &m->cfg;
+    if (!tokens) return slm_fail(err, errlen, SLM_EINVAL, "forward: no tokens");
+    if (B <= 0 || T <= 0)
+        return slm_fail(err, errlen, SLM_EINVAL, "forward: B and T must be positive (%d, %d)",
+                        B, T);
+    if (T > c->n_positions)
+        return slm_fail(err, errlen, SLM_ERANGE,
+                        "forward: sequence length %d exceeds the context of %d", T,
+                        c->n_positions);
+    size_t N = (size_t)B * (size_t)T;
+    if (N > MAX_ROWS)
+        return slm_fail(err, errlen, SLM_ERANGE, "forward: B·T = %zu is too large", N);
+    for (size_t r = 0; r < N; r++) {
+        if (tokens[r] < 0 || tokens[r] >= c->vocab_size)
+            return slm_fail(err, errlen, SLM_ERANGE,
+                            "forward: token %d at position %zu is outside [0, %d)", tokens[r],
+                            r, c->vocab_size);
+        if (targets && targets[r] != SLM_IGNORE_INDEX &&
+            (targets[r] < 0 || targets[r] >= c->vocab_size))
+            return slm_fail(err, errlen, SLM_ERANGE,
+                            "forward: target %d at position %zu is outside [0, %d)", targets[r],
+                            r, c->vocab_size);
+    }
+    return SLM_OK;
+}
+
+static gpt_dims dims_of(const slm_config *c, int B, int T)
+{
+    gpt_dims d = {.B = B, .T = T, .C = c->n_embd, .H = c->n_head, .V = c->vocab_size};
+    d.D = d.C / d.H;
+    d.N = (size_t)B * (size_t)T;
+    return d;
+}
+
+static const float *layer_input(const struct gpt_train_state *t, int l)
+{
+    return l == 0 ? t->res0 : t->layer[l - 1].res_out;
+}
+
+int slm_model_forward(slm_model *m, const int32_t *tokens, const int32_t *targets, int B,
+                      int T, int training, uint64_t dropout_seed, float *loss, char *err,
+                      size_t errlen)
+{
+    if (!m) return slm_fail(err, errlen, SLM_EINVAL, "forward: no model");
+    int rc = validate_forward(m, tokens, targets, B, T, err, errlen);
+    if (rc) return rc;
+    rc = gpt_train_state_reserve(m, B, T, err, errlen);
+    if (rc) return rc;
+    struct gpt_train_state *t = m->train;
+    const slm_config *cfg = &m->cfg;
+    gpt_dims d = dims_of(cfg, B, T);
+    size_t N = d.N;
+    int C = d.C;
+    t->dims = d;
+    t->backward_ready = 0;
+    t->have_targets = targets != NULL;
+    t->drop.p = training ? cfg->dropout : 0.0f;
+    t->drop.seed = dropout_seed;
+    memcpy(t->tokens, tokens, N * sizeof *tokens);
+    if (targets) memcpy(t->targets, targets, N * sizeof *targets);
+
+    const gpt_views *w = &m->w;
+    encoder_forward(t->res0, tokens, w->wte, w->wpe, B, T, C);
+    dropout_forward(t->res0, N, C, t->drop.p, gpt_dropout_site_seed(&t->drop, SITE_EMBED, 0));
+    for (int l = 0; l < cfg->n_layer; l++) {
+        gpt_layer_acts *a = &t->layer[l];
+        const gpt_layer_views *lw = &w->h[l];
+        const float *x = layer_input(t, l);
+        layer_norm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, lw->ln_1_w, lw->ln_1_b, N, C,
+                           cfg->layer_norm_epsilon);
+        rc = multi_head_attention_forward(&d, lw, a, x, &t->s, &t->drop, l, t->attn_impl);
+        if (rc) return slm_fail(err, errlen, rc, "attention: %s", slm_strerror(rc));
+        layer_norm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res_mid, lw->ln_2_w, lw->ln_2_b,
+                           N, C, cfg->layer_norm_epsilon);
+        feed_forward_forward(&d, cfg->activation, lw, a, &t->s, &t->drop, l);
+    }
+    layer_norm_forward(t->lnf, t->lnf_mean, t->lnf_rstd, layer_input(t, cfg->n_layer), w->ln_f_w,
+                       w->ln_f_b, N, C, cfg->layer_norm_epsilon);
+    lm_head_forward(t->logits, t->lnf, w->wte, N, C, d.V);
+
+    t->n_valid = 0;
+    if (targets) {
+        double total = cross_entropy_forward(t->ce_lse, t->logits, targets, N, d.V, &t->n_valid);
+        /* No target at all: the mean over nothing is taken as 0 (PyTorch
+         * gives NaN), so a fully padded batch adds neither loss nor grads. */
+        if (loss) *loss = t->n_valid ? (float)(total / (double)t->n_valid) : 0.0f;
+        t->backward_ready = training != 0;
+    } else if (loss) {
+        *loss = 0.0f;
+    }
+    return SLM_OK;
+}
+
+const float *slm_model_logits(const slm_model *m)
+{
+    return m && m->train && m->train->capacity ? m->train->logits : NULL;
+}
+
+int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen)
+{
+    if (!m) return slm_fail(err, errlen, SLM_EINVAL, "backward: no model");
+    struct gpt_train_state *t = m->train;
+    if (!t || !t->backward_ready)
+        return slm_fail(err, errlen, SLM_EINVAL,
+                        "backward: needs a training forward pass with targets first");
+    if (!isfinite(loss_scale))
+        return slm_fail(err, errlen, SLM_EINVAL, "backward: loss_scale is not finite");
+    if (!slm_model_grads(m)) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory for grads");
+    t->backward_ready = 0; /* the logits are about to become dlogits */
+    const slm_config *cfg = &m->cfg;
+    const gpt_dims *d = &t->dims;
+    size_t N = d->N;
+    int C = d->C;
+    const gpt_views *w = &m->w;
+    gpt_views *g = &m->g;
+    gpt_scratch *s = &t->s;
+
+    float scale = t->n_valid ? loss_scale / (float)t->n_valid : 0.0f;
+    cross_entropy_backward(t->logits, t->ce_lse, t->targets, N, d->V, scale);
+    lm_head_backward(s->a, g->wte, t->logits, t->lnf, w->wte, N, C, d->V);
+    memset(s->dres, 0, N * (size_t)C * sizeof *s->dres);
+    layer_norm_backward(s->dres, g->ln_f_w, g->ln_f_b, s->a, layer_input(t, cfg->n_layer),
+                        t->lnf_mean, t->lnf_rstd, w->ln_f_w, N, C);
+    for (int l = cfg->n_layer - 1; l >= 0; l--) {
+        const gpt_layer_acts *a = &t->layer[l];
+        const gpt_layer_views *lw = &w->h[l];
+        gpt_layer_views *lg = &g->h[l];
+        /* s->dres = d(x_{l+1}) → d(x_{l+½}): the residual passes it through,
+         * the FFN branch adds its part via LayerNorm 2. */
+        feed_forward_backward(d, cfg->activation, lw, lg, a, s, &t->drop, l);
+        layer_norm_backward(s->dres, lg->ln_2_w, lg->ln_2_b, s->a, a->res_mid, a->ln2_mean,
+                            a->ln2_rstd, lw->ln_2_w, N, C);
+        int rc = multi_head_attention_backward(d, lw, lg, a, s, &t->drop, l, t->attn_impl);
+        if (rc) return slm_fail(err, errlen, rc, "attention backward: %s", slm_strerror(rc));
+        layer_norm_backward(s->dres, lg->ln_1_w, lg->ln_1_b, s->b, layer_input(t, l),
+                            a->ln1_mean, a->ln1_rstd, lw->ln_1_w, N, C);
+    }
+    dropout_backward(s->dres, s->dres, N, C, t->drop.p,
+                     gpt_dropout_site_seed(&t->drop, SITE_EMBED, 0));
+    encoder_backward(g->wte, g->wpe, s->dres, t->tokens, d->B, d->T, C);
+    return SLM_OK;
+}
+
+void slm_model_zero_grad(slm_model *m)
+{
+    if (!m || !m->grads) return;
+    size_t n = m->n_params;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) m->grads[i] = 0.0f;
+}

@@ -1,0 +1,101 @@
+/*
+ * Training state of the GPT-2 model (owned by slm_model::train): the shapes of
+ * the last forward pass, one allocation holding every activation backward
+ * needs plus the scratch buffers both passes share, and the AdamW moments.
+ *
+ * Activation layout for B·T = N rows (llm.c style, one block, views into it):
+ *
+ *   res[0]            [N,C]      embeddings after dropout = residual stream in
+ *   per layer l:
+ *     ln1             [N,C]      LayerNorm 1 output; ln1_mean, ln1_rstd [N]
+ *     qkv             [3,B,H,T,D] c_attn output split into heads (q, k, v)
+ *     atty            [B,H,T,D]  attention output per head, before concat
+ *     att_lse         [B,H,T]    log-sum-exp of each attention row
+ *     res_mid         [N,C]      x + dropout(c_proj(attention))
+ *     ln2             [N,C]      LayerNorm 2 output; ln2_mean, ln2_rstd [N]
+ *     fc_pre          [N,4C]     c_fc output (+bias), before the activation
+ *     fc_act          [N,4C]     GELU/ReLU of fc_pre
+ *     res_out         [N,C]      res_mid + dropout(FFN) = next layer's input
+ *   lnf               [N,C]      final LayerNorm; lnf_mean, lnf_rstd [N]
+ *   logits            [N,V]      overwritten by dlogits in backward
+ *   ce_lse            [N]        log Σ exp(logits) per row (softmax denominator)
+ *   scratch           10·N·C     reused by every layer (see gpt_scratch)
+ *   tokens, targets   [N] int32  copies of the inputs for backward
+ */
+#ifndef SLM_MODEL_GPT_H
+#define SLM_MODEL_GPT_H
+
+#include "model/model.h"
+
+#include <stdint.h>
+
+/* Sizes of one pass. N = B·T rows; D = C/H. */
+typedef struct {
+    int B, T, C, H, D, V;
+    size_t N;
+} gpt_dims;
+
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd;
+    float *qkv;     /* q at 0, k at N·C, v at 2·N·C, each [B,H,T,D]        */
+    float *atty;
+    float *att_lse;
+    float *res_mid;
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *fc_pre, *fc_act;
+    float *res_out;
+} gpt_layer_acts;
+
+/* Buffers reused layer after layer, in forward and backward:
+ *   dres  [N,C]   gradient of the residual stream (backward)
+ *   a, b  [N,C]   branch output, concatenated heads, d(LayerNorm input)
+ *   big   [N,4C]  d(fc_act)/d(fc_pre); [N,3C] dqkv
+ *   heads [3N·C]  c_attn GEMM output (forward); dq, dk, dv (backward) */
+typedef struct {
+    float *dres, *a, *b, *big, *heads;
+} gpt_scratch;
+
+/* Dropout of one pass: off unless training with p > 0. Each site (the
+ * embeddings, and per layer the attention weights and both residual
+ * branches) draws from its own stream derived from `seed`. */
+typedef struct {
+    float p;
+    uint64_t seed;
+} gpt_dropout;
+
+enum { SITE_EMBED = 0, SITE_ATTN = 1, SITE_ATTN_RESID = 2, SITE_FFN_RESID = 3 };
+/* Stream of a site in layer l (l ignored for SITE_EMBED). */
+uint64_t gpt_dropout_site_seed(const gpt_dropout *d, int site, int layer);
+
+struct gpt_train_state {
+    /* activations */
+    size_t capacity; /* rows (B·T) the block is sized for; 0 = none yet      */
+    void *block;     /* the one allocation                                   */
+    size_t block_bytes;
+    gpt_layer_acts *layer; /* [n_layer] views, rebound for each (B,T)        */
+    float *res0, *lnf, *lnf_mean, *lnf_rstd, *logits, *ce_lse;
+    int32_t *tokens, *targets;
+    gpt_scratch s;
+
+    /* the last forward pass */
+    gpt_dims dims;
+    int have_targets;
+    size_t n_valid;  /* targets that are not SLM_IGNORE_INDEX                */
+    gpt_dropout drop;
+    int backward_ready; /* training forward with targets, not yet consumed   */
+    int attn_impl;      /* SLM_ATTN_*: see multi_head_attention.c            */
+
+    /* AdamW moments m, v: one allocation of 2·n_params floats */
+    float *adam;
+};
+
+/* The attention kernel multi-head attention calls (multi_head_attention.c). */
+int gpt_attention_impl(void);
+
+/* The model's training state, created on first use (NULL if out of memory). */
+struct gpt_train_state *gpt_train_state_get(slm_model *m);
+/* Makes the activation block fit B·T rows (reallocates only if it grows) and
+ * binds the views for (B,T). SLM_OK or SLM_ENOMEM/SLM_ERANGE with a message. */
+int gpt_train_state_reserve(slm_model *m, int B, int T, char *err, size_t errlen);
+
+#endif

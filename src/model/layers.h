@@ -1,0 +1,90 @@
+/*
+ * The layers of GPT-2, each a *_forward / *_backward pair (llm.c style) with
+ * its shapes in a comment. N = B·T rows. Backward functions ACCUMULATE into
+ * parameter gradients (dw, db) and say for each input gradient whether they
+ * overwrite or accumulate. No function allocates; BLAS is called only from
+ * serial code (OpenBLAS and our loops share libgomp's pool).
+ */
+#ifndef SLM_MODEL_LAYERS_H
+#define SLM_MODEL_LAYERS_H
+
+#include "model/gpt.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- embedding.c ---------------------------------------------------------- */
+/* out (B,T,C) = wte[tokens[b,t]] + wpe[t]; tokens (B,T), wte (V,C), wpe (P,C) */
+void encoder_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe,
+                     int B, int T, int C);
+/* dwte, dwpe += scatter of dout (B,T,C) */
+void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int B,
+                      int T, int C);
+
+/* ---- layer_norm.c --------------------------------------------------------- */
+/* out (N,C) = (inp - mean)·rstd·w + b; mean, rstd (N) kept for backward */
+void layer_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                        const float *b, size_t N, int C, float eps);
+/* dinp (N,C) += ..., dw, db (C) += ...; dout (N,C) */
+void layer_norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                         const float *mean, const float *rstd, const float *w, size_t N, int C);
+
+/* ---- linear.c: Conv1D layers, y = x·W + b with W (IN,OUT) ---------------- */
+/* out (N,OUT) = inp (N,IN) · w (IN,OUT) + beta·out */
+void matmul_forward(float *out, const float *inp, const float *w, size_t N, int IN, int OUT,
+                    float beta);
+/* dinp (N,IN) = dout·wᵀ (overwritten; skipped if dinp is NULL);
+ * dw (IN,OUT) += inpᵀ·dout */
+void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                     const float *w, size_t N, int IN, int OUT);
+/* db (OUT) += Σ_rows dout (N,OUT); rows summed in order (deterministic) */
+void bias_backward(float *db, const float *dout, size_t N, int OUT);
+
+/* ---- dropout.c: the residual connections --------------------------------- */
+/* out (N,C) = res + dropout(branch + bias); branch may alias out. The keep
+ * mask of element (r,c) is a hash of (seed, r, c): backward recomputes it. */
+void residual_forward(float *out, const float *res, const float *branch, const float *bias,
+                      size_t N, int C, float p, uint64_t seed);
+/* x (N,C) = dropout(x) in place (the embedding dropout) */
+void dropout_forward(float *x, size_t N, int C, float p, uint64_t seed);
+/* dx (N,C) = dy ∘ keep/(1-p): the gradient through dropout (dx may be dy) */
+void dropout_backward(float *dx, const float *dy, size_t N, int C, float p, uint64_t seed);
+
+/* ---- multi_head_attention.c ---------------------------------------------- */
+/* res_mid (N,C) = res_in + dropout(c_proj(concat_h attention(LN1(x)·W_h)));
+ * reads a->ln1, writes a->qkv, a->atty, a->att_lse, a->res_mid */
+int multi_head_attention_forward(const gpt_dims *d, const gpt_layer_views *w, gpt_layer_acts *a,
+                                 const float *res_in, gpt_scratch *s, const gpt_dropout *drop,
+                                 int layer, int attn_impl);
+/* s->dres (N,C) holds d(res_mid); on return s->b (N,C) = d(ln1); grads of
+ * c_attn and c_proj accumulated into g. The caller adds LayerNorm 1. */
+int multi_head_attention_backward(const gpt_dims *d, const gpt_layer_views *w,
+                                  gpt_layer_views *g, const gpt_layer_acts *a, gpt_scratch *s,
+                                  const gpt_dropout *drop, int layer, int attn_impl);
+
+/* ---- feed_forward.c ------------------------------------------------------ */
+/* res_out (N,C) = res_mid + dropout(act(ln2·W_fc + b_fc)·W_proj + b_proj);
+ * act = GELU (tanh approximation) or ReLU */
+void feed_forward_forward(const gpt_dims *d, int activation, const gpt_layer_views *w,
+                          gpt_layer_acts *a, gpt_scratch *s, const gpt_dropout *drop, int layer);
+/* s->dres (N,C) holds d(res_out); on return s->a (N,C) = d(ln2) */
+void feed_forward_backward(const gpt_dims *d, int activation, const gpt_layer_views *w,
+                           gpt_layer_views *g, const gpt_layer_acts *a, gpt_scratch *s,
+                           const gpt_dropout *drop, int layer);
+
+/* ---- lm_head.c: tied output layer and cross-entropy ---------------------- */
+/* logits (N,V) = x (N,C) · wteᵀ, wte (V,C) */
+void lm_head_forward(float *logits, const float *x, const float *wte, size_t N, int C, int V);
+/* dx (N,C) = dlogits·wte (overwritten); dwte (V,C) += dlogitsᵀ·x */
+void lm_head_backward(float *dx, float *dwte, const float *dlogits, const float *x,
+                      const float *wte, size_t N, int C, int V);
+/* lse (N) = log Σ_v exp(logits); returns Σ over rows with a target of
+ * (lse - logits[target]) and writes the count of such rows to *n_valid */
+double cross_entropy_forward(float *lse, const float *logits, const int32_t *targets, size_t N,
+                             int V, size_t *n_valid);
+/* logits (N,V) ← dlogits = (softmax − onehot(target))·scale, in place;
+ * rows with target SLM_IGNORE_INDEX become 0 */
+void cross_entropy_backward(float *logits, const float *lse, const int32_t *targets, size_t N,
+                            int V, float scale);
+
+#endif

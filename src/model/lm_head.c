@@ -1,0 +1,84 @@
+/*
+ * The output layer (the seeds' "Output Layer"): logits_j = z̃_j·W_p with W_p
+ * tied to the token embedding (W_p = wteᵀ, no bias, as in GPT-2), then
+ * softmax over the vocabulary and the cross-entropy of the next token:
+ *
+ *   loss = 1/n Σ_{rows with a target} (log Σ_v exp(logits_v) − logits_target)
+ *
+ * Forward keeps only the log-sum-exp per row; backward turns the logits into
+ * dlogits = (softmax − onehot)/n in place, so the (N,V) buffer is never
+ * duplicated (51 MiB per copy for GPT-2 at B·T = 256).
+ */
+#include "model/layers.h"
+#include "model/vec_math.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+// x is (N,C), wte (V,C), logits (N,V)
+void lm_head_forward(float *logits, const float *x, const float *wte, size_t N, int C, int V)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, V, C, 1.0f, x, C, wte, C, 0.0f,
+                logits, V);
+}
+
+// dlogits is (N,V), x (N,C), wte (V,C):
+//   dx (N,C) = dlogits·wte (overwritten),  dwte (V,C) += dlogitsᵀ·x
+void lm_head_backward(float *dx, float *dwte, const float *dlogits, const float *x,
+                      const float *wte, size_t N, int C, int V)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, C, V, 1.0f, dlogits, V, wte,
+                C, 0.0f, dx, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)N, 1.0f, dlogits, V, x, C,
+                1.0f, dwte, C);
+}
+
+// logits is (N,V), lse (N), targets (N) with SLM_IGNORE_INDEX for no loss.
+double cross_entropy_forward(float *lse, const float *logits, const int32_t *targets, size_t N,
+                             int V, size_t *n_valid)
+{
+#pragma omp parallel for schedule(static) if (N * V > 32768)
+    for (size_t r = 0; r < N; r++) {
+        const float *x = logits + r * V;
+        float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+        for (int v = 0; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int v = 0; v < V; v++) sum += vec_expf(x[v] - mx);
+        /* sum >= 1 since the maximum contributes exp(0); fmaxf says so to
+         * the linter, which cannot see that V > 0. */
+        lse[r] = mx + logf(fmaxf(sum, 1.0f));
+    }
+    /* Rows summed in order, in double: the loss is bit-identical for any
+     * thread count, and N terms cost nothing next to the N·V above. */
+    double total = 0.0;
+    size_t n = 0;
+    for (size_t r = 0; r < N; r++) {
+        if (targets[r] == SLM_IGNORE_INDEX) continue;
+        total += (double)lse[r] - (double)logits[r * V + targets[r]];
+        n++;
+    }
+    *n_valid = n;
+    return total;
+}
+
+// logits (N,V) becomes dlogits = (softmax(logits) − onehot(target))·scale
+void cross_entropy_backward(float *logits, const float *lse, const int32_t *targets, size_t N,
+                            int V, float scale)
+{
+#pragma omp parallel for schedule(static) if (N * V > 32768)
+    for (size_t r = 0; r < N; r++) {
+        float *x = logits + r * V;
+        int32_t t = targets[r];
+        if (t == SLM_IGNORE_INDEX) {
+            memset(x, 0, (size_t)V * sizeof *x);
+            continue;
+        }
+        float l = lse[r];
+#pragma omp simd
+        for (int v = 0; v < V; v++) x[v] = vec_expf(x[v] - l) * scale;
+        x[t] -= scale;
+    }
+}

@@ -1,0 +1,137 @@
+/*
+ * Multi-head causal self-attention (Vaswani et al. 2017, §3.2.2; the seeds'
+ * "Multi-Head Attention"):
+ *
+ *   [Q K V] = X·W_attn + b_attn           X (B,T,C), W_attn (C,3C): the h
+ *                                         per-head W_j^Q, W_j^K, W_j^V side by side
+ *   Z_j     = softmax(Q_j·K_jᵀ/sqrt(d_k) + M)·V_j     M the causal mask, j = 1..h
+ *   out     = Concat(Z_1..Z_h)·W^C + b^C   W^C = c_proj (C,C)
+ *
+ * with d_k = d_v = C/h. Splitting into heads is a transpose
+ * (B,T,3C) → 3×(B,H,T,D) so each head's Q_j is contiguous for the attention
+ * core (slm_attention_forward/backward, which applies the mask and the
+ * attention dropout); concatenation is the transpose back.
+ */
+#include "model/layers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The attention kernel the model uses.
+ * TODO(merge): switch to SLM_ATTN_AUTO once the flash kernel lands (issue 3);
+ * until then AUTO and FLASH return SLM_EUNSUPPORTED in this branch. Both give
+ * the same result to 1e-5. SLM_ATTN_IMPL=auto|reference|flash in the
+ * environment overrides it (read once, when the training state is created). */
+#define MHA_ATTN_IMPL SLM_ATTN_REFERENCE
+
+int gpt_attention_impl(void)
+{
+    const char *e = getenv("SLM_ATTN_IMPL");
+    if (e && !strcmp(e, "auto")) return SLM_ATTN_AUTO;
+    if (e && !strcmp(e, "reference")) return SLM_ATTN_REFERENCE;
+    if (e && !strcmp(e, "flash")) return SLM_ATTN_FLASH;
+    return MHA_ATTN_IMPL;
+}
+
+// rows is (B,T,S·C), heads (S,B,H,T,D) with C = H·D; bias (S·C) or NULL.
+// heads[s][b][h][t][:] = rows[b][t][s·C + h·D : s·C + (h+1)·D] + bias[...]
+static void split_heads(float *heads, const float *rows, const float *bias, int S,
+                        const gpt_dims *d)
+{
+    int B = d->B, T = d->T, H = d->H, D = d->D, C = d->C;
+    size_t N = d->N;
+#pragma omp parallel for schedule(static) if (N * C * S > 32768)
+    for (size_t r = 0; r < N; r++) {
+        size_t b = r / T, t = r % T;
+        for (int s = 0; s < S; s++)
+            for (int h = 0; h < H; h++) {
+                const float *src = rows + r * S * C + (size_t)s * C + (size_t)h * D;
+                const float *bs = bias ? bias + (size_t)s * C + (size_t)h * D : NULL;
+                float *dst = heads + ((((size_t)s * B + b) * H + h) * T + t) * D;
+                if (bs) {
+#pragma omp simd
+                    for (int k = 0; k < D; k++) dst[k] = src[k] + bs[k];
+                } else {
+                    memcpy(dst, src, (size_t)D * sizeof *dst);
+                }
+            }
+    }
+}
+
+// heads is (S,B,H,T,D), rows (B,T,S·C): the inverse of split_heads (no bias);
+// for S = 1 this is Concat(head_1, ..., head_h).
+static void merge_heads(float *rows, const float *heads, int S, const gpt_dims *d)
+{
+    int B = d->B, T = d->T, H = d->H, D = d->D, C = d->C;
+    size_t N = d->N;
+#pragma omp parallel for schedule(static) if (N * C * S > 32768)
+    for (size_t r = 0; r < N; r++) {
+        size_t b = r / T, t = r % T;
+        for (int s = 0; s < S; s++)
+            for (int h = 0; h < H; h++)
+                memcpy(rows + r * S * C + (size_t)s * C + (size_t)h * D,
+                       heads + ((((size_t)s * B + b) * H + h) * T + t) * D,
+                       (size_t)D * sizeof *rows);
+    }
+}
+
+static slm_attn_opts attention_opts(const gpt_dropout *drop, int layer, int impl)
+{
+    slm_attn_opts o = {.impl = impl, .causal = 1};
+    o.dropout = drop->p;
+    o.seed = gpt_dropout_site_seed(drop, SITE_ATTN, layer);
+    return o;
+}
+
+// a->ln1 (N,C) → qkv (N,3C) in s->heads → a->qkv 3×(B,H,T,D) → a->atty
+// (B,H,T,D), a->att_lse (B,H,T) → concat (N,C) in s->a → c_proj (N,C) in
+// s->b → a->res_mid = res_in + dropout(s->b + b_proj)
+int multi_head_attention_forward(const gpt_dims *d, const gpt_layer_views *w, gpt_layer_acts *a,
+                                 const float *res_in, gpt_scratch *s, const gpt_dropout *drop,
+                                 int layer, int attn_impl)
+{
+    int C = d->C;
+    size_t N = d->N, NC = N * (size_t)C;
+    matmul_forward(s->heads, a->ln1, w->c_attn_w, N, C, 3 * C, 0.0f);
+    split_heads(a->qkv, s->heads, w->c_attn_b, 3, d);
+    slm_attn_opts o = attention_opts(drop, layer, attn_impl);
+    int rc = slm_attention_forward(&o, d->B, d->H, d->T, d->T, d->D, a->qkv, a->qkv + NC,
+                                   a->qkv + 2 * NC, a->atty, a->att_lse);
+    if (rc) return rc;
+    merge_heads(s->a, a->atty, 1, d);
+    matmul_forward(s->b, s->a, w->c_proj_w, N, C, C, 0.0f);
+    residual_forward(a->res_mid, res_in, s->b, w->c_proj_b, N, C, drop->p,
+                     gpt_dropout_site_seed(drop, SITE_ATTN_RESID, layer));
+    return SLM_OK;
+}
+
+// s->dres (N,C) = d(res_mid). Through c_proj: d(concat) (N,C) in s->big,
+// split into d(atty) (B,H,T,D) in s->a; attention backward gives dq, dk, dv
+// in s->heads; merged to d(qkv) (N,3C) in s->big; through c_attn to d(ln1)
+// (N,C) in s->b.
+int multi_head_attention_backward(const gpt_dims *d, const gpt_layer_views *w,
+                                  gpt_layer_views *g, const gpt_layer_acts *a, gpt_scratch *s,
+                                  const gpt_dropout *drop, int layer, int attn_impl)
+{
+    int C = d->C;
+    size_t N = d->N, NC = N * (size_t)C;
+    const float *dbranch = s->dres;
+    if (drop->p > 0.0f) {
+        dropout_backward(s->b, s->dres, N, C, drop->p,
+                         gpt_dropout_site_seed(drop, SITE_ATTN_RESID, layer));
+        dbranch = s->b;
+    }
+    bias_backward(g->c_proj_b, dbranch, N, C);
+    merge_heads(s->a, a->atty, 1, d); /* recomputed: cheaper than storing it */
+    matmul_backward(s->big, g->c_proj_w, dbranch, s->a, w->c_proj_w, N, C, C);
+    split_heads(s->a, s->big, NULL, 1, d);
+    slm_attn_opts o = attention_opts(drop, layer, attn_impl);
+    int rc = slm_attention_backward(&o, d->B, d->H, d->T, d->T, d->D, a->qkv, a->qkv + NC,
+                                    a->qkv + 2 * NC, a->atty, a->att_lse, s->a, s->heads,
+                                    s->heads + NC, s->heads + 2 * NC);
+    if (rc) return rc;
+    merge_heads(s->big, s->heads, 3, d);
+    bias_backward(g->c_attn_b, s->big, N, 3 * C);
+    matmul_backward(s->b, g->c_attn_w, s->big, a->ln1, w->c_attn_w, N, C, 3 * C);
+    return SLM_OK;
+}
