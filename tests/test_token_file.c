@@ -131,7 +131,9 @@ static void test_tokens_rejects_corruption(void)
         rc = slm_token_file_parse(b, len, "m", &got, &n, NULL, err, sizeof err);
         CHECK(rc == SLM_EFORMAT, "case %zu (memory): rc %d", i, rc);
     }
-    CHECK(slm_token_file_read(path_in(dir, "missing", 1), &ids, &len0, NULL, err, sizeof err) ==
+    int32_t *none;
+    size_t n_none;
+    CHECK(slm_token_file_read(path_in(dir, "missing", 1), &none, &n_none, NULL, err, sizeof err) ==
               SLM_EIO,
           "missing file");
     free(b);

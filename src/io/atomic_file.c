@@ -58,6 +58,7 @@ static int flush_out(slm_atomic_out *o)
 
 int slm_atomic_out_write(slm_atomic_out *o, const void *p, size_t n)
 {
+    if (n == 0) return SLM_OK;
     if (o->used + n <= OUT_BUF_BYTES) {
         memcpy(o->buf + o->used, p, n);
         o->used += n;
