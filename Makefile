@@ -32,7 +32,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TCOM_OBJ := $(TCOM_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test check asan demo clean format lint help bench
+.PHONY: all deps test check asan demo clean format lint help bench fuzz fuzz-build
 all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS)
 
 help:
@@ -41,6 +41,7 @@ help:
 	@echo "make demo       install missing packages, build, run the demo"
 	@echo "make asan       the C test suite under AddressSanitizer + UBSan (build/asan)"
 	@echo "make bench      slm bench (attention, gemm, ...) with PyTorch alongside"
+	@echo "make fuzz       libFuzzer targets (tests/fuzz), FUZZ_SECONDS each (default 60)"
 	@echo "make format / make lint"
 
 $(BUILD)/obj/%.o: %.c
@@ -91,6 +92,37 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/slm
 	@tools/setup-venv.sh
 	@bench/run.sh $(BUILD)
+
+# libFuzzer targets tests/fuzz/fuzz_*.c, built by clang with ASan + UBSan
+# against the library sources (build/fuzz), each run FUZZ_SECONDS from its
+# seed corpus tests/fuzz/corpus/NAME. Needs tools/install-fuzz-deps.sh.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build/fuzz
+FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -fopenmp \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -Iinclude -Isrc -I$(BLAS_INC)
+
+fuzz:
+	@tools/install-fuzz-deps.sh
+	@$(MAKE) --no-print-directory fuzz-build
+	@tools/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
+
+fuzz-build: $(FUZZ_BIN)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC (fuzz) $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/libslm.a: $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+	@rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libslm.a
+	@echo "  LD  $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_DIR)/libslm.a -L$(BLAS_LIB) \
+	    -Wl,-rpath,$(BLAS_LIB) -lopenblas -lm -o $@
 
 format:
 	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) $(TCOM_SRC) $(wildcard src/*/*.h tests/*.h tests/common/*.h) include/slm.h

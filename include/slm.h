@@ -286,6 +286,148 @@ int slm_tokenizer_vocab_size(const slm_tokenizer *t);
 
 /* ==== files (src/io) =================================================== */
 
+/* Every reader validates before it uses anything: sizes, offsets, dtypes,
+ * shapes, exact lengths. Bad files give SLM_EFORMAT with a one-line message
+ * naming the file and the problem; nothing crashes and nothing huge is
+ * allocated on a file's say-so. Every writer is atomic: a temporary file in
+ * the same directory, fsync, rename over the target, fsync of the directory;
+ * on failure the target is untouched and the temporary file removed. */
+
+/* ---- model directory (src/io/model_dir.c, config.c) --------------------- */
+
+/* slm_model_load / slm_model_save (declared above) read and write
+ *   DIR/config.json        GPT2Config fields (see slm_config_load)
+ *   DIR/model.safetensors  F32/F16/BF16 on load (an optional "transformer."
+ *                          prefix; "*.attn.bias", "*.attn.masked_bias" and a
+ *                          tied "lm_head.weight" are ignored), F32 on save
+ *                          with the names GPT2LMHeadModel.save_pretrained uses.
+ * Load errors: SLM_EIO (missing/unreadable file), SLM_EFORMAT (malformed
+ * file; a missing, extra or wrongly shaped tensor, each named with the
+ * expected and found shape), SLM_EUNSUPPORTED (an lm_head.weight that
+ * differs from wte.weight, a GPT-2 variant we do not implement), SLM_EINVAL /
+ * SLM_ERANGE (config sizes), SLM_ENOMEM (the parameters do not fit in the
+ * available memory: refused before allocating).
+ * Save errors: SLM_EIO ("output directory 'x' is a file", "cannot write to
+ * 'x': <reason>"). */
+
+/* As slm_model_load, and also writes a one-line warning into warn (warn[0] is
+ * '\0' when there is none; warn may be NULL). Weights with NaN or infinity
+ * load successfully but are reported there: "model.safetensors: 3 non-finite
+ * values (NaN or inf) in 1 tensor, first 'h.0.ln_1.weight'". */
+int slm_model_load_ex(const char *dir, slm_model **out, char *warn, size_t warnlen, char *err,
+                      size_t errlen);
+
+/* Reads config.json (path to the file). model_type must be "gpt2";
+ * n_layer, n_head, n_embd, n_positions, vocab_size are required positive
+ * integers; layer_norm_epsilon (default 1e-5); activation_function
+ * "gelu_new" (default; "gelu_pytorch_tanh" is the same) or "relu";
+ * tie_word_embeddings must be true if present; "slm_tokenizer" "byte" or
+ * "gpt2" (default); dropout from resid_pdrop (default 0.1). Keys that would
+ * change the architecture (n_inner ≠ 4·n_embd, scale_attn_weights false,
+ * scale_attn_by_inverse_layer_idx, add_cross_attention) give
+ * SLM_EUNSUPPORTED; other unknown keys are ignored. The result is checked
+ * with slm_config_validate. */
+int slm_config_load(const char *path, slm_config *cfg, char *err, size_t errlen);
+/* Writes cfg as a config.json that transformers' GPT2Config reads. */
+int slm_config_save(const slm_config *cfg, const char *path, char *err, size_t errlen);
+
+/* ---- safetensors (src/io/safetensors.c) ---------------------------------- */
+
+/* Element types of the safetensors format. Only the float types convert
+ * (F16 and BF16 to F32, exactly, subnormals, inf and NaN included). */
+enum {
+    SLM_DTYPE_F32, SLM_DTYPE_F16, SLM_DTYPE_BF16, SLM_DTYPE_F64,
+    SLM_DTYPE_I64, SLM_DTYPE_I32, SLM_DTYPE_I16, SLM_DTYPE_I8,
+    SLM_DTYPE_U64, SLM_DTYPE_U32, SLM_DTYPE_U16, SLM_DTYPE_U8,
+    SLM_DTYPE_BOOL, SLM_DTYPE_F8_E4M3, SLM_DTYPE_F8_E5M2,
+    SLM_DTYPE_COUNT
+};
+/* "F32", "BF16", ... (NULL for an unknown dtype) and bytes per element (0). */
+const char *slm_dtype_name(int dtype);
+size_t slm_dtype_size(int dtype);
+
+#define SLM_SAFETENSORS_MAX_DIMS 8
+/* Header limits (the Python library's): longer headers are refused. */
+#define SLM_SAFETENSORS_MAX_HEADER 100000000
+
+typedef struct {
+    const char *name;
+    int dtype;  /* SLM_DTYPE_*                                                */
+    int ndim;   /* 0 (a scalar) .. SLM_SAFETENSORS_MAX_DIMS                   */
+    int64_t shape[SLM_SAFETENSORS_MAX_DIMS];
+    size_t numel;  /* product of the shape (1 for a scalar)                   */
+    size_t nbytes; /* numel · slm_dtype_size(dtype)                           */
+} slm_safetensors_tensor;
+
+/* An opened, fully validated file: 8-byte little-endian header length N
+ * (≤ SLM_SAFETENSORS_MAX_HEADER, 8 + N ≤ file size), a JSON object header,
+ * every tensor's dtype known, shape non-negative without overflow,
+ * data_offsets [begin, end] with end − begin = nbytes exactly, tensors that
+ * do not overlap and cover the data section exactly (no gap, nothing
+ * trailing), unique names, "__metadata__" a string → string map. Tensor data
+ * is read on demand (pread), so opening costs only the header. */
+typedef struct slm_safetensors slm_safetensors;
+
+int slm_safetensors_open(const char *path, slm_safetensors **out, char *err, size_t errlen);
+void slm_safetensors_close(slm_safetensors *f);
+/* Tensors in header order; NULL outside [0, count). */
+int slm_safetensors_count(const slm_safetensors *f);
+const slm_safetensors_tensor *slm_safetensors_tensor_at(const slm_safetensors *f, int i);
+/* By name (binary search), NULL if absent. */
+const slm_safetensors_tensor *slm_safetensors_find(const slm_safetensors *f, const char *name);
+/* The "__metadata__" value of key, NULL if absent. */
+const char *slm_safetensors_metadata(const slm_safetensors *f, const char *key);
+/* Reads elements [start, start + count) of t into out as `dtype`: the file's
+ * own dtype (raw little-endian copy) or SLM_DTYPE_F32 from F32/F16/BF16.
+ * SLM_EINVAL for another conversion or a range past numel; SLM_EIO if the
+ * file changed under us. */
+int slm_safetensors_read(const slm_safetensors *f, const slm_safetensors_tensor *t, int dtype,
+                         size_t start, size_t count, void *out, char *err, size_t errlen);
+
+/* One tensor to write: data holds numel elements of dtype, little-endian. */
+typedef struct {
+    const char *name;
+    int dtype;
+    int ndim;
+    const int64_t *shape;
+    const void *data;
+} slm_safetensors_entry;
+
+/* Writes n tensors in the given order and metadata (n_meta key/value pairs:
+ * meta[2i] → meta[2i+1]; may be NULL), header padded with spaces to 8 bytes
+ * as the Python library does, atomically. Names must be unique, non-empty
+ * and not "__metadata__"; SLM_EINVAL otherwise, nothing written. */
+int slm_safetensors_save(const char *path, const slm_safetensors_entry *tensors, int n,
+                         const char *const *meta, int n_meta, char *err, size_t errlen);
+
+/* ---- token files (src/io/token_file.c) ----------------------------------- */
+
+/* The cache of a tokenized corpus: a 64-byte header (magic "SLMTOK1\0",
+ * version, bytes per id 2 or 4, count, vocab_size, tokenizer, the source's
+ * size and 64-bit content hash, a checksum of the ids) followed by the ids,
+ * little-endian. A stale cache (the source changed, another tokenizer or
+ * vocabulary) is detected by comparing slm_token_meta. */
+typedef struct {
+    int tokenizer;        /* SLM_TOKENIZER_* that produced the ids              */
+    int vocab_size;       /* every id is < vocab_size                           */
+    uint64_t source_size; /* bytes of the text the ids came from                */
+    uint64_t source_hash; /* slm_hash64 of those bytes                          */
+} slm_token_meta;
+
+/* A 64-bit hash of len bytes (not cryptographic; for staleness checks). */
+uint64_t slm_hash64(const void *data, size_t len);
+/* Writes ids (each in [0, meta->vocab_size)) atomically; 2-byte ids when
+ * vocab_size ≤ 65536, else 4-byte. SLM_EINVAL for an id out of range. */
+int slm_token_file_write(const char *path, const int32_t *ids, size_t n,
+                         const slm_token_meta *meta, char *err, size_t errlen);
+/* Reads a token file into a malloc'd *ids (free with free()) of *n ids and
+ * its *meta (may be NULL). Validates magic, version, id width, that the file
+ * length is exactly header + count · width, the checksum, and every id <
+ * vocab_size. SLM_EIO (unreadable), SLM_EFORMAT (anything else). Callers
+ * compare *meta with the source's to decide whether the cache is stale. */
+int slm_token_file_read(const char *path, int32_t **ids, size_t *n, slm_token_meta *meta,
+                        char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

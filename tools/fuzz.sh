@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer target in DIR (build/fuzz) for SECONDS each, starting
+# from its seed corpus tests/fuzz/corpus/NAME (NAME = target without the
+# "fuzz_" prefix). New inputs go to DIR/corpus/NAME, crashes to
+# DIR/artifacts/. Exits non-zero if any target found a crash.
+#   tools/fuzz.sh build/fuzz 60 [target ...]
+set -u
+cd "$(dirname "$0")/.."
+dir=${1:-build/fuzz}
+secs=${2:-60}
+shift 2 2>/dev/null || true
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=($(ls "$dir"/fuzz_* 2>/dev/null | xargs -n1 basename))
+mkdir -p "$dir/artifacts"
+status=0
+for t in "${targets[@]}"; do
+    name=${t#fuzz_}
+    seeds=tests/fuzz/corpus/$name
+    work=$dir/corpus/$name
+    mkdir -p "$work"
+    [ -d "$seeds" ] || seeds=
+    log=$dir/$t.log
+    echo "fuzz: $t for ${secs}s" >&2
+    "$dir/$t" -max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 \
+        -artifact_prefix="$dir/artifacts/$t-" "$work" $seeds >"$log" 2>&1
+    rc=$?
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
+    if [ $rc -ne 0 ]; then
+        echo "FAIL $t: exit $rc after ${execs:-?} runs; see $log and $dir/artifacts" >&2
+        grep -m3 -E 'ERROR|SUMMARY|runtime error' "$log" >&2
+        status=1
+    else
+        echo "ok $t: ${execs:-?} runs, $cov, $(ls "$work" | wc -l) corpus files" >&2
+    fi
+done
+exit $status
