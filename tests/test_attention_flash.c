@@ -27,9 +27,9 @@ typedef struct {
     int causal;
     float scale, dropout;
     uint64_t seed;
-    int with_mask;        /* random finite mask with some -inf entries */
-    const int *kv_len;    /* or NULL */
-    float qk_range;       /* inputs uniform in [-r, r] (default 1) */
+    int with_mask;     /* random finite mask with some -inf entries */
+    const int *kv_len; /* or NULL */
+    float qk_range;    /* inputs uniform in [-r, r] (default 1) */
 } shape;
 
 typedef struct {
@@ -46,8 +46,13 @@ static float *fill(size_t n, unsigned long long seed, float r)
 
 static slm_attn_opts opts_of(const shape *s, int impl, const float *mask)
 {
-    slm_attn_opts o = {.impl = impl, .causal = s->causal, .scale = s->scale, .mask = mask,
-                       .kv_len = s->kv_len, .dropout = s->dropout, .seed = s->seed};
+    slm_attn_opts o = {.impl = impl,
+                       .causal = s->causal,
+                       .scale = s->scale,
+                       .mask = mask,
+                       .kv_len = s->kv_len,
+                       .dropout = s->dropout,
+                       .seed = s->seed};
     return o;
 }
 
@@ -62,15 +67,18 @@ static int run_impl(const shape *s, int impl, const tensors *in, tensors *res)
     res->dq = malloc(nq * sizeof(float));
     res->dk = malloc(nk * sizeof(float));
     res->dv = malloc(nk * sizeof(float));
-    for (size_t e = 0; e < nq; e++) res->out[e] = res->dq[e] = NAN;
-    for (size_t e = 0; e < nk; e++) res->dk[e] = res->dv[e] = NAN;
-    for (size_t e = 0; e < nl; e++) res->lse[e] = NAN;
+    for (size_t e = 0; e < nq; e++)
+        res->out[e] = res->dq[e] = NAN;
+    for (size_t e = 0; e < nk; e++)
+        res->dk[e] = res->dv[e] = NAN;
+    for (size_t e = 0; e < nl; e++)
+        res->lse[e] = NAN;
     slm_attn_opts o = opts_of(s, impl, in->mask);
     int rc = slm_attention_forward(&o, s->B, s->H, s->Tq, s->Tk, s->D, in->q, in->k, in->v,
                                    res->out, res->lse);
     if (rc) return rc;
-    return slm_attention_backward(&o, s->B, s->H, s->Tq, s->Tk, s->D, in->q, in->k, in->v,
-                                  res->out, res->lse, in->dout, res->dq, res->dk, res->dv);
+    return slm_attention_backward(&o, s->B, s->H, s->Tq, s->Tk, s->D, in->q, in->k, in->v, res->out,
+                                  res->lse, in->dout, res->dq, res->dk, res->dv);
 }
 
 static void free_results(tensors *t)
@@ -126,11 +134,13 @@ static void compare(const shape *s, const char *what)
     if (rc1 == 0 && rc2 == 0) {
         size_t nq = (size_t)s->B * s->H * s->Tq * s->D;
         size_t nk = (size_t)s->B * s->H * s->Tk * s->D, nl = (size_t)s->B * s->H * s->Tq;
-        double e_out = err(fl.out, ref.out, nq), e_lse = test_max_err_f(fl.lse, ref.lse, nl,
-                                                                          RTOL, RTOL);
+        double e_out = err(fl.out, ref.out, nq),
+               e_lse = test_max_err_f(fl.lse, ref.lse, nl, RTOL, RTOL);
         double e_dq = err(fl.dq, ref.dq, nq), e_dk = err(fl.dk, ref.dk, nk);
         double e_dv = err(fl.dv, ref.dv, nk);
-        if (getenv("SLM_TEST_VERBOSE")) printf("  %-28s out %.3f lse %.3f dq %.3f dk %.3f dv %.3f\n", what, e_out, e_lse, e_dq, e_dk, e_dv);
+        if (getenv("SLM_TEST_VERBOSE"))
+            printf("  %-28s out %.3f lse %.3f dq %.3f dk %.3f dv %.3f\n", what, e_out, e_lse, e_dq,
+                   e_dk, e_dv);
         CHECK(e_out <= 1, "%s: out off by %.2f tolerances", what, e_out);
         CHECK(e_lse <= 1, "%s: lse off by %.2f tolerances", what, e_lse);
         CHECK(e_dq <= 1, "%s: dq off by %.2f tolerances", what, e_dq);
@@ -148,8 +158,8 @@ static void compare(const shape *s, const char *what)
 static void test_single_token(void)
 {
     enum { H = 2, D = 16 };
-    float q[H * D], k[H * D], v[H * D], dout[H * D], out[H * D], lse[H], dq[H * D],
-        dk[H * D], dv[H * D];
+    float q[H * D], k[H * D], v[H * D], dout[H * D], out[H * D], lse[H], dq[H * D], dk[H * D],
+        dv[H * D];
     test_fill_uniform(q, H * D, 1, -1, 1);
     test_fill_uniform(k, H * D, 2, -1, 1);
     test_fill_uniform(v, H * D, 3, -1, 1);
@@ -157,19 +167,18 @@ static void test_single_token(void)
     for (int causal = 0; causal <= 1; causal++) {
         slm_attn_opts o = {.impl = SLM_ATTN_FLASH, .causal = causal};
         CHECK(slm_attention_forward(&o, 1, H, 1, 1, D, q, k, v, out, lse) == 0, "forward");
-        CHECK(slm_attention_backward(&o, 1, H, 1, 1, D, q, k, v, out, lse, dout, dq, dk, dv) ==
-                  0,
+        CHECK(slm_attention_backward(&o, 1, H, 1, 1, D, q, k, v, out, lse, dout, dq, dk, dv) == 0,
               "backward");
         for (int h = 0; h < H; h++) {
             double qk = 0;
-            for (int d = 0; d < D; d++) qk += (double)q[h * D + d] * k[h * D + d];
+            for (int d = 0; d < D; d++)
+                qk += (double)q[h * D + d] * k[h * D + d];
             CHECK_CLOSE(lse[h], qk / 4.0, 1e-6, 1e-6, "lse[%d] %g", h, lse[h]);
         }
         for (int e = 0; e < H * D; e++) {
             CHECK_CLOSE(out[e], v[e], 1e-6, 0, "out[%d]", e);
             CHECK_CLOSE(dv[e], dout[e], 1e-6, 0, "dv[%d]", e);
-            CHECK(fabsf(dq[e]) < 1e-6f && fabsf(dk[e]) < 1e-6f, "dq/dk[%d] %g %g", e, dq[e],
-                  dk[e]);
+            CHECK(fabsf(dq[e]) < 1e-6f && fabsf(dk[e]) < 1e-6f, "dq/dk[%d] %g %g", e, dq[e], dk[e]);
         }
     }
     compare(&(shape){1, 2, 1, 2, 16, 1, 0, 0, 1, 0, NULL, 0}, "Tq=1 Tk=2 causal");
@@ -276,7 +285,8 @@ static void test_fully_masked_rows(void)
     shape s = {1, 2, 70, 70, 32, 0, 0, 0, 90, 1, NULL, 0};
     tensors in, fl;
     make_inputs(&s, &in);
-    for (int j = 0; j < 70; j++) in.mask[3 * 70 + j] = in.mask[66 * 70 + j] = -INFINITY;
+    for (int j = 0; j < 70; j++)
+        in.mask[3 * 70 + j] = in.mask[66 * 70 + j] = -INFINITY;
     int rc = run_impl(&s, SLM_ATTN_FLASH, &in, &fl);
     CHECK(rc == 0, "rc %d", rc);
     size_t nq = 2 * 70 * 32, nl = 2 * 70;
@@ -286,8 +296,7 @@ static void test_fully_masked_rows(void)
     }
     for (size_t e = 0; e < nl; e++) {
         int hidden = e % 70 == 3 || e % 70 == 66;
-        CHECK(hidden ? fl.lse[e] == -INFINITY : isfinite(fl.lse[e]), "lse[%zu] = %g", e,
-              fl.lse[e]);
+        CHECK(hidden ? fl.lse[e] == -INFINITY : isfinite(fl.lse[e]), "lse[%zu] = %g", e, fl.lse[e]);
         if (!hidden) continue;
         for (int d = 0; d < 32; d++) {
             CHECK(fl.out[e * 32 + d] == 0.0f, "out row %zu not 0", e);
@@ -309,7 +318,8 @@ static void test_gradients_overwritten(void)
     tensors in, fl;
     make_inputs(&s, &in);
     CHECK(run_impl(&s, SLM_ATTN_FLASH, &in, &fl) == 0, "rc");
-    for (size_t e = 0; e < 2 * 80 * 16; e++) CHECK(isfinite(fl.dq[e]), "dq[%zu] not written", e);
+    for (size_t e = 0; e < 2 * 80 * 16; e++)
+        CHECK(isfinite(fl.dq[e]), "dq[%zu] not written", e);
     for (size_t e = 0; e < 2 * 64 * 16; e++) {
         CHECK(isfinite(fl.dk[e]) && isfinite(fl.dv[e]), "dk/dv[%zu] not written", e);
         if (e < 64 * 16 || e % (64 * 16) >= 33 * 16)
@@ -351,7 +361,8 @@ static void test_invalid_arguments_write_nothing(void)
     test_fill_uniform(q, 8, 1, -1, 1);
     test_fill_uniform(k, 8, 2, -1, 1);
     test_fill_uniform(v, 8, 3, -1, 1);
-    for (int i = 0; i < 8; i++) out[i] = dq[i] = dk[i] = dv[i] = 42.0f;
+    for (int i = 0; i < 8; i++)
+        out[i] = dq[i] = dk[i] = dv[i] = 42.0f;
     lse[0] = lse[1] = 42.0f;
     slm_attn_opts o = {.impl = SLM_ATTN_FLASH};
     int bad_kv[1] = {3};
@@ -370,16 +381,15 @@ static void test_invalid_arguments_write_nothing(void)
         {o, 4, NULL},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
-        int rc = slm_attention_forward(&cases[c].o, 1, 1, 2, 2, cases[c].D, cases[c].q, k, v,
-                                       out, lse);
+        int rc =
+            slm_attention_forward(&cases[c].o, 1, 1, 2, 2, cases[c].D, cases[c].q, k, v, out, lse);
         CHECK(rc == SLM_EINVAL, "case %zu: forward rc %d", c, rc);
-        rc = slm_attention_backward(&cases[c].o, 1, 1, 2, 2, cases[c].D, cases[c].q, k, v, q,
-                                    lse, q, dq, dk, dv);
+        rc = slm_attention_backward(&cases[c].o, 1, 1, 2, 2, cases[c].D, cases[c].q, k, v, q, lse,
+                                    q, dq, dk, dv);
         CHECK(rc == SLM_EINVAL, "case %zu: backward rc %d", c, rc);
     }
     CHECK(slm_attention_forward(&o, 1, 1, 2, 0, 4, q, k, v, out, lse) == SLM_EINVAL, "Tk 0");
-    CHECK(slm_attention_backward(&o, 1, 1, 2, 2, 4, q, k, v, q, NULL, q, dq, dk, dv) ==
-              SLM_EINVAL,
+    CHECK(slm_attention_backward(&o, 1, 1, 2, 2, 4, q, k, v, q, NULL, q, dq, dk, dv) == SLM_EINVAL,
           "NULL lse in backward");
     for (int i = 0; i < 8; i++)
         CHECK(out[i] == 42.0f && dq[i] == 42.0f && dk[i] == 42.0f && dv[i] == 42.0f,
@@ -408,7 +418,8 @@ static void test_vector_exp_accuracy(void)
     float x[VF_W], y[VF_W];
     double worst = 0;
     for (int n = 0; n < 200000; n++) {
-        for (int l = 0; l < VF_W; l++) x[l] = -87.0f * (float)(n * VF_W + l) / 3.2e6f;
+        for (int l = 0; l < VF_W; l++)
+            x[l] = -87.0f * (float)(n * VF_W + l) / 3.2e6f;
         vf_store(y, vf_exp(vf_load(x)));
         for (int l = 0; l < VF_W; l++) {
             double want = exp((double)x[l]);
@@ -420,8 +431,8 @@ static void test_vector_exp_accuracy(void)
     CHECK(worst <= 2.0, "vf_exp off by %.2f ulp", worst);
     float special[VF_W] = {-INFINITY, 0.0f, -104.0f, -200.0f, 1.0f, 88.0f, -1e30f};
     vf_store(y, vf_exp(vf_load(special)));
-    CHECK(y[0] == 0.0f && y[2] == 0.0f && y[3] == 0.0f && y[6] == 0.0f, "tiny -> %g %g %g %g",
-          y[0], y[2], y[3], y[6]);
+    CHECK(y[0] == 0.0f && y[2] == 0.0f && y[3] == 0.0f && y[6] == 0.0f, "tiny -> %g %g %g %g", y[0],
+          y[2], y[3], y[6]);
     CHECK(y[1] == 1.0f, "exp(0) = %.9g", y[1]);
     CHECK(fabs(y[4] - M_E) < 1e-6 && isfinite(y[5]), "exp(1) = %.9g, exp(88) = %g", y[4], y[5]);
 }

@@ -86,7 +86,8 @@ static void row_deltas(const bwd_head *g)
     for (int i = 0; i < Tq; i++) {
         const float *o = g->O + (size_t)i * D, *d_o = g->dO + (size_t)i * D;
         float s = 0.0f;
-        for (int d = 0; d < D; d++) s += d_o[d] * o[d];
+        for (int d = 0; d < D; d++)
+            s += d_o[d] * o[d];
         delta[i] = s;
     }
 }
@@ -104,7 +105,8 @@ static void load_keys(const bwd_head *g, int j0, int nc)
             kr[j] = K[(size_t)j * D + d] * scale;
             vr[j] = V[(size_t)j * D + d];
         }
-        for (int j = nc; j < bc; j++) kr[j] = vr[j] = 0.0f;
+        for (int j = nc; j < bc; j++)
+            kr[j] = vr[j] = 0.0f;
     }
 }
 
@@ -195,15 +197,14 @@ static void backward_key_block(const bwd_head *g, int kb)
         flash_gemm(nc, D, nr, P, 1, bc, dOi, D, dV, D, mode, NULL);
         flash_gemm(nc, D, nr, dS, 1, bc, Qi, D, dK, D, mode, NULL);
         /* dQ_i [nr][D] += (dS·scale) [nr][nc] · K_j [nc][D] */
-        flash_gemm(nr, D, nc, dS, bc, 1, Kj, D, g->dQ + (size_t)i0 * D, D, FG_ACCUMULATE,
-                   NULL);
+        flash_gemm(nr, D, nc, dS, bc, 1, Kj, D, g->dQ + (size_t)i0 * D, D, FG_ACCUMULATE, NULL);
     }
 }
 
 /* Points g at head `head` of the call's tensors. */
-static void bind_head(bwd_head *g, size_t head, const float *q, const float *k,
-                      const float *v, const float *out, const float *lse, const float *dout,
-                      float *dq, float *dk, float *dv)
+static void bind_head(bwd_head *g, size_t head, const float *q, const float *k, const float *v,
+                      const float *out, const float *lse, const float *dout, float *dq, float *dk,
+                      float *dv)
 {
     const attn_call *c = g->c;
     size_t qd = (size_t)c->Tq * c->D, kd = (size_t)c->Tk * c->D;
@@ -217,8 +218,8 @@ static void bind_head(bwd_head *g, size_t head, const float *q, const float *k,
 }
 
 int attn_flash_backward(const attn_call *c, const float *q, const float *k, const float *v,
-                        const float *out, const float *lse, const float *dout, float *dq,
-                        float *dk, float *dv)
+                        const float *out, const float *lse, const float *dout, float *dq, float *dk,
+                        float *dv)
 {
     int nt = flash_threads();
     bwd_layout L = bwd_plan(c, nt);
@@ -238,7 +239,8 @@ int attn_flash_backward(const attn_call *c, const float *q, const float *k, cons
                 bind_head(&g, (size_t)head, q, k, v, out, lse, dout, dq, dk, dv);
                 memset(g.dQ, 0, qd * sizeof(float));
                 row_deltas(&g);
-                for (int kb = 0; kb < nkb; kb++) backward_key_block(&g, kb);
+                for (int kb = 0; kb < nkb; kb++)
+                    backward_key_block(&g, kb);
             }
         } else {
             float *mine = g.ws + L.dq;
@@ -249,7 +251,8 @@ int attn_flash_backward(const attn_call *c, const float *q, const float *k, cons
                 /* Round-robin key blocks: under causal masking early blocks
                  * have the most queries, so blocks alternate across threads. */
 #pragma omp for schedule(static, 1)
-                for (int kb = 0; kb < nkb; kb++) backward_key_block(&g, kb);
+                for (int kb = 0; kb < nkb; kb++)
+                    backward_key_block(&g, kb);
                 /* dq rows = Σ over threads (in thread order) of the private
                  * buffers, which are zeroed again for the next head. */
                 float *dst = dq + (size_t)head * qd;
@@ -260,7 +263,8 @@ int attn_flash_backward(const attn_call *c, const float *q, const float *k, cons
                     memset(row, 0, (size_t)c->D * sizeof *row);
                     for (int t = 0; t < team; t++) {
                         float *part = ws + (size_t)t * L.total + L.dq + (size_t)i * c->D;
-                        for (int d = 0; d < c->D; d++) row[d] += part[d];
+                        for (int d = 0; d < c->D; d++)
+                            row[d] += part[d];
                         memset(part, 0, (size_t)c->D * sizeof *part);
                     }
                 }

@@ -27,10 +27,11 @@
 
 /* One register block: rows [0,mr) × vectors [0,nv) of C, the last vector
  * masked by `tail`. mr and nv are compile-time constants after inlining. */
-static inline __attribute__((always_inline)) void
-block(const int mr, const int nv, int K, const float *A, ptrdiff_t ams, ptrdiff_t aks,
-      const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int mode, const float *rs,
-      __mmask16 tail)
+static inline __attribute__((always_inline)) void block(const int mr, const int nv, int K,
+                                                        const float *A, ptrdiff_t ams,
+                                                        ptrdiff_t aks, const float *B,
+                                                        ptrdiff_t ldb, float *C, ptrdiff_t ldc,
+                                                        int mode, const float *rs, __mmask16 tail)
 {
     __m512 acc[MR][NV];
 #pragma GCC unroll 6
@@ -53,13 +54,14 @@ block(const int mr, const int nv, int K, const float *A, ptrdiff_t ams, ptrdiff_
         __m512 bv[NV];
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++)
-            bv[v] = v == nv - 1 ? _mm512_maskz_loadu_ps(tail, b + v * 16)
-                                : _mm512_loadu_ps(b + v * 16);
+            bv[v] =
+                v == nv - 1 ? _mm512_maskz_loadu_ps(tail, b + v * 16) : _mm512_loadu_ps(b + v * 16);
 #pragma GCC unroll 6
         for (int r = 0; r < mr; r++) {
             __m512 ar = _mm512_set1_ps(a[r * ams]);
 #pragma GCC unroll 4
-            for (int v = 0; v < nv; v++) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
         }
     }
 #pragma GCC unroll 6
@@ -78,12 +80,12 @@ typedef void (*block_fn)(int, const float *, ptrdiff_t, ptrdiff_t, const float *
 
 /* One specialised function per (mr, nv), mode resolved by branches hoisted
  * out of the k loop (mode is loop-invariant). */
-#define BLOCK_FN(R, V)                                                                     \
-    static void block_##R##_##V(int K, const float *A, ptrdiff_t ams, ptrdiff_t aks,       \
-                                const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc,    \
-                                int mode, const float *rs, __mmask16 tail)                 \
-    {                                                                                      \
-        block(R, V, K, A, ams, aks, B, ldb, C, ldc, mode, rs, tail);                       \
+#define BLOCK_FN(R, V)                                                                             \
+    static void block_##R##_##V(int K, const float *A, ptrdiff_t ams, ptrdiff_t aks,               \
+                                const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int mode,  \
+                                const float *rs, __mmask16 tail)                                   \
+    {                                                                                              \
+        block(R, V, K, A, ams, aks, B, ldb, C, ldc, mode, rs, tail);                               \
     }
 #define BLOCK_ROW(R) BLOCK_FN(R, 1) BLOCK_FN(R, 2) BLOCK_FN(R, 3) BLOCK_FN(R, 4)
 BLOCK_ROW(1)
@@ -93,41 +95,45 @@ BLOCK_ROW(4)
 BLOCK_ROW(5)
 BLOCK_ROW(6)
 
-#define ROW_FNS(R) {block_##R##_1, block_##R##_2, block_##R##_3, block_##R##_4}
+#define ROW_FNS(R)                                                                                 \
+    {                                                                                              \
+        block_##R##_1, block_##R##_2, block_##R##_3, block_##R##_4                                 \
+    }
 static const block_fn blocks[MR][NV] = {ROW_FNS(1), ROW_FNS(2), ROW_FNS(3),
                                         ROW_FNS(4), ROW_FNS(5), ROW_FNS(6)};
 
-void flash_gemm(int M, int N, int K, const float *A, ptrdiff_t ams, ptrdiff_t aks,
-                const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int mode,
-                const float *rs)
+void flash_gemm(int M, int N, int K, const float *A, ptrdiff_t ams, ptrdiff_t aks, const float *B,
+                ptrdiff_t ldb, float *C, ptrdiff_t ldc, int mode, const float *rs)
 {
     for (int n0 = 0; n0 < N; n0 += 16 * NV) {
-        int left = N - n0;
+        int left = N - n0; /* >= 1 */
         int nv = left >= 16 * NV ? NV : (left + 15) / 16;
         int last = left - 16 * (nv - 1); /* lanes used in the last vector: 1..16 */
         __mmask16 tail = (__mmask16)(last >= 16 ? 0xFFFFu : (1u << last) - 1u);
+        const block_fn *row = blocks[MR - 1];
         for (int m0 = 0; m0 < M; m0 += MR) {
-            int mr = M - m0 < MR ? M - m0 : MR;
-            blocks[mr - 1][nv - 1](K, A + m0 * ams, ams, aks, B + n0, ldb, C + m0 * ldc + n0,
-                                   ldc, mode, mode == FG_ROWSCALE ? rs + m0 : NULL, tail);
+            if (M - m0 < MR) row = blocks[(M - m0) % MR - 1]; /* the last, short block */
+            row[nv - 1](K, A + m0 * ams, ams, aks, B + n0, ldb, C + m0 * ldc + n0, ldc, mode,
+                        mode == FG_ROWSCALE ? rs + m0 : NULL, tail);
         }
     }
 }
 
 #else /* portable: the same contract with plain loops (the compiler vectorises the n loop) */
 
-void flash_gemm(int M, int N, int K, const float *A, ptrdiff_t ams, ptrdiff_t aks,
-                const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int mode,
-                const float *rs)
+void flash_gemm(int M, int N, int K, const float *A, ptrdiff_t ams, ptrdiff_t aks, const float *B,
+                ptrdiff_t ldb, float *C, ptrdiff_t ldc, int mode, const float *rs)
 {
     for (int m = 0; m < M; m++) {
         float *c = C + m * ldc;
         float s = mode == FG_ROWSCALE ? rs[m] : 1.0f;
-        for (int n = 0; n < N; n++) c[n] = mode == FG_OVERWRITE ? 0.0f : s * c[n];
+        for (int n = 0; n < N; n++)
+            c[n] = mode == FG_OVERWRITE ? 0.0f : s * c[n];
         for (int k = 0; k < K; k++) {
             float a = A[m * ams + k * aks];
             const float *b = B + k * ldb;
-            for (int n = 0; n < N; n++) c[n] += a * b[n];
+            for (int n = 0; n < N; n++)
+                c[n] += a * b[n];
         }
     }
 }

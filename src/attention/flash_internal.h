@@ -30,9 +30,8 @@ enum { FG_OVERWRITE = 0, FG_ACCUMULATE = 1, FG_ROWSCALE = 2 };
  * k < K, where s_m = 0 (FG_OVERWRITE), 1 (FG_ACCUMULATE) or rs[m]
  * (FG_ROWSCALE). A is read by scalars with any strides, B by row vectors.
  */
-void flash_gemm(int M, int N, int K, const float *A, ptrdiff_t ams, ptrdiff_t aks,
-                const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int mode,
-                const float *rs);
+void flash_gemm(int M, int N, int K, const float *A, ptrdiff_t ams, ptrdiff_t aks, const float *B,
+                ptrdiff_t ldb, float *C, ptrdiff_t ldc, int mode, const float *rs);
 
 /* Threads the next parallel region will use (OpenMP's current setting). */
 int flash_threads(void);
@@ -43,6 +42,9 @@ size_t flash_backward_bytes(const attn_call *c, int nt);
 
 /* Rounds a float count up to whole 64-byte lines, so every sub-buffer of a
  * workspace stays 64-byte aligned. */
-static inline size_t flash_line(size_t floats) { return (floats + 15) & ~(size_t)15; }
+static inline size_t flash_line(size_t floats)
+{
+    return (floats + 15) & ~(size_t)15;
+}
 
 #endif

@@ -31,19 +31,55 @@ static inline vmask vm_prefix(int start, int limit)
 
 typedef __m512 vf;
 
-static inline vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
-static inline vf vf_loadz(vmask m, const float *p) { return _mm512_maskz_loadu_ps(m, p); }
-static inline void vf_store(float *p, vf x) { _mm512_storeu_ps(p, x); }
-static inline void vf_storem(float *p, vmask m, vf x) { _mm512_mask_storeu_ps(p, m, x); }
-static inline vf vf_set1(float a) { return _mm512_set1_ps(a); }
-static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
-static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
-static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
-static inline vf vf_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
-static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
+static inline vf vf_load(const float *p)
+{
+    return _mm512_loadu_ps(p);
+}
+static inline vf vf_loadz(vmask m, const float *p)
+{
+    return _mm512_maskz_loadu_ps(m, p);
+}
+static inline void vf_store(float *p, vf x)
+{
+    _mm512_storeu_ps(p, x);
+}
+static inline void vf_storem(float *p, vmask m, vf x)
+{
+    _mm512_mask_storeu_ps(p, m, x);
+}
+static inline vf vf_set1(float a)
+{
+    return _mm512_set1_ps(a);
+}
+static inline vf vf_add(vf a, vf b)
+{
+    return _mm512_add_ps(a, b);
+}
+static inline vf vf_sub(vf a, vf b)
+{
+    return _mm512_sub_ps(a, b);
+}
+static inline vf vf_mul(vf a, vf b)
+{
+    return _mm512_mul_ps(a, b);
+}
+static inline vf vf_fmadd(vf a, vf b, vf c)
+{
+    return _mm512_fmadd_ps(a, b, c);
+}
+static inline vf vf_max(vf a, vf b)
+{
+    return _mm512_max_ps(a, b);
+}
 /* m ? a : b per lane */
-static inline vf vf_sel(vmask m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }
-static inline vmask vf_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+static inline vf vf_sel(vmask m, vf a, vf b)
+{
+    return _mm512_mask_blend_ps(m, b, a);
+}
+static inline vmask vf_eq(vf a, vf b)
+{
+    return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ);
+}
 /* Lanes l with lim[l] > j (visibility of key j for 16 queries). */
 static inline vmask vi_gt(const int32_t *lim, int j)
 {
@@ -113,42 +149,76 @@ typedef struct {
     float f[VF_W];
 } vf;
 
-#define VF_MAP(expr)                                                                       \
-    vf r_;                                                                                 \
-    for (int l = 0; l < VF_W; l++) r_.f[l] = (expr);                                       \
+#define VF_MAP(expr)                                                                               \
+    vf r_;                                                                                         \
+    for (int l = 0; l < VF_W; l++)                                                                 \
+        r_.f[l] = (expr);                                                                          \
     return r_
 
-static inline vf vf_load(const float *p) { VF_MAP(p[l]); }
-static inline vf vf_loadz(vmask m, const float *p) { VF_MAP((m >> l) & 1u ? p[l] : 0.0f); }
+static inline vf vf_load(const float *p)
+{
+    VF_MAP(p[l]);
+}
+static inline vf vf_loadz(vmask m, const float *p)
+{
+    VF_MAP((m >> l) & 1u ? p[l] : 0.0f);
+}
 static inline void vf_store(float *p, vf x)
 {
-    for (int l = 0; l < VF_W; l++) p[l] = x.f[l];
+    for (int l = 0; l < VF_W; l++)
+        p[l] = x.f[l];
 }
 static inline void vf_storem(float *p, vmask m, vf x)
 {
     for (int l = 0; l < VF_W; l++)
         if ((m >> l) & 1u) p[l] = x.f[l];
 }
-static inline vf vf_set1(float a) { VF_MAP(a); }
-static inline vf vf_add(vf a, vf b) { VF_MAP(a.f[l] + b.f[l]); }
-static inline vf vf_sub(vf a, vf b) { VF_MAP(a.f[l] - b.f[l]); }
-static inline vf vf_mul(vf a, vf b) { VF_MAP(a.f[l] * b.f[l]); }
-static inline vf vf_fmadd(vf a, vf b, vf c) { VF_MAP(a.f[l] * b.f[l] + c.f[l]); }
-static inline vf vf_max(vf a, vf b) { VF_MAP(a.f[l] > b.f[l] ? a.f[l] : b.f[l]); }
-static inline vf vf_sel(vmask m, vf a, vf b) { VF_MAP((m >> l) & 1u ? a.f[l] : b.f[l]); }
-static inline vf vf_exp(vf x) { VF_MAP(x.f[l] < -103.9f ? 0.0f : expf(fminf(x.f[l], 88.0f))); }
+static inline vf vf_set1(float a)
+{
+    VF_MAP(a);
+}
+static inline vf vf_add(vf a, vf b)
+{
+    VF_MAP(a.f[l] + b.f[l]);
+}
+static inline vf vf_sub(vf a, vf b)
+{
+    VF_MAP(a.f[l] - b.f[l]);
+}
+static inline vf vf_mul(vf a, vf b)
+{
+    VF_MAP(a.f[l] * b.f[l]);
+}
+static inline vf vf_fmadd(vf a, vf b, vf c)
+{
+    VF_MAP(a.f[l] * b.f[l] + c.f[l]);
+}
+static inline vf vf_max(vf a, vf b)
+{
+    VF_MAP(a.f[l] > b.f[l] ? a.f[l] : b.f[l]);
+}
+static inline vf vf_sel(vmask m, vf a, vf b)
+{
+    VF_MAP((m >> l) & 1u ? a.f[l] : b.f[l]);
+}
+static inline vf vf_exp(vf x)
+{
+    VF_MAP(x.f[l] < -103.9f ? 0.0f : expf(fminf(x.f[l], 88.0f)));
+}
 #undef VF_MAP
 
 static inline vmask vf_eq(vf a, vf b)
 {
     vmask m = 0;
-    for (int l = 0; l < VF_W; l++) m |= (vmask)((a.f[l] == b.f[l]) << l);
+    for (int l = 0; l < VF_W; l++)
+        m |= (vmask)((a.f[l] == b.f[l]) << l);
     return m;
 }
 static inline vmask vi_gt(const int32_t *lim, int j)
 {
     vmask m = 0;
-    for (int l = 0; l < VF_W; l++) m |= (vmask)((lim[l] > j) << l);
+    for (int l = 0; l < VF_W; l++)
+        m |= (vmask)((lim[l] > j) << l);
     return m;
 }
 static inline vmask drop_keep_rows(const uint32_t *key_lo, const uint32_t *key_hi, int j,
