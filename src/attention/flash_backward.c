@@ -217,6 +217,26 @@ static void bind_head(bwd_head *g, size_t head, const float *q, const float *k, 
     g->dK = dk + head * kd, g->dV = dv + head * kd;
 }
 
+/* Split mode, after a head's key blocks: dst [Tq][D] = Σ over the team's
+ * private dQ buffers, added in thread order (so the result depends only on
+ * the thread count), zeroing each buffer for the next head. Called by every
+ * thread of the team; the rows are shared out between them. */
+static void reduce_dq(const attn_call *c, const bwd_layout *L, float *ws, int team, float *dst)
+{
+    int D = c->D;
+#pragma omp for schedule(static)
+    for (int i = 0; i < c->Tq; i++) {
+        float *row = dst + (size_t)i * D;
+        memset(row, 0, (size_t)D * sizeof *row);
+        for (int t = 0; t < team; t++) {
+            float *part = ws + (size_t)t * L->total + L->dq + (size_t)i * D;
+            for (int d = 0; d < D; d++)
+                row[d] += part[d];
+            memset(part, 0, (size_t)D * sizeof *part);
+        }
+    }
+}
+
 int attn_flash_backward(const attn_call *c, const float *q, const float *k, const float *v,
                         const float *out, const float *lse, const float *dout, float *dq, float *dk,
                         float *dv)
@@ -253,21 +273,7 @@ int attn_flash_backward(const attn_call *c, const float *q, const float *k, cons
 #pragma omp for schedule(static, 1)
                 for (int kb = 0; kb < nkb; kb++)
                     backward_key_block(&g, kb);
-                /* dq rows = Σ over threads (in thread order) of the private
-                 * buffers, which are zeroed again for the next head. */
-                float *dst = dq + (size_t)head * qd;
-                int team = omp_get_num_threads();
-#pragma omp for schedule(static)
-                for (int i = 0; i < c->Tq; i++) {
-                    float *row = dst + (size_t)i * c->D;
-                    memset(row, 0, (size_t)c->D * sizeof *row);
-                    for (int t = 0; t < team; t++) {
-                        float *part = ws + (size_t)t * L.total + L.dq + (size_t)i * c->D;
-                        for (int d = 0; d < c->D; d++)
-                            row[d] += part[d];
-                        memset(part, 0, (size_t)c->D * sizeof *part);
-                    }
-                }
+                reduce_dq(c, &L, ws, omp_get_num_threads(), dq + (size_t)head * qd);
             }
         }
     }
