@@ -32,11 +32,12 @@ MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 \
 "$py" - "$slm_out" "$torch_out" <<'PY'
 import json, sys
 rows = [json.loads(l) for f in sys.argv[1:] for l in open(f) if l.strip()]
-peak = next((r["gflops"] for r in rows if r["impl"] == "sgemm"), None)
+sg = next(r for r in rows if r["impl"] == "sgemm")
+peak, core = sg["gflops"], sg.get("blas_core", "?")
 by = {(r["impl"], r["pass"], r["T"]): r for r in rows if r["impl"] != "sgemm"}
 threads = rows[0]["threads"]
 print(f"causal attention B=1 H=12 D=64, {threads} threads; "
-      f"OpenBLAS sgemm peak {peak:.1f} GFLOP/s (useful causal FLOPs: fwd 2·B·H·T²·D, "
+      f"OpenBLAS ({core} kernels) sgemm peak {peak:.1f} GFLOP/s (useful causal FLOPs: fwd 2·B·H·T²·D, "
       f"fwd+bwd 6·B·H·T²·D)")
 hdr = ("T", "pass", "flash ms", "flash GFLOP/s", "flash MiB", "PyTorch ms",
        "PyTorch GFLOP/s", "reference ms", "speedup vs PyTorch")

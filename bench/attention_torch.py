@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch baseline for `slm bench attention`: the same causal shapes, timed
-the same way (best of a few runs after a warm-up), printed as the same JSON
+the same way (best of a few runs after a warm-up of up to 5 calls or 0.5 s), printed as the same JSON
 lines with "impl":"pytorch".
 
 PyTorch 1.13 has no fused scaled_dot_product_attention, so this is the seeds'
@@ -37,7 +37,13 @@ def reps_for(T, quick):
 
 
 def best_time(fn, reps):
-    fn()  # warm-up: allocator, thread pool, caches
+    # Warm-up (allocator, thread pool, caches): PyTorch's first few calls are
+    # several times slower, so up to 5 calls or 0.5 s, as slm bench does.
+    t_end = time.perf_counter() + 0.5
+    for _ in range(5):
+        fn()
+        if time.perf_counter() > t_end:
+            break
     best = math.inf
     for _ in range(reps):
         t0 = time.perf_counter()
