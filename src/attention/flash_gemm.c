@@ -18,6 +18,7 @@
 #include "attention/flash_internal.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -119,20 +120,65 @@ void flash_gemm(int M, int N, int K, const float *A, ptrdiff_t ams, ptrdiff_t ak
     }
 }
 
-#else /* portable: the same contract with plain loops (the compiler vectorises the n loop) */
+#else /* portable */
+
+/*
+ * The same contract without AVX-512: 4-row × 8-column blocks in GCC/Clang
+ * vector types (SSE2 on any x86-64, NEON on ARM), eight 4-float accumulators
+ * that fit the 16 registers of the baseline ISA; columns past the last
+ * multiple of 8 take a scalar loop.
+ */
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f v4_load(const float *p)
+{
+    v4f x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+
+/* C[mr][8] (mr <= 4) = s·C + A·B for one block. */
+static void block_portable(int mr, int K, const float *A, ptrdiff_t ams, ptrdiff_t aks,
+                           const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int mode,
+                           const float *rs)
+{
+    v4f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+    ptrdiff_t a1 = mr > 1 ? ams : 0, a2 = mr > 2 ? 2 * ams : 0, a3 = mr > 3 ? 3 * ams : 0;
+    for (int k = 0; k < K; k++) {
+        const float *a = A + k * aks, *b = B + k * ldb;
+        v4f b0 = v4_load(b), b1 = v4_load(b + 4);
+        float x0 = a[0], x1 = a[a1], x2 = a[a2], x3 = a[a3]; /* rows >= mr re-read row 0 */
+        c00 += x0 * b0, c01 += x0 * b1, c10 += x1 * b0, c11 += x1 * b1;
+        c20 += x2 * b0, c21 += x2 * b1, c30 += x3 * b0, c31 += x3 * b1;
+    }
+    v4f acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+    for (int r = 0; r < mr; r++) {
+        float *c = C + r * ldc, s = mode == FG_ROWSCALE ? rs[r] : 1.0f;
+        for (int h = 0; h < 2; h++) {
+            v4f old = mode == FG_OVERWRITE ? (v4f){0} : s * v4_load(c + 4 * h);
+            v4f sum = old + acc[r][h];
+            memcpy(c + 4 * h, &sum, sizeof sum);
+        }
+    }
+}
 
 void flash_gemm(int M, int N, int K, const float *A, ptrdiff_t ams, ptrdiff_t aks, const float *B,
                 ptrdiff_t ldb, float *C, ptrdiff_t ldc, int mode, const float *rs)
 {
-    for (int m = 0; m < M; m++) {
+    int n8 = N / 8 * 8;
+    for (int n0 = 0; n0 < n8; n0 += 8)
+        for (int m0 = 0; m0 < M; m0 += 4)
+            block_portable(M - m0 < 4 ? M - m0 : 4, K, A + m0 * ams, ams, aks, B + n0, ldb,
+                           C + m0 * ldc + n0, ldc, mode, mode == FG_ROWSCALE ? rs + m0 : NULL);
+    for (int m = 0; m < M && n8 < N; m++) { /* remaining columns n8 .. N-1 */
         float *c = C + m * ldc;
         float s = mode == FG_ROWSCALE ? rs[m] : 1.0f;
-        for (int n = 0; n < N; n++)
+        for (int n = n8; n < N; n++)
             c[n] = mode == FG_OVERWRITE ? 0.0f : s * c[n];
         for (int k = 0; k < K; k++) {
             float a = A[m * ams + k * aks];
             const float *b = B + k * ldb;
-            for (int n = 0; n < N; n++)
+            for (int n = n8; n < N; n++)
                 c[n] += a * b[n];
         }
     }
