@@ -155,8 +155,8 @@ static void block_portable(int mr, int K, const float *A, ptrdiff_t ams, ptrdiff
     for (int r = 0; r < mr; r++) {
         float *c = C + r * ldc, s = mode == FG_ROWSCALE ? rs[r] : 1.0f;
         for (int h = 0; h < 2; h++) {
-            v4f old = mode == FG_OVERWRITE ? (v4f){0} : s * v4_load(c + 4 * h);
-            v4f sum = old + acc[r][h];
+            v4f sum = acc[r][h];
+            if (mode != FG_OVERWRITE) sum += s * v4_load(c + 4 * h);
             memcpy(c + 4 * h, &sum, sizeof sum);
         }
     }
