@@ -14,7 +14,7 @@ static const cli_option *find(const cli_option *opts, int n, const char *arg)
     return NULL;
 }
 
-static int set_value(const char *cmd, const cli_option *o, const char *v)
+static int set_value(const char *cmd, const cli_option *o, const char *typed, const char *v)
 {
     long iv;
     uint64_t uv;
@@ -23,20 +23,20 @@ static int set_value(const char *cmd, const cli_option *o, const char *v)
     case OPT_INT:
         if (cli_parse_int(v, (long)o->lo, (long)o->hi, &iv))
             return cli_error(CLI_USAGE, "%s: %s needs an integer from %.0f to %.0f, got '%s'", cmd,
-                             o->name, o->lo, o->hi, v);
+                             typed, o->lo, o->hi, v);
         *(int *)o->dst = (int)iv;
         return 0;
     case OPT_U64:
         if (cli_parse_u64(v, &uv))
             return cli_error(CLI_USAGE, "%s: %s needs a non-negative integer, got '%s'", cmd,
-                             o->name, v);
+                             typed, v);
         *(uint64_t *)o->dst = uv;
         return 0;
     case OPT_FLOAT:
         if (cli_parse_float(v, &fv))
-            return cli_error(CLI_USAGE, "%s: %s needs a finite number, got '%s'", cmd, o->name, v);
+            return cli_error(CLI_USAGE, "%s: %s needs a finite number, got '%s'", cmd, typed, v);
         if (fv < o->lo || fv > o->hi)
-            return cli_error(CLI_USAGE, "%s: %s must be in [%g, %g], got %s", cmd, o->name, o->lo,
+            return cli_error(CLI_USAGE, "%s: %s must be in [%g, %g], got %s", cmd, typed, o->lo,
                              o->hi, v);
         *(double *)o->dst = fv;
         return 0;
@@ -46,7 +46,7 @@ static int set_value(const char *cmd, const cli_option *o, const char *v)
     case OPT_STRING_LIST: {
         cli_string_list *l = o->dst;
         if (l->n >= CLI_MAX_LIST)
-            return cli_error(CLI_USAGE, "%s: %s given more than %d times", cmd, o->name,
+            return cli_error(CLI_USAGE, "%s: %s given more than %d times", cmd, typed,
                              CLI_MAX_LIST);
         l->items[l->n++] = v;
         return 0;
@@ -78,7 +78,7 @@ int cli_parse_options(const char *cmd, int argc, char **argv, const cli_option *
                 continue;
             }
             if (i + 1 >= argc) return cli_error(CLI_USAGE, "%s: %s needs a value", cmd, a);
-            if (set_value(cmd, o, argv[++i])) return CLI_USAGE;
+            if (set_value(cmd, o, a, argv[++i])) return CLI_USAGE;
             continue;
         }
         if (*n_pos >= max_pos)

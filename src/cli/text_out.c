@@ -17,25 +17,23 @@ static int sequence_length(unsigned char c)
     return 0;
 }
 
+static void flush_pending(text_out *t)
+{
+    fwrite(t->pending, 1, (size_t)t->n_pending, t->f);
+    t->n_pending = 0;
+}
+
 static void push(text_out *t, unsigned char c)
 {
-    if (t->n_pending > 0 && (c & 0xC0) != 0x80) {
-        /* A broken sequence: give up on it and emit the bytes as they are. */
-        fwrite(t->pending, 1, (size_t)t->n_pending, t->f);
-        t->n_pending = 0;
+    /* A broken sequence (a non-continuation byte inside it): emit as is. */
+    if (t->n_pending > 0 && (c & 0xC0) != 0x80) flush_pending(t);
+    if (t->n_pending == 0 && sequence_length(c) <= 1) {
+        fputc(c, t->f);
+        return;
     }
-    if (t->n_pending == 0) {
-        int len = sequence_length(c);
-        if (len <= 1) {
-            fputc(c, t->f);
-            return;
-        }
-    }
+    if (t->n_pending >= (int)sizeof t->pending) flush_pending(t);
     t->pending[t->n_pending++] = c;
-    if (t->n_pending == sequence_length(t->pending[0])) {
-        fwrite(t->pending, 1, (size_t)t->n_pending, t->f);
-        t->n_pending = 0;
-    }
+    if (t->n_pending == sequence_length(t->pending[0])) flush_pending(t);
 }
 
 void text_out_write(text_out *t, const char *bytes, size_t n)
@@ -46,7 +44,6 @@ void text_out_write(text_out *t, const char *bytes, size_t n)
 
 void text_out_finish(text_out *t)
 {
-    if (t->n_pending) fwrite(t->pending, 1, (size_t)t->n_pending, t->f);
-    t->n_pending = 0;
+    flush_pending(t);
     fflush(t->f);
 }

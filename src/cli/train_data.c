@@ -26,6 +26,8 @@ static int read_sources(const train_args *a, char **text, size_t *len)
 {
     char *all = NULL;
     size_t n = 0;
+    *text = NULL;
+    *len = 0;
     for (int i = 0; i < a->data.n; i++) {
         char *part;
         size_t part_len;
@@ -81,8 +83,8 @@ int train_data_load(const train_args *a, const slm_tokenizer *tok, int vocab_siz
                     uint64_t *source_hash, train_data *d)
 {
     memset(d, 0, sizeof *d);
-    char *text;
-    size_t len;
+    char *text = NULL;
+    size_t len = 0;
     int rc = read_sources(a, &text, &len);
     if (rc) return rc;
     if (len == 0) {

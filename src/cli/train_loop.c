@@ -183,7 +183,7 @@ int train_loop(const train_args *a, slm_model *m, const train_data *d, int start
     float last_loss = NAN;
     double t_prev = now_seconds();
     while (!rc && step < end && !stop_requested) {
-        float loss, norm = 0.0f, lr;
+        float loss = 0.0f, norm = 0.0f, lr = 0.0f;
         if ((rc = train_step(a, m, d, step + 1, in, tgt, &loss, &norm, &lr))) break;
         step++;
         last_loss = loss;
