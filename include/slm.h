@@ -218,32 +218,60 @@ int slm_kv_cache_length(const slm_kv_cache *c);
 int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n,
                      float *logits, char *err, size_t errlen);
 
+/* Turns logits into a token: temperature (0 = greedy argmax), then top-k
+ * (0 = off), then top-p nucleus (1 = off), then a draw from the sampler's own
+ * seeded stream. Scratch memory is allocated once at creation. */
+typedef struct slm_sampler slm_sampler;
+int slm_sampler_create(int vocab_size, float temperature, int top_k, float top_p, uint64_t seed,
+                       slm_sampler **out, char *err, size_t errlen);
+void slm_sampler_free(slm_sampler *s);
+/* Samples one id from logits [vocab_size]; logits are not modified. */
+int32_t slm_sampler_next(slm_sampler *s, const float *logits);
+
 /* ==== tokenizer (src/tokenizer) ======================================== */
 
-/* Text ↔ token ids. SLM_TOKENIZER_BYTE: id = byte value (ids >= 256 decode to
- * nothing). SLM_TOKENIZER_GPT2: byte-level BPE from vocab.json + merges.txt in
- * a model directory, GPT-2's pre-tokenizer, the ids of tiktoken r50k_base.
- * Text is plain: "<|endoftext|>" in input is not parsed as a special token. */
+/* Text ↔ token ids.
+ *   SLM_TOKENIZER_BYTE: token i is byte i (0..255).
+ *   SLM_TOKENIZER_GPT2: byte-level BPE from vocab.json + merges.txt in a model
+ *     directory with GPT-2's pre-tokenizer regex; the ids of tiktoken
+ *     r50k_base (Unicode 16.0 character classes, as tiktoken 0.14).
+ * Text is plain bytes: "<|endoftext|>" in input is not parsed as a special
+ * token, and any bytes (invalid UTF-8 too) encode and decode back exactly:
+ * decode(encode(x)) == x.
+ * A tokenizer is immutable once loaded: encode and decode keep their working
+ * memory per call, so one tokenizer may be used from many threads at once. */
 typedef struct slm_tokenizer slm_tokenizer;
 
 /* dir holds vocab.json + merges.txt (ignored for SLM_TOKENIZER_BYTE, may be
- * NULL). vocab_size: the model's; ids are checked against it on decode. */
+ * NULL). vocab_size is the model's: at least the tokenizer's own size (256,
+ * or the number of entries in vocab.json); ids from there up to vocab_size
+ * are padding that decodes to nothing. vocab_size <= 0 means the tokenizer's
+ * own size. Returns SLM_OK, SLM_EINVAL (kind, NULL out, vocab_size too
+ * small), SLM_EIO (a file is missing or unreadable), SLM_EFORMAT (a file is
+ * malformed; the message says "path:line:column: what"), SLM_ENOMEM. */
 int slm_tokenizer_load(int kind, const char *dir, int vocab_size, slm_tokenizer **out,
                        char *err, size_t errlen);
 void slm_tokenizer_free(slm_tokenizer *t);
 
-/* Encodes len bytes (any bytes: invalid UTF-8 is fine) into a malloc'd array
- * *ids of *n_ids entries (free with free()). */
+/* Encodes len bytes (any bytes) into a malloc'd array *ids of *n_ids
+ * entries (free with free(); never NULL on success, even for len 0).
+ * SLM_EINVAL (NULL argument), SLM_ENOMEM, SLM_ERANGE (a single pre-token of
+ * 2^31 bytes or more). */
 int slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t len, int32_t **ids,
                          size_t *n_ids, char *err, size_t errlen);
-/* The bytes of one token (not NUL-terminated; may be 0 bytes). Returns the
- * length, or -1 if id is not in the vocabulary. */
+/* The bytes of one token (not NUL-terminated; 0 bytes for padding ids).
+ * Returns the length, or -1 if id is outside [0, vocab_size). */
 int slm_tokenizer_token_bytes(const slm_tokenizer *t, int32_t id, const char **bytes);
-/* Decodes ids into a malloc'd, NUL-terminated buffer *text of *len bytes. */
+/* Decodes ids into a malloc'd, NUL-terminated buffer *text of *len bytes
+ * (the NUL not counted). SLM_ERANGE with nothing written if an id is
+ * outside [0, vocab_size); SLM_EINVAL, SLM_ENOMEM. */
 int slm_tokenizer_decode(const slm_tokenizer *t, const int32_t *ids, size_t n_ids, char **text,
                          size_t *len, char *err, size_t errlen);
-/* The id of <|endoftext|> (50256 for GPT-2), or -1 if there is none. */
+/* The id of <|endoftext|> (50256 for GPT-2), or -1 if there is none (always
+ * -1 for SLM_TOKENIZER_BYTE). Encoding never produces it. */
 int32_t slm_tokenizer_eot(const slm_tokenizer *t);
+/* The vocab_size given to (or chosen by) slm_tokenizer_load. */
+int slm_tokenizer_vocab_size(const slm_tokenizer *t);
 
 /* ==== files (src/io) =================================================== */
 

@@ -1,21 +1,31 @@
-/* Placeholder until the tiled kernel lands: see issue 3. */
-#include "attention/attention_internal.h"
+/*
+ * SLM_ATTN_FLASH: tiled attention with online softmax (FlashAttention-2,
+ * Dao 2023). This file holds what both passes share: the thread count and
+ * the workspace report. The passes are flash_forward.c (Algorithm 1) and
+ * flash_backward.c (Algorithm 2); every tile product goes through
+ * flash_gemm.c.
+ *
+ * Memory: each thread owns a few tiles (O(D·64) floats) plus O(Tq) row
+ * statistics, and in the backward pass, when the heads are too few to keep
+ * every thread busy, a private dQ [Tq][D]; nothing is O(Tq·Tk).
+ */
+#include "attention/flash_internal.h"
 
-int attn_flash_forward(const attn_call *c, const float *q, const float *k, const float *v,
-                       float *out, float *lse)
+#include <omp.h>
+
+int flash_threads(void)
 {
-    (void)c; (void)q; (void)k; (void)v; (void)out; (void)lse;
-    return SLM_EUNSUPPORTED;
+    int nt = omp_get_max_threads();
+    return nt > 0 ? nt : 1;
 }
-int attn_flash_backward(const attn_call *c, const float *q, const float *k, const float *v,
-                        const float *out, const float *lse, const float *dout, float *dq,
-                        float *dk, float *dv)
-{
-    (void)c; (void)q; (void)k; (void)v; (void)out; (void)lse; (void)dout; (void)dq; (void)dk; (void)dv;
-    return SLM_EUNSUPPORTED;
-}
+
+/* A backward call allocates only the backward workspace, so the peak of a
+ * forward + backward step is the larger of the two. */
 size_t attn_flash_workspace_bytes(const attn_call *c, int backward)
 {
-    (void)c; (void)backward;
-    return 0;
+    int nt = flash_threads();
+    size_t f = flash_forward_bytes(c, nt);
+    if (!backward) return f;
+    size_t b = flash_backward_bytes(c, nt);
+    return b > f ? b : f;
 }

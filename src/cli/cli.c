@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -19,9 +20,13 @@ int cli_error(int code, const char *fmt, ...)
     return code;
 }
 
+/* strto* skip leading white space (and strtoull accepts " -1" as 2^64-1):
+ * a strict parser must not. */
+static int bad_start(const char *s) { return !s || !*s || isspace((unsigned char)*s); }
+
 int cli_parse_int(const char *s, long lo, long hi, long *out)
 {
-    if (!s || !*s) return -1;
+    if (bad_start(s)) return -1;
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -32,7 +37,7 @@ int cli_parse_int(const char *s, long lo, long hi, long *out)
 
 int cli_parse_u64(const char *s, uint64_t *out)
 {
-    if (!s || !*s || *s == '-') return -1;
+    if (bad_start(s) || *s == '-') return -1;
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
@@ -43,7 +48,7 @@ int cli_parse_u64(const char *s, uint64_t *out)
 
 int cli_parse_float(const char *s, double *out)
 {
-    if (!s || !*s) return -1;
+    if (bad_start(s)) return -1;
     char *end;
     errno = 0;
     double v = strtod(s, &end);

@@ -5,24 +5,45 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-static const char *help = "usage: slm mask T\n\n"
-                          "Prints the T×T causal mask, one row per line: entry (i,j) is 0 when\n"
-                          "token i may attend to token j (j <= i) and -inf when j is in its future.\n";
+static const char *help =
+    "usage: slm mask [--threads N] T\n\n"
+    "Prints the T×T causal mask, one row per line: entry (i,j) is 0 when\n"
+    "token i may attend to token j (j <= i) and -inf when j is in its future.\n"
+    "T is 1 to 4096.\n";
 
 #define MASK_MAX_T 4096
 
 int cmd_mask(int argc, char **argv)
 {
-    long T = 0;
-    if (argc == 2 && cli_is_help(argv[1])) {
-        fputs(help, stdout);
-        return CLI_OK;
+    const char *t_arg = NULL;
+    for (int a = 1; a < argc; a++)
+        if (cli_is_help(argv[a])) {
+            fputs(help, stdout);
+            return CLI_OK;
+        }
+    for (int a = 1; a < argc; a++) {
+        long threads;
+        if (!strcmp(argv[a], "--threads")) {
+            if (a + 1 >= argc || cli_parse_int(argv[a + 1], 0, 4096, &threads))
+                return cli_error(CLI_USAGE, "mask: --threads needs a number from 0 to 4096");
+            cli_set_threads((int)threads);
+            a++;
+        } else if (!strncmp(argv[a], "--", 2)) {
+            return cli_error(CLI_USAGE, "mask: unknown option '%s' (try --help)", argv[a]);
+        } else if (t_arg) {
+            return cli_error(CLI_USAGE, "mask: expected one argument T, got '%s' and '%s'", t_arg,
+                             argv[a]);
+        } else {
+            t_arg = argv[a];
+        }
     }
-    if (argc != 2) return cli_error(CLI_USAGE, "mask: expected one argument T (try --help)");
-    if (cli_parse_int(argv[1], 1, MASK_MAX_T, &T))
-        return cli_error(CLI_USAGE, "mask: T must be an integer from 1 to %d, got '%s'",
-                         MASK_MAX_T, argv[1]);
+    if (!t_arg) return cli_error(CLI_USAGE, "mask: missing argument T (try --help)");
+    long T;
+    if (cli_parse_int(t_arg, 1, MASK_MAX_T, &T))
+        return cli_error(CLI_USAGE, "mask: T must be an integer from 1 to %d, got '%s'", MASK_MAX_T,
+                         t_arg);
     float *m = malloc((size_t)T * (size_t)T * sizeof *m);
     if (!m) return cli_error(CLI_RUNTIME, "mask: out of memory");
     slm_causal_mask((int)T, (int)T, m);

@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "slm.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,21 +27,34 @@ static void usage(FILE *f)
     fprintf(f, "\noptions: --help, --version\n");
 }
 
+/* Output that never reached its file (a full disk, an I/O error) is a
+ * runtime error, not a success. */
+static int finish(int code)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        int e = errno;
+        return cli_error(code ? code : CLI_RUNTIME, "writing output: %s", strerror(e));
+    }
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
+        cli_error(CLI_USAGE, "no command given");
         usage(stderr);
         return CLI_USAGE;
     }
     if (cli_is_help(argv[1])) {
         usage(stdout);
-        return CLI_OK;
+        return finish(CLI_OK);
     }
     if (!strcmp(argv[1], "--version")) {
         printf("slm %s\n", slm_version());
-        return CLI_OK;
+        return finish(CLI_OK);
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name))
+            return finish(commands[i].run(argc - 1, argv + 1));
     return cli_error(CLI_USAGE, "unknown command '%s' (try slm --help)", argv[1]);
 }

@@ -1,0 +1,255 @@
+/*
+ * Flash attention forward pass: FlashAttention-2 (Dao 2023), Algorithm 1.
+ *
+ * For a block of queries Q_i [br][D] and each key tile K_j, V_j [bc][D]:
+ *   S   = Q_i·K_jᵀ·scale (+ mask)                       [br][bc]
+ *   m'  = max(m, rowmax(S))                             running max
+ *   P   = exp(S − m'),  l = e^(m−m')·l + rowsum(P)      running sum (pre-dropout)
+ *   O   = e^(m−m')·O + (P∘Z)·V_j                        Z = dropout keep/(1−p)
+ * and at the end out = O / l, lse = m + log l.
+ *
+ * Layout choice: the query block is stored transposed and pre-scaled,
+ * Qᵀ·scale [D][br], and S is computed transposed, Sᵀ [bc][br], so queries
+ * are the vector lanes. Then the running max and sum are lane-wise (no
+ * horizontal reductions), K needs no transposition (its rows are broadcast),
+ * and O += P·V reads Pᵀ's columns as the broadcast scalars.
+ *
+ * Tiles that causal masking or kv_len hide from every query in the block are
+ * never computed: the loop over key tiles stops at the block's last visible
+ * key, so causal attention costs half of the full product.
+ */
+#include "attention/flash_internal.h"
+#include "attention/flash_simd.h"
+#include "core/alloc.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+/* Where each buffer of one thread's workspace starts, in bytes (each
+ * 64-byte aligned); total is one thread's share. */
+typedef struct {
+    int br; /* query rows per block: min(FLASH_BR, Tq rounded up to 16) */
+    size_t qt, st, o, m, l, alpha, vis, key_lo, key_hi, total;
+} fwd_layout;
+
+static fwd_layout fwd_plan(const attn_call *c)
+{
+    fwd_layout L;
+    int br = (c->Tq + 15) / 16 * 16;
+    L.br = br < FLASH_BR ? br : FLASH_BR;
+    size_t br_ = (size_t)L.br, D = (size_t)c->D, at = 0, f = sizeof(float);
+    L.qt = at, at += f * flash_line(D * br_);
+    L.st = at, at += f * flash_line((size_t)FLASH_BC * br_);
+    L.o = at, at += f * flash_line(br_ * D);
+    L.m = at, at += f * flash_line(br_);
+    L.l = at, at += f * flash_line(br_);
+    L.alpha = at, at += f * flash_line(br_);
+    L.vis = at, at += f * flash_line(br_); /* int32 and uint32 are float-sized */
+    L.key_lo = at, at += f * flash_line(br_);
+    L.key_hi = at, at += f * flash_line(br_);
+    L.total = at;
+    return L;
+}
+
+size_t flash_forward_bytes(const attn_call *c, int nt)
+{
+    return fwd_plan(c).total * (size_t)nt;
+}
+
+/* One thread's view: its buffers, and the query block it works on. */
+typedef struct {
+    const attn_call *c;
+    int br;
+    float *qt;          /* Qᵀ·scale  [D][br]                           */
+    float *st;          /* Sᵀ, then Pᵀ  [FLASH_BC][br]                 */
+    float *o;           /* unnormalised output  [br][D]                */
+    float *m, *l;       /* running max and sum  [br]                   */
+    float *alpha;       /* e^(m_old − m_new)  [br]                     */
+    int32_t *vis;       /* keys visible to each row  [br]              */
+    uint32_t *key_lo;   /* dropout row keys, low 32 bits  [br]         */
+    uint32_t *key_hi;   /*                   high 32 bits  [br]        */
+    int b, h, i0, nr;   /* batch, head, first row, rows in the block   */
+    const float *K, *V; /* this head's keys and values [Tk][D]         */
+} fwd_block;
+
+static fwd_block bind_workspace(const attn_call *c, const fwd_layout *L, unsigned char *ws)
+{
+    fwd_block f = {.c = c, .br = L->br};
+    f.qt = (float *)(void *)(ws + L->qt);
+    f.st = (float *)(void *)(ws + L->st);
+    f.o = (float *)(void *)(ws + L->o);
+    f.m = (float *)(void *)(ws + L->m);
+    f.l = (float *)(void *)(ws + L->l);
+    f.alpha = (float *)(void *)(ws + L->alpha);
+    f.vis = (int32_t *)(void *)(ws + L->vis);
+    f.key_lo = (uint32_t *)(void *)(ws + L->key_lo);
+    f.key_hi = (uint32_t *)(void *)(ws + L->key_hi);
+    return f;
+}
+
+/*
+ * Online softmax over one tile, FlashAttention-2 Alg. 1 lines 8–10: turns
+ * Sᵀ [nc][br] into (dropped) Pᵀ in place and updates m, l and alpha.
+ * Sixteen query rows per vector; a row whose running max is still −inf (all
+ * keys so far hidden) uses 0 as its max so exp(−inf − 0) = 0, never NaN.
+ */
+static void softmax_tile(const fwd_block *f, int j0, int nc, int need_vis)
+{
+    const vf neg_inf = vf_set1(-INFINITY), zero = vf_set1(0.0f);
+    int dropout = f->c->dropout > 0.0f;
+    uint32_t threshold = slm_dropout_threshold(f->c->dropout);
+    vf keep_scale = vf_set1(1.0f / (1.0f - f->c->dropout));
+    for (int r0 = 0; r0 < f->br; r0 += VF_W) {
+        vf mt = neg_inf;
+        for (int j = 0; j < nc; j++) {
+            float *s = f->st + (size_t)j * f->br + r0;
+            vf x = vf_load(s);
+            if (need_vis) {
+                x = vf_sel(vi_gt(f->vis + r0, j0 + j), x, neg_inf);
+                vf_store(s, x);
+            }
+            mt = vf_max(mt, x);
+        }
+        vf m_old = vf_load(f->m + r0);
+        vf m_new = vf_max(m_old, mt);
+        vf m_use = vf_sel(vf_eq(m_new, neg_inf), zero, m_new);
+        vf a = vf_exp(vf_sub(m_old, m_use));
+        vf sum = zero;
+        for (int j = 0; j < nc; j++) {
+            float *s = f->st + (size_t)j * f->br + r0;
+            vf p = vf_exp(vf_sub(vf_load(s), m_use));
+            sum = vf_add(sum, p);
+            if (dropout)
+                p = vf_sel(drop_keep_rows(f->key_lo + r0, f->key_hi + r0, j0 + j, threshold),
+                           vf_mul(p, keep_scale), zero);
+            vf_store(s, p);
+        }
+        vf_store(f->l + r0, vf_fmadd(a, vf_load(f->l + r0), sum));
+        vf_store(f->m + r0, m_new);
+        vf_store(f->alpha + r0, a);
+    }
+}
+
+/* Qᵀ·scale [D][br] from the block's query rows [nr][D]; the padding columns
+ * nr..br are zero so the padded lanes of Sᵀ stay finite. */
+static void load_queries(const fwd_block *f, const float *Q)
+{
+    int br = f->br, D = f->c->D, nr = f->nr;
+    float scale = f->c->scale;
+    for (int d = 0; d < D; d++) {
+        float *row = f->qt + (size_t)d * br;
+        for (int r = 0; r < nr; r++)
+            row[r] = Q[(size_t)r * D + d] * scale;
+        for (int r = nr; r < br; r++)
+            row[r] = 0.0f;
+    }
+}
+
+/* Per-row state before the first key tile; returns the block's largest
+ * number of visible keys and sets *vis_min to its smallest. */
+static int init_rows(const fwd_block *f, int *vis_min)
+{
+    const attn_call *c = f->c;
+    int vmax = 0, vmin = c->Tk;
+    for (int r = 0; r < f->br; r++) {
+        int n = r < f->nr ? attn_visible_keys(c, f->b, f->i0 + r) : 0;
+        f->vis[r] = n;
+        if (r < f->nr) {
+            vmax = n > vmax ? n : vmax;
+            vmin = n < vmin ? n : vmin;
+        }
+        f->m[r] = -INFINITY;
+        f->l[r] = 0.0f;
+        uint64_t key = c->dropout > 0.0f ? slm_dropout_row_key(c->seed, f->b, f->h, f->i0 + r) : 0;
+        f->key_lo[r] = (uint32_t)key;
+        f->key_hi[r] = (uint32_t)(key >> 32);
+    }
+    *vis_min = vmin;
+    return vmax;
+}
+
+/* Sᵀ[j][r] += mask[i0+r][j0+j]: the user's additive mask, transposed. */
+static void add_mask(const fwd_block *f, int j0, int nc)
+{
+    int Tk = f->c->Tk;
+    for (int r = 0; r < f->nr; r++) {
+        const float *mrow = f->c->mask + (size_t)(f->i0 + r) * Tk + j0;
+        for (int j = 0; j < nc; j++)
+            f->st[(size_t)j * f->br + r] += mrow[j];
+    }
+}
+
+/* out = O / l and lse = m + log l for the block's rows; a row that saw no
+ * visible key (l = 0) gets out = 0 and lse = −inf. */
+static void finish_rows(const fwd_block *f, float *out, float *lse)
+{
+    int D = f->c->D;
+    for (int r = 0; r < f->nr; r++) {
+        float *dst = out + (size_t)r * D, l = f->l[r];
+        if (l > 0.0f) {
+            float inv = 1.0f / l;
+            for (int d = 0; d < D; d++)
+                dst[d] = f->o[(size_t)r * D + d] * inv;
+        } else {
+            memset(dst, 0, (size_t)D * sizeof *dst);
+        }
+        if (lse) lse[r] = l > 0.0f ? f->m[r] + logf(l) : -INFINITY;
+    }
+}
+
+/* One query block of one head: rows i0 .. i0+nr-1. out and lse point at the
+ * block's first row. */
+static void forward_block(const fwd_block *f, const float *Q, float *out, float *lse)
+{
+    int br = f->br, D = f->c->D, vis_min;
+    int kend = init_rows(f, &vis_min); /* keys >= kend are hidden from every row */
+    load_queries(f, Q);
+    for (int j0 = 0; j0 < kend; j0 += FLASH_BC) {
+        int nc = kend - j0 < FLASH_BC ? kend - j0 : FLASH_BC;
+        /* Sᵀ [nc][br] = K_j [nc][D] · Qᵀ·scale [D][br] */
+        flash_gemm(nc, br, D, f->K + (size_t)j0 * D, D, 1, f->qt, br, f->st, br, FG_OVERWRITE,
+                   NULL);
+        if (f->c->mask) add_mask(f, j0, nc);
+        softmax_tile(f, j0, nc, j0 + nc > vis_min);
+        /* O [nr][D] = alpha∘O + P [nr][nc] · V_j [nc][D], P read from Pᵀ */
+        flash_gemm(f->nr, D, nc, f->st, 1, br, f->V + (size_t)j0 * D, D, f->o, D,
+                   j0 == 0 ? FG_OVERWRITE : FG_ROWSCALE, f->alpha);
+    }
+    finish_rows(f, out, lse);
+}
+
+int attn_flash_forward(const attn_call *c, const float *q, const float *k, const float *v,
+                       float *out, float *lse)
+{
+    int nt = flash_threads();
+    fwd_layout L = fwd_plan(c);
+    unsigned char *ws = slm_alloc_aligned(L.total * (size_t)nt);
+    if (!ws) return SLM_ENOMEM;
+    int Tq = c->Tq, Tk = c->Tk, D = c->D;
+    int nqb = (Tq + L.br - 1) / L.br;
+    long items = (long)c->B * c->H * nqb;
+    /* Work items are (head, query block), the last (largest, under causal
+     * masking) blocks of a head first so dynamic scheduling balances the
+     * tail. Each item is computed the same way whichever thread takes it,
+     * so results do not depend on the thread count. */
+#pragma omp parallel num_threads(nt)
+    {
+        fwd_block f = bind_workspace(c, &L, ws + (size_t)omp_get_thread_num() * L.total);
+#pragma omp for schedule(dynamic, 1)
+        for (long it = 0; it < items; it++) {
+            size_t head = (size_t)(it / nqb);
+            int qb = nqb - 1 - (int)(it % nqb);
+            f.b = (int)(head / (size_t)c->H);
+            f.h = (int)(head % (size_t)c->H);
+            f.i0 = qb * L.br;
+            f.nr = Tq - f.i0 < L.br ? Tq - f.i0 : L.br;
+            f.K = k + head * Tk * D;
+            f.V = v + head * Tk * D;
+            size_t row = head * Tq + (size_t)f.i0;
+            forward_block(&f, q + row * D, out + row * D, lse ? lse + row : NULL);
+        }
+    }
+    slm_free_aligned(ws);
+    return SLM_OK;
+}

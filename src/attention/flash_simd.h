@@ -1,0 +1,243 @@
+/*
+ * A 16-lane float vector for the flash attention kernels, so the online
+ * softmax and the backward elementwise step are written once:
+ *   - AVX-512 builds: one zmm register, intrinsics.
+ *   - portable builds (make PORTABLE=1, or any CPU without AVX-512F): a
+ *     struct of 16 floats with plain loops, and expf from libm.
+ * Lane masks are 16-bit integers in both (an AVX-512 __mmask16).
+ */
+#ifndef SLM_ATTENTION_FLASH_SIMD_H
+#define SLM_ATTENTION_FLASH_SIMD_H
+
+#include "attention/dropout.h"
+
+#include <math.h>
+#include <stdint.h>
+
+#define VF_W 16 /* lanes per vector */
+typedef uint16_t vmask;
+
+/* Lanes l with start + l < limit (all 16, none, or a prefix). */
+static inline vmask vm_prefix(int start, int limit)
+{
+    int n = limit - start;
+    if (n >= VF_W) return 0xFFFFu;
+    if (n <= 0) return 0;
+    return (vmask)((1u << n) - 1u);
+}
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+
+typedef __m512 vf;
+
+static inline vf vf_load(const float *p)
+{
+    return _mm512_loadu_ps(p);
+}
+static inline vf vf_loadz(vmask m, const float *p)
+{
+    return _mm512_maskz_loadu_ps(m, p);
+}
+static inline void vf_store(float *p, vf x)
+{
+    _mm512_storeu_ps(p, x);
+}
+static inline void vf_storem(float *p, vmask m, vf x)
+{
+    _mm512_mask_storeu_ps(p, m, x);
+}
+static inline vf vf_set1(float a)
+{
+    return _mm512_set1_ps(a);
+}
+static inline vf vf_add(vf a, vf b)
+{
+    return _mm512_add_ps(a, b);
+}
+static inline vf vf_sub(vf a, vf b)
+{
+    return _mm512_sub_ps(a, b);
+}
+static inline vf vf_mul(vf a, vf b)
+{
+    return _mm512_mul_ps(a, b);
+}
+static inline vf vf_fmadd(vf a, vf b, vf c)
+{
+    return _mm512_fmadd_ps(a, b, c);
+}
+static inline vf vf_max(vf a, vf b)
+{
+    return _mm512_max_ps(a, b);
+}
+/* m ? a : b per lane */
+static inline vf vf_sel(vmask m, vf a, vf b)
+{
+    return _mm512_mask_blend_ps(m, b, a);
+}
+static inline vmask vf_eq(vf a, vf b)
+{
+    return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ);
+}
+/* Lanes l with lim[l] > j (visibility of key j for 16 queries). */
+static inline vmask vi_gt(const int32_t *lim, int j)
+{
+    return _mm512_cmpgt_epi32_mask(_mm512_loadu_si512(lim), _mm512_set1_epi32(j));
+}
+
+/*
+ * exp(x) to ~1 ulp, the Cephes expf scheme: x = n·ln2 + r with |r| <= ln2/2
+ * (Cody–Waite split of ln2 so r is exact), e^r by a degree-7 polynomial,
+ * then ·2^n with vscalefps. x below -103.9 (including -inf, a masked score)
+ * gives exactly 0; x is clamped at 88 so garbage input cannot make inf·0.
+ */
+static inline vf vf_exp(vf x)
+{
+    const vf lo = _mm512_set1_ps(-103.9f);
+    vmask zero = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, lo), _mm512_set1_ps(88.0f));
+    vf n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    vf r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    vf p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_maskz_scalef_ps((vmask)~zero, p, n);
+}
+
+/* Dropout keep-mask of key j for 16 query rows whose row keys are split into
+ * lo/hi 32-bit halves: slm_dropout_bits(), one lane per row. */
+static inline vmask drop_keep_rows(const uint32_t *key_lo, const uint32_t *key_hi, int j,
+                                   uint32_t threshold)
+{
+    __m512i x = _mm512_xor_si512(_mm512_loadu_si512(key_lo),
+                                 _mm512_set1_epi32((int)((uint32_t)j * 0x9e3779b1u)));
+    x = _mm512_add_epi32(x, _mm512_loadu_si512(key_hi));
+    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+    x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
+    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
+    x = _mm512_mullo_epi32(x, _mm512_set1_epi32((int)0x846ca68bu));
+    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+    return _mm512_cmpge_epu32_mask(x, _mm512_set1_epi32((int)threshold));
+}
+
+/* Dropout keep-mask of keys j0 .. j0+15 for one query row. */
+static inline vmask drop_keep_cols(uint64_t row_key, int j0, uint32_t threshold)
+{
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i j = _mm512_add_epi32(_mm512_set1_epi32(j0), lane);
+    __m512i x = _mm512_xor_si512(_mm512_set1_epi32((int)(uint32_t)row_key),
+                                 _mm512_mullo_epi32(j, _mm512_set1_epi32((int)0x9e3779b1u)));
+    x = _mm512_add_epi32(x, _mm512_set1_epi32((int)(uint32_t)(row_key >> 32)));
+    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+    x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
+    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
+    x = _mm512_mullo_epi32(x, _mm512_set1_epi32((int)0x846ca68bu));
+    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+    return _mm512_cmpge_epu32_mask(x, _mm512_set1_epi32((int)threshold));
+}
+
+#else /* portable */
+
+typedef struct {
+    float f[VF_W];
+} vf;
+
+#define VF_MAP(expr)                                                                               \
+    vf r_;                                                                                         \
+    for (int l = 0; l < VF_W; l++)                                                                 \
+        r_.f[l] = (expr);                                                                          \
+    return r_
+
+static inline vf vf_load(const float *p)
+{
+    VF_MAP(p[l]);
+}
+static inline vf vf_loadz(vmask m, const float *p)
+{
+    VF_MAP((m >> l) & 1u ? p[l] : 0.0f);
+}
+static inline void vf_store(float *p, vf x)
+{
+    for (int l = 0; l < VF_W; l++)
+        p[l] = x.f[l];
+}
+static inline void vf_storem(float *p, vmask m, vf x)
+{
+    for (int l = 0; l < VF_W; l++)
+        if ((m >> l) & 1u) p[l] = x.f[l];
+}
+static inline vf vf_set1(float a)
+{
+    VF_MAP(a);
+}
+static inline vf vf_add(vf a, vf b)
+{
+    VF_MAP(a.f[l] + b.f[l]);
+}
+static inline vf vf_sub(vf a, vf b)
+{
+    VF_MAP(a.f[l] - b.f[l]);
+}
+static inline vf vf_mul(vf a, vf b)
+{
+    VF_MAP(a.f[l] * b.f[l]);
+}
+static inline vf vf_fmadd(vf a, vf b, vf c)
+{
+    VF_MAP(a.f[l] * b.f[l] + c.f[l]);
+}
+static inline vf vf_max(vf a, vf b)
+{
+    VF_MAP(a.f[l] > b.f[l] ? a.f[l] : b.f[l]);
+}
+static inline vf vf_sel(vmask m, vf a, vf b)
+{
+    VF_MAP((m >> l) & 1u ? a.f[l] : b.f[l]);
+}
+static inline vf vf_exp(vf x)
+{
+    VF_MAP(x.f[l] < -103.9f ? 0.0f : expf(fminf(x.f[l], 88.0f)));
+}
+#undef VF_MAP
+
+static inline vmask vf_eq(vf a, vf b)
+{
+    vmask m = 0;
+    for (int l = 0; l < VF_W; l++)
+        m |= (vmask)((a.f[l] == b.f[l]) << l);
+    return m;
+}
+static inline vmask vi_gt(const int32_t *lim, int j)
+{
+    vmask m = 0;
+    for (int l = 0; l < VF_W; l++)
+        m |= (vmask)((lim[l] > j) << l);
+    return m;
+}
+static inline vmask drop_keep_rows(const uint32_t *key_lo, const uint32_t *key_hi, int j,
+                                   uint32_t threshold)
+{
+    vmask m = 0;
+    for (int l = 0; l < VF_W; l++) {
+        uint64_t key = (uint64_t)key_hi[l] << 32 | key_lo[l];
+        m |= (vmask)((slm_dropout_bits(key, j) >= threshold) << l);
+    }
+    return m;
+}
+static inline vmask drop_keep_cols(uint64_t row_key, int j0, uint32_t threshold)
+{
+    vmask m = 0;
+    for (int l = 0; l < VF_W; l++)
+        m |= (vmask)((slm_dropout_bits(row_key, j0 + l) >= threshold) << l);
+    return m;
+}
+#endif
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * Incremental decoding with a KV cache: generation's hot path.
+ *
+ * Each new token needs its own query but the keys and values of every earlier
+ * position, which never change; the cache keeps them per layer as
+ * [H][max_tokens][D], so a step is one pass over the weights (matrix-vector
+ * products, memory-bound) plus attention of one query over the cache.
+ *
+ * Attention goes through slm_attention_forward with Tk = max_tokens and
+ * kv_len = positions filled: keys past the filled length are invisible, and
+ * the flash kernel skips their tiles. A multi-token chunk (the prompt) adds
+ * the causal mask relative to its start position: query i sees key j iff
+ * j <= start + i, the bottom-right alignment of SPEC §2.
+ */
+#include "core/alloc.h"
+#include "core/error.h"
+#include "model/infer_ops.h"
+#include "model/model.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct slm_kv_cache {
+    int n_layer, n_head, head_dim, max_tokens, chunk;
+    int length;     /* positions filled                                    */
+    float *k, *v;   /* [n_layer][H][max_tokens][D]                         */
+    float *x;       /* [chunk][C]   residual stream                        */
+    float *h;       /* [chunk][C]   normalised input of a sub-layer        */
+    float *qkv;     /* [chunk][3C]                                         */
+    float *q;       /* [H][chunk][D]                                       */
+    float *att;     /* [H][chunk][D] attention output per head            */
+    float *cat;     /* [chunk][C]   heads concatenated                     */
+    float *ff;      /* [chunk][4C]                                         */
+    float *mask;    /* [chunk][max_tokens] causal mask of a multi-token chunk */
+};
+
+/* Tokens processed per pass; longer prompts go in several chunks so the
+ * scratch stays small. */
+#define DECODE_CHUNK 64
+
+int slm_kv_cache_create(const slm_model *m, int max_tokens, slm_kv_cache **out, char *err,
+                        size_t errlen)
+{
+    *out = NULL;
+    const slm_config *cfg = &m->cfg;
+    if (max_tokens <= 0 || max_tokens > cfg->n_positions)
+        return slm_fail(err, errlen, SLM_ERANGE, "KV cache size %d outside 1..%d (the context)",
+                        max_tokens, cfg->n_positions);
+    slm_kv_cache *c = calloc(1, sizeof *c);
+    if (!c) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    int C = cfg->n_embd;
+    c->n_layer = cfg->n_layer;
+    c->n_head = cfg->n_head;
+    c->head_dim = C / cfg->n_head;
+    c->max_tokens = max_tokens;
+    c->chunk = DECODE_CHUNK < max_tokens ? DECODE_CHUNK : max_tokens;
+    size_t cache = (size_t)cfg->n_layer * max_tokens * C * sizeof(float);
+    size_t row = (size_t)c->chunk * sizeof(float);
+    c->k = slm_alloc_aligned(cache);
+    c->v = slm_alloc_aligned(cache);
+    c->x = slm_alloc_aligned(row * C);
+    c->h = slm_alloc_aligned(row * C);
+    c->qkv = slm_alloc_aligned(row * 3 * C);
+    c->q = slm_alloc_aligned(row * C);
+    c->att = slm_alloc_aligned(row * C);
+    c->cat = slm_alloc_aligned(row * C);
+    c->ff = slm_alloc_aligned(row * 4 * C);
+    c->mask = slm_alloc_aligned(row * max_tokens);
+    if (!c->k || !c->v || !c->x || !c->h || !c->qkv || !c->q || !c->att || !c->cat || !c->ff ||
+        !c->mask) {
+        slm_kv_cache_free(c);
+        return slm_fail(err, errlen, SLM_ENOMEM, "out of memory for a %d-token KV cache (%.1f MiB)",
+                        max_tokens, 2.0 * (double)cache / 1048576.0);
+    }
+    *out = c;
+    return SLM_OK;
+}
+
+void slm_kv_cache_free(slm_kv_cache *c)
+{
+    if (!c) return;
+    float *bufs[] = {c->k, c->v, c->x, c->h, c->qkv, c->q, c->att, c->cat, c->ff, c->mask};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) slm_free_aligned(bufs[i]);
+    free(c);
+}
+
+void slm_kv_cache_reset(slm_kv_cache *c) { c->length = 0; }
+int slm_kv_cache_length(const slm_kv_cache *c) { return c->length; }
+
+/* y[n][out] = x[n][in] · W[in][out] + b: a matrix-vector product for one
+ * token (memory-bound: streams W once), a GEMM for a chunk. */
+static void linear(const float *x, const float *W, const float *b, float *y, int n, int in,
+                   int out)
+{
+    for (int t = 0; t < n; t++) memcpy(y + (size_t)t * out, b, (size_t)out * sizeof *y);
+    if (n == 1)
+        cblas_sgemv(CblasRowMajor, CblasTrans, in, out, 1.0f, W, out, x, 1, 1.0f, y, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, out, in, 1.0f, x, in, W, out,
+                    1.0f, y, out);
+}
+
+/* Multi-head attention of n new tokens at positions start.. over the cache
+ * of layer l: split the fused QKV rows into heads, append K and V to the
+ * cache, attend, and concatenate the heads back into [n][C]. */
+static int cached_attention(slm_kv_cache *c, int l, int n, int start, int C)
+{
+    int H = c->n_head, D = c->head_dim, T = c->max_tokens;
+    float *K = c->k + (size_t)l * H * T * D, *V = c->v + (size_t)l * H * T * D;
+    for (int t = 0; t < n; t++) {
+        const float *row = c->qkv + (size_t)t * 3 * C;
+        for (int h = 0; h < H; h++) {
+            memcpy(c->q + ((size_t)h * n + t) * D, row + h * D, (size_t)D * sizeof(float));
+            memcpy(K + ((size_t)h * T + start + t) * D, row + C + h * D, (size_t)D * sizeof(float));
+            memcpy(V + ((size_t)h * T + start + t) * D, row + 2 * C + h * D,
+                   (size_t)D * sizeof(float));
+        }
+    }
+    int filled = start + n;
+    slm_attn_opts o = {.impl = SLM_ATTN_AUTO, .kv_len = &filled};
+    if (n > 1) {
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < T; j++)
+                c->mask[(size_t)i * T + j] = j <= start + i ? 0.0f : -INFINITY;
+        o.mask = c->mask;
+    }
+    int rc = slm_attention_forward(&o, 1, H, n, T, D, c->q, K, V, c->att, NULL);
+    if (rc) return rc;
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < H; h++)
+            memcpy(c->cat + (size_t)t * C + h * D, c->att + ((size_t)h * n + t) * D,
+                   (size_t)D * sizeof(float));
+    return SLM_OK;
+}
+
+/* One chunk of n <= c->chunk tokens through every block. */
+static int decode_chunk(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n)
+{
+    const slm_config *cfg = &m->cfg;
+    int C = cfg->n_embd, start = c->length;
+    float eps = cfg->layer_norm_epsilon;
+    for (int t = 0; t < n; t++)
+        infer_embed(c->x + (size_t)t * C, m->w.wte, m->w.wpe, tokens[t], start + t, C);
+    for (int l = 0; l < cfg->n_layer; l++) {
+        const gpt_layer_views *w = &m->w.h[l];
+        infer_layer_norm(c->h, c->x, w->ln_1_w, w->ln_1_b, n, C, eps);
+        linear(c->h, w->c_attn_w, w->c_attn_b, c->qkv, n, C, 3 * C);
+        int rc = cached_attention(c, l, n, start, C);
+        if (rc) return rc;
+        linear(c->cat, w->c_proj_w, w->c_proj_b, c->h, n, C, C);
+        infer_add(c->x, c->h, (size_t)n * C);
+        infer_layer_norm(c->h, c->x, w->ln_2_w, w->ln_2_b, n, C, eps);
+        linear(c->h, w->c_fc_w, w->c_fc_b, c->ff, n, C, 4 * C);
+        infer_activation(c->ff, (size_t)n * 4 * C, cfg->activation);
+        linear(c->ff, w->mlp_proj_w, w->mlp_proj_b, c->h, n, 4 * C, C);
+        infer_add(c->x, c->h, (size_t)n * C);
+    }
+    c->length += n;
+    return SLM_OK;
+}
+
+int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n, float *logits,
+                     char *err, size_t errlen)
+{
+    const slm_config *cfg = &m->cfg;
+    if (!tokens || n <= 0 || !logits) return slm_fail(err, errlen, SLM_EINVAL, "no tokens");
+    if (c->n_layer != cfg->n_layer || c->n_head != cfg->n_head ||
+        c->head_dim * c->n_head != cfg->n_embd)
+        return slm_fail(err, errlen, SLM_EINVAL, "KV cache was made for another model");
+    if (n > c->max_tokens - c->length)
+        return slm_fail(err, errlen, SLM_ERANGE,
+                        "%d more tokens do not fit the context (%d of %d used)", n, c->length,
+                        c->max_tokens);
+    for (int t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= cfg->vocab_size)
+            return slm_fail(err, errlen, SLM_ERANGE, "token id %d outside the vocabulary (0..%d)",
+                            tokens[t], cfg->vocab_size - 1);
+    for (int done = 0; done < n;) {
+        int step = n - done < c->chunk ? n - done : c->chunk;
+        int rc = decode_chunk(m, c, tokens + done, step);
+        if (rc) return slm_fail(err, errlen, rc, "attention failed: %s", slm_strerror(rc));
+        done += step;
+    }
+    /* Output layer for the last position only: ln_f, then logits = wte · x. */
+    int C = cfg->n_embd;
+    int last = (n - 1) % c->chunk;
+    infer_layer_norm(c->h, c->x + (size_t)last * C, m->w.ln_f_w, m->w.ln_f_b, 1, C,
+                     cfg->layer_norm_epsilon);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, cfg->vocab_size, C, 1.0f, m->w.wte, C, c->h, 1, 0.0f,
+                logits, 1);
+    return SLM_OK;
+}
