@@ -26,7 +26,8 @@ static void test_atomic_write_replaces_whole_file(void)
     /* A large buffer goes through unbuffered. */
     size_t big = 3 << 20;
     char *x = malloc(big);
-    for (size_t i = 0; i < big; i++) x[i] = (char)(i * 31);
+    for (size_t i = 0; i < big; i++)
+        x[i] = (char)(i * 31);
     CHECK(slm_atomic_write(p, x, big, err, sizeof err) == SLM_OK, "%s", err);
     b = read_bytes(p, &n);
     CHECK(b && n == big && !memcmp(b, x, big), "big contents");
@@ -50,8 +51,7 @@ static void test_atomic_failure_keeps_target(void)
     char err[256];
     CHECK(slm_atomic_write(p, "precious", 8, err, sizeof err) == SLM_OK, "%s", err);
     /* The producer fails part-way. */
-    CHECK(slm_atomic_write_stream(p, write_then_fail, NULL, err, sizeof err) ==
-                  SLM_EINTERRUPTED &&
+    CHECK(slm_atomic_write_stream(p, write_then_fail, NULL, err, sizeof err) == SLM_EINTERRUPTED &&
               !strcmp(err, "stopped by the producer"),
           "rc/message: %s", err);
     size_t n;
@@ -68,9 +68,8 @@ static void test_atomic_failure_keeps_target(void)
         size_t big = 1 << 20;
         char *x = calloc(1, big);
         int rc = slm_atomic_write(p, x, big, err, sizeof err);
-        _exit(rc == SLM_EIO && strstr(err, "cannot write to") && strstr(err, "File too large")
-                  ? 0
-                  : 1);
+        _exit(rc == SLM_EIO && strstr(err, "cannot write to") && strstr(err, "File too large") ? 0
+                                                                                               : 1);
     }
     int status = 0;
     waitpid(pid, &status, 0);

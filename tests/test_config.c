@@ -55,6 +55,12 @@ static void test_config_defaults_and_choices(void)
                        "\"n_positions\":4,\"vocab_size\":9,"
                        "\"activation_function\":\"gelu_pytorch_tanh\",\"n_inner\":32}";
     CHECK(parse(tanh, &c, err, sizeof err) == SLM_OK, "%s", err);
+    /* -0.0 is 0, so the config round-trips exactly (found by fuzz_config). */
+    const char *negz = "{\"model_type\":\"gpt2\",\"n_layer\":1,\"n_head\":1,\"n_embd\":8,"
+                       "\"n_positions\":4,\"vocab_size\":9,\"resid_pdrop\":-0.0}";
+    slm_config z;
+    CHECK(parse(negz, &z, err, sizeof err) == SLM_OK && z.dropout == 0 && !signbit(z.dropout),
+          "-0.0 dropout: %s", err);
     CHECK(c.activation == SLM_ACT_GELU_NEW && c.tokenizer == SLM_TOKENIZER_GPT2 &&
               c.dropout == 0.1f && c.layer_norm_epsilon == 1e-5f,
           "gelu_pytorch_tanh is gelu_new; defaults");
@@ -64,8 +70,7 @@ static void test_config_defaults_and_choices(void)
 static void reject(const char *key, const char *value, int code, const char *want)
 {
     char text[1024];
-    const char *keys[] = {"model_type", "n_layer", "n_head", "n_embd", "n_positions",
-                          "vocab_size"};
+    const char *keys[] = {"model_type", "n_layer", "n_head", "n_embd", "n_positions", "vocab_size"};
     const char *vals[] = {"\"gpt2\"", "2", "2", "16", "32", "300"};
     int n = snprintf(text, sizeof text, "{");
     int replaced = 0;
@@ -75,10 +80,11 @@ static void reject(const char *key, const char *value, int code, const char *wan
             v = value;
             replaced = 1;
         }
-        if (v) n += snprintf(text + n, sizeof text - (size_t)n, "%s\"%s\":%s", n > 1 ? "," : "", keys[i], v);
+        if (v)
+            n += snprintf(text + n, sizeof text - (size_t)n, "%s\"%s\":%s", n > 1 ? "," : "",
+                          keys[i], v);
     }
-    if (!replaced)
-        n += snprintf(text + n, sizeof text - (size_t)n, ",\"%s\":%s", key, value);
+    if (!replaced) n += snprintf(text + n, sizeof text - (size_t)n, ",\"%s\":%s", key, value);
     snprintf(text + n, sizeof text - (size_t)n, "}");
     slm_config c;
     char err[256] = "";
@@ -109,8 +115,8 @@ static void test_config_rejects_bad_sizes(void)
     char err[256];
     const char *huge = "{\"model_type\":\"gpt2\",\"n_layer\":1024,\"n_head\":16,"
                        "\"n_embd\":8192,\"n_positions\":1048576,\"vocab_size\":4194304}";
-    CHECK(parse(huge, &c, err, sizeof err) == SLM_ERANGE && strstr(err, "parameters"),
-          "huge: %s", err);
+    CHECK(parse(huge, &c, err, sizeof err) == SLM_ERANGE && strstr(err, "parameters"), "huge: %s",
+          err);
 }
 
 static void test_config_rejects_bad_fields(void)
@@ -208,8 +214,7 @@ static void test_config_file_load_and_save(void)
     fseek(f, (long)SLM_CONFIG_MAX_BYTES, SEEK_SET);
     fputc(' ', f);
     fclose(f);
-    CHECK(slm_config_load(big, &back, err, sizeof err) == SLM_EFORMAT &&
-              strstr(err, "too large"),
+    CHECK(slm_config_load(big, &back, err, sizeof err) == SLM_EFORMAT && strstr(err, "too large"),
           "big: %s", err);
     tmpdir_remove(dir);
 }

@@ -85,11 +85,11 @@ static void test_json_integers_exact_and_large(void)
 {
     slm_json d;
     char err[256];
-    int rc = parse("[9223372036854775807, -9223372036854775808, 9223372036854775808, 1e400x]",
-                   &d, err, sizeof err);
+    int rc = parse("[9223372036854775807, -9223372036854775808, 9223372036854775808, 1e400x]", &d,
+                   err, sizeof err);
     CHECK(rc == SLM_EFORMAT, "garbage after number accepted");
-    rc = parse("[9223372036854775807, -9223372036854775808, 9223372036854775808, 12.0]", &d,
-               err, sizeof err);
+    rc = parse("[9223372036854775807, -9223372036854775808, 9223372036854775808, 12.0]", &d, err,
+               sizeof err);
     CHECK(rc == SLM_OK, "parse: %s", err);
     if (rc) return;
     int64_t x;
@@ -256,11 +256,13 @@ static void test_json_writer_compact_and_misuse(void)
     CHECK(slm_jw_finish(&w, &out, &len, NULL, 0) == SLM_EINVAL, "invalid UTF-8 accepted");
 }
 
-/* Tests run from the repository root; shared/ sits beside it. */
+/* Tests run from the repository root: the vocabulary ships in data/gpt2, or
+ * in shared/ beside the repository. */
 static void test_json_gpt2_vocab(void)
 {
-    FILE *f = fopen("../shared/data/gpt2/vocab.json", "rb");
-    CHECK(f != NULL, "../shared/data/gpt2/vocab.json is missing");
+    FILE *f = fopen("data/gpt2/vocab.json", "rb");
+    if (!f) f = fopen("../shared/data/gpt2/vocab.json", "rb");
+    CHECK(f != NULL, "data/gpt2/vocab.json is missing");
     if (!f) return;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);

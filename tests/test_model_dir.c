@@ -11,7 +11,8 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-static const slm_config CFG = {2, 2, 16, 32, 300, 1e-5f, SLM_ACT_GELU_NEW, SLM_TOKENIZER_GPT2, 0.1f};
+static const slm_config CFG = {2,   2, 16, 32, 300, 1e-5f, SLM_ACT_GELU_NEW, SLM_TOKENIZER_GPT2,
+                               0.1f};
 
 static slm_model *make_model(uint64_t seed)
 {
@@ -59,11 +60,12 @@ static int write_weights(const slm_model *m, const char *dir, const char *prefix
         }
         e[k++] = (slm_safetensors_entry){names[j], dtype, t->ndim, shapes[j], data};
     }
-    for (int i = 0; i < n_extra; i++) e[k++] = extra[i];
+    for (int i = 0; i < n_extra; i++)
+        e[k++] = extra[i];
     char err[256];
     static const char *const meta[] = {"format", "pt"};
-    int rc = slm_safetensors_save(path_in(dir, "model.safetensors", 3), e, k, meta, 1, err,
-                                  sizeof err);
+    int rc =
+        slm_safetensors_save(path_in(dir, "model.safetensors", 3), e, k, meta, 1, err, sizeof err);
     CHECK(rc == SLM_OK, "write_weights: %s", err);
     free(e);
     free(names);
@@ -111,7 +113,8 @@ static void test_model_save_load_bit_exact(void)
     if (f) {
         CHECK(slm_safetensors_count(f) == m->n_tensors, "count");
         CHECK(!strcmp(slm_safetensors_metadata(f, "format"), "pt"), "format");
-        const slm_safetensors_tensor *t = slm_safetensors_find(f, "transformer.h.1.mlp.c_fc.weight");
+        const slm_safetensors_tensor *t =
+            slm_safetensors_find(f, "transformer.h.1.mlp.c_fc.weight");
         CHECK(t && t->dtype == SLM_DTYPE_F32 && t->shape[0] == 16 && t->shape[1] == 64, "c_fc");
         CHECK(slm_safetensors_find(f, "transformer.ln_f.bias") != NULL, "ln_f");
         CHECK(slm_safetensors_find(f, "lm_head.weight") == NULL, "lm_head saved");
@@ -130,8 +133,8 @@ static void test_model_loads_f16_bf16_and_hf_variants(void)
     slm_model *m = make_model(3), *back = NULL;
     round_params(m);
     char err[256];
-    CHECK(slm_config_save(&m->cfg, path_in(dir, "config.json", 0), err, sizeof err) == SLM_OK,
-          "%s", err);
+    CHECK(slm_config_save(&m->cfg, path_in(dir, "config.json", 0), err, sizeof err) == SLM_OK, "%s",
+          err);
     int dtypes[2] = {SLM_DTYPE_F16, SLM_DTYPE_BF16};
     for (int d = 0; d < 2; d++) {
         /* No prefix; mask buffers and a tied lm_head as older exports have. */
@@ -145,8 +148,8 @@ static void test_model_loads_f16_bf16_and_hf_variants(void)
         int rc = slm_model_load(dir, &back, err, sizeof err);
         CHECK(rc == SLM_OK, "%s: %s", slm_dtype_name(dtypes[d]), err);
         if (!rc)
-            CHECK(!memcmp(back->params, m->params, m->n_params * sizeof(float)),
-                  "%s values differ", slm_dtype_name(dtypes[d]));
+            CHECK(!memcmp(back->params, m->params, m->n_params * sizeof(float)), "%s values differ",
+                  slm_dtype_name(dtypes[d]));
         slm_model_free(back);
         back = NULL;
         free(mask);
@@ -169,8 +172,8 @@ static void test_model_rejects_wrong_tensors(void)
     char *dir = tmpdir_make();
     slm_model *m = make_model(5);
     char err[256];
-    CHECK(slm_config_save(&m->cfg, path_in(dir, "config.json", 0), err, sizeof err) == SLM_OK,
-          "%s", err);
+    CHECK(slm_config_save(&m->cfg, path_in(dir, "config.json", 0), err, sizeof err) == SLM_OK, "%s",
+          err);
     /* Missing tensor (h.1.ln_2.bias is index 2 + 12 + 7). */
     write_weights(m, dir, "transformer.", SLM_DTYPE_F32, NULL, 0, 2 + 12 + 7);
     expect_load_fails(dir, SLM_EFORMAT, "tensor 'h.1.ln_2.bias' is missing");
@@ -192,8 +195,8 @@ static void test_model_rejects_wrong_tensors(void)
     expect_load_fails(dir, SLM_EFORMAT, "tensor 'ln_f.bias' appears twice");
     /* Wrong shape: c_attn transposed. */
     float *w = calloc(48 * 16, sizeof(float));
-    slm_safetensors_entry tr = {"transformer.h.0.attn.c_attn.weight", SLM_DTYPE_F32, 2,
-                                bad_shape, w};
+    slm_safetensors_entry tr = {"transformer.h.0.attn.c_attn.weight", SLM_DTYPE_F32, 2, bad_shape,
+                                w};
     write_weights(m, dir, "transformer.", SLM_DTYPE_F32, &tr, 1, 2 + 2);
     expect_load_fails(dir, SLM_EFORMAT,
                       "tensor 'transformer.h.0.attn.c_attn.weight' has shape [48, 16], "
@@ -272,7 +275,8 @@ static void test_model_rejects_bad_configs(void)
                       "\"n_positions\":32,\"vocab_size\":300}");
     expect_load_fails(dir, SLM_ERANGE, "exceed");
     /* Missing weights. */
-    CHECK(slm_config_save(&m->cfg, path_in(dir, "config.json", 0), err, sizeof err) == SLM_OK, "%s", err);
+    CHECK(slm_config_save(&m->cfg, path_in(dir, "config.json", 0), err, sizeof err) == SLM_OK, "%s",
+          err);
     remove(path_in(dir, "model.safetensors", 0));
     expect_load_fails(dir, SLM_EIO, "model.safetensors': No such file");
     expect_load_fails(path_in(dir, "nope", 0), SLM_EIO, "No such file");

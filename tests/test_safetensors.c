@@ -14,9 +14,11 @@ static unsigned char *image(const char *hdr, size_t data_len, size_t *len)
     size_t n = strlen(hdr);
     *len = 8 + n + data_len;
     unsigned char *b = calloc(1, *len);
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)n >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)((uint64_t)n >> (8 * i));
     memcpy(b + 8, hdr, n);
-    for (size_t i = 0; i < data_len; i++) b[8 + n + i] = (unsigned char)i;
+    for (size_t i = 0; i < data_len; i++)
+        b[8 + n + i] = (unsigned char)i;
     return b;
 }
 
@@ -59,10 +61,12 @@ static void test_st_round_trip_with_metadata_and_int_dtypes(void)
     size_t len;
     unsigned char *b = read_bytes(path, &len);
     uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = n << 8 | b[i];
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | b[i];
     CHECK((8 + n) % 8 == 0, "data section not 8-byte aligned (header %llu)", (unsigned long long)n);
     size_t close = n;
-    while (close > 0 && b[8 + close - 1] == ' ') close--;
+    while (close > 0 && b[8 + close - 1] == ' ')
+        close--;
     CHECK(b[8] == '{' && close > 0 && b[8 + close - 1] == '}' && n - close < 8,
           "header must be JSON padded with < 8 spaces");
     CHECK(len == 8 + n + 24 + 8 + 5, "file length %zu", len);
@@ -115,16 +119,20 @@ static double half_ref(uint16_t h, int exp_bits, int man_bits)
     int sign = h >> 15, e = (h >> man_bits) & ((1 << exp_bits) - 1);
     int m = h & ((1 << man_bits) - 1), bias = (1 << (exp_bits - 1)) - 1;
     double v;
-    if (e == (1 << exp_bits) - 1) v = m ? NAN : INFINITY;
-    else if (e == 0) v = ldexp(m, 1 - bias - man_bits);
-    else v = ldexp(m + (1 << man_bits), e - bias - man_bits);
+    if (e == (1 << exp_bits) - 1)
+        v = m ? NAN : INFINITY;
+    else if (e == 0)
+        v = ldexp(m, 1 - bias - man_bits);
+    else
+        v = ldexp(m + (1 << man_bits), e - bias - man_bits);
     return sign ? -v : v;
 }
 
 static void check_all_16bit(int dtype, int exp_bits, int man_bits)
 {
     uint16_t *bits = malloc(65536 * 2);
-    for (int i = 0; i < 65536; i++) bits[i] = (uint16_t)i;
+    for (int i = 0; i < 65536; i++)
+        bits[i] = (uint16_t)i;
     char hdr[128];
     snprintf(hdr, sizeof hdr,
              "{\"x\":{\"dtype\":\"%s\",\"shape\":[256,256],\"data_offsets\":[0,131072]}}",
@@ -160,8 +168,14 @@ static void check_all_16bit(int dtype, int exp_bits, int man_bits)
     free(bits);
 }
 
-static void test_st_f16_every_bit_pattern_exact(void) { check_all_16bit(SLM_DTYPE_F16, 5, 10); }
-static void test_st_bf16_every_bit_pattern_exact(void) { check_all_16bit(SLM_DTYPE_BF16, 8, 7); }
+static void test_st_f16_every_bit_pattern_exact(void)
+{
+    check_all_16bit(SLM_DTYPE_F16, 5, 10);
+}
+static void test_st_bf16_every_bit_pattern_exact(void)
+{
+    check_all_16bit(SLM_DTYPE_BF16, 8, 7);
+}
 
 static void test_st_rejects_short_and_random_files(void)
 {

@@ -8,7 +8,8 @@
 static int32_t *ramp(size_t n, int vocab)
 {
     int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
-    for (size_t i = 0; i < n; i++) ids[i] = (int32_t)((i * 7919 + 13) % (size_t)vocab);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (int32_t)((i * 7919 + 13) % (size_t)vocab);
     return ids;
 }
 
@@ -39,10 +40,22 @@ static void round_trip(int vocab, size_t n, size_t want_bytes_per_id)
     tmpdir_remove(dir);
 }
 
-static void test_tokens_round_trip_u16(void) { round_trip(50257, 100003, 2); }
-static void test_tokens_round_trip_u16_full_range(void) { round_trip(65536, 70000, 2); }
-static void test_tokens_round_trip_u32(void) { round_trip(65537, 20000, 4); }
-static void test_tokens_round_trip_empty(void) { round_trip(256, 0, 2); }
+static void test_tokens_round_trip_u16(void)
+{
+    round_trip(50257, 100003, 2);
+}
+static void test_tokens_round_trip_u16_full_range(void)
+{
+    round_trip(65536, 70000, 2);
+}
+static void test_tokens_round_trip_u32(void)
+{
+    round_trip(65537, 20000, 4);
+}
+static void test_tokens_round_trip_empty(void)
+{
+    round_trip(256, 0, 2);
+}
 
 static void test_tokens_hash_detects_changes(void)
 {
@@ -65,24 +78,70 @@ typedef void (*edit_fn)(unsigned char *b, size_t *len);
 
 static void put32(unsigned char *p, uint32_t x)
 {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(x >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(x >> (8 * i));
 }
 
-static void e_truncate(unsigned char *b, size_t *len) { (void)b, *len -= 1; }
-static void e_append(unsigned char *b, size_t *len) { b[(*len)++] = 0; }
-static void e_short(unsigned char *b, size_t *len) { (void)b, *len = 63; }
-static void e_empty(unsigned char *b, size_t *len) { (void)b, *len = 0; }
-static void e_magic(unsigned char *b, size_t *len) { (void)len, b[3] = 'X'; }
-static void e_version(unsigned char *b, size_t *len) { (void)len, put32(b + 8, 2); }
-static void e_width(unsigned char *b, size_t *len) { (void)len, put32(b + 12, 3); }
-static void e_width4(unsigned char *b, size_t *len) { (void)len, put32(b + 12, 4); }
-static void e_count(unsigned char *b, size_t *len) { (void)len, memset(b + 16, 0xff, 8); }
-static void e_vocab0(unsigned char *b, size_t *len) { (void)len, put32(b + 24, 0); }
-static void e_vocab_small(unsigned char *b, size_t *len) { (void)len, put32(b + 24, 100); }
-static void e_vocab_wide(unsigned char *b, size_t *len) { (void)len, put32(b + 24, 70000); }
-static void e_tokenizer(unsigned char *b, size_t *len) { (void)len, put32(b + 28, 9); }
-static void e_reserved(unsigned char *b, size_t *len) { (void)len, b[60] = 1; }
-static void e_flip(unsigned char *b, size_t *len) { b[*len - 3] ^= 1; }
+static void e_truncate(unsigned char *b, size_t *len)
+{
+    (void)b, *len -= 1;
+}
+static void e_append(unsigned char *b, size_t *len)
+{
+    b[(*len)++] = 0;
+}
+static void e_short(unsigned char *b, size_t *len)
+{
+    (void)b, *len = 63;
+}
+static void e_empty(unsigned char *b, size_t *len)
+{
+    (void)b, *len = 0;
+}
+static void e_magic(unsigned char *b, size_t *len)
+{
+    (void)len, b[3] = 'X';
+}
+static void e_version(unsigned char *b, size_t *len)
+{
+    (void)len, put32(b + 8, 2);
+}
+static void e_width(unsigned char *b, size_t *len)
+{
+    (void)len, put32(b + 12, 3);
+}
+static void e_width4(unsigned char *b, size_t *len)
+{
+    (void)len, put32(b + 12, 4);
+}
+static void e_count(unsigned char *b, size_t *len)
+{
+    (void)len, memset(b + 16, 0xff, 8);
+}
+static void e_vocab0(unsigned char *b, size_t *len)
+{
+    (void)len, put32(b + 24, 0);
+}
+static void e_vocab_small(unsigned char *b, size_t *len)
+{
+    (void)len, put32(b + 24, 100);
+}
+static void e_vocab_wide(unsigned char *b, size_t *len)
+{
+    (void)len, put32(b + 24, 70000);
+}
+static void e_tokenizer(unsigned char *b, size_t *len)
+{
+    (void)len, put32(b + 28, 9);
+}
+static void e_reserved(unsigned char *b, size_t *len)
+{
+    (void)len, b[60] = 1;
+}
+static void e_flip(unsigned char *b, size_t *len)
+{
+    b[*len - 3] ^= 1;
+}
 
 static void test_tokens_rejects_corruption(void)
 {

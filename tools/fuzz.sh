@@ -2,7 +2,7 @@
 # Runs every libFuzzer target in DIR (build/fuzz) for SECONDS each, starting
 # from its seed corpus tests/fuzz/corpus/NAME (NAME = target without the
 # "fuzz_" prefix). New inputs go to DIR/corpus/NAME, crashes to
-# DIR/artifacts/. Exits non-zero if any target found a crash.
+# DIR/artifacts/, logs to DIR/logs/. Exits non-zero if any target found a crash.
 #   tools/fuzz.sh build/fuzz 60 [target ...]
 set -u
 cd "$(dirname "$0")/.."
@@ -10,8 +10,10 @@ dir=${1:-build/fuzz}
 secs=${2:-60}
 shift 2 2>/dev/null || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=($(ls "$dir"/fuzz_* 2>/dev/null | xargs -n1 basename))
-mkdir -p "$dir/artifacts"
+if [ ${#targets[@]} -eq 0 ]; then
+    for f in "$dir"/fuzz_*; do [ -f "$f" ] && [ -x "$f" ] && targets+=("$(basename "$f")"); done
+fi
+mkdir -p "$dir/artifacts" "$dir/logs"
 status=0
 for t in "${targets[@]}"; do
     name=${t#fuzz_}
@@ -19,7 +21,7 @@ for t in "${targets[@]}"; do
     work=$dir/corpus/$name
     mkdir -p "$work"
     [ -d "$seeds" ] || seeds=
-    log=$dir/$t.log
+    log=$dir/logs/$t.log
     echo "fuzz: $t for ${secs}s" >&2
     "$dir/$t" -max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 \
         -artifact_prefix="$dir/artifacts/$t-" "$work" $seeds >"$log" 2>&1

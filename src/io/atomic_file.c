@@ -138,8 +138,7 @@ int slm_atomic_write_stream(const char *path, slm_atomic_writer_fn fn, void *ctx
     if (rc) {
         unlink(tmp);
     } else if (fsync_dir(dir)) {
-        rc = slm_fail(err, errlen, SLM_EIO, "cannot sync directory '%s': %s", dir,
-                      strerror(errno));
+        rc = slm_fail(err, errlen, SLM_EIO, "cannot sync directory '%s': %s", dir, strerror(errno));
     }
 out:
     free(dir);
@@ -176,8 +175,8 @@ static int make_one(const char *p, const char *full, char *err, size_t errlen)
         if (S_ISDIR(st.st_mode)) return SLM_OK;
         if (!strcmp(p, full))
             return slm_fail(err, errlen, SLM_EIO, "output directory '%s' is a file", full);
-        return slm_fail(err, errlen, SLM_EIO, "cannot create directory '%s': '%s' is a file",
-                        full, p);
+        return slm_fail(err, errlen, SLM_EIO, "cannot create directory '%s': '%s' is a file", full,
+                        p);
     }
     return slm_fail(err, errlen, SLM_EIO, "cannot create directory '%s': %s", full, strerror(e));
 }
@@ -205,7 +204,8 @@ int slm_read_file(const char *path, size_t max_bytes, char **out, size_t *len, c
     *out = NULL;
     *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return slm_fail(err, errlen, SLM_EIO, "cannot open '%s': %s", path, strerror(errno));
+    if (fd < 0)
+        return slm_fail(err, errlen, SLM_EIO, "cannot open '%s': %s", path, strerror(errno));
     struct stat st;
     int rc = SLM_OK;
     char *buf = NULL;

@@ -20,8 +20,8 @@
 
 static const char *type_name(const slm_json_value *v)
 {
-    static const char *names[] = {"null", "false", "true", "a number", "a string", "an array",
-                                  "an object"};
+    static const char *names[] = {"null",     "false",    "true",     "a number",
+                                  "a string", "an array", "an object"};
     return names[v->type];
 }
 
@@ -53,8 +53,8 @@ static int get_size(const char *name, const slm_json_value *root, const char *ke
 }
 
 /* An optional number member (absent: *out keeps its default). */
-static int get_number(const char *name, const slm_json_value *root, const char *key,
-                      float *out, char *err, size_t errlen)
+static int get_number(const char *name, const slm_json_value *root, const char *key, float *out,
+                      char *err, size_t errlen)
 {
     const slm_json_value *v = slm_json_get(root, key);
     if (!v) return SLM_OK;
@@ -75,8 +75,8 @@ static int require_bool(const char *name, const slm_json_value *root, const char
     const slm_json_value *v = slm_json_get(root, key);
     if (!v || (v->type == SLM_JSON_NULL && !want)) return SLM_OK;
     if (v->type != SLM_JSON_TRUE && v->type != SLM_JSON_FALSE)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: %s must be true or false, got %s", name,
-                        key, type_name(v));
+        return slm_fail(err, errlen, SLM_EFORMAT, "%s: %s must be true or false, got %s", name, key,
+                        type_name(v));
     if ((v->type == SLM_JSON_TRUE) != want)
         return slm_fail(err, errlen, SLM_EUNSUPPORTED, "%s: %s = %s is not supported (%s)", name,
                         key, want ? "false" : "true", why);
@@ -139,23 +139,23 @@ static int parse_root(const char *name, const slm_json_value *root, slm_config *
     static const int tok_v[] = {SLM_TOKENIZER_GPT2, SLM_TOKENIZER_BYTE};
     if ((rc = get_choice(name, root, "activation_function", acts, act_v, 3, &c->activation, err,
                          errlen)) ||
-        (rc = get_choice(name, root, "slm_tokenizer", toks, tok_v, 2, &c->tokenizer, err,
-                         errlen)) ||
-        (rc = get_number(name, root, "layer_norm_epsilon", &c->layer_norm_epsilon, err,
-                         errlen)) ||
+        (rc =
+             get_choice(name, root, "slm_tokenizer", toks, tok_v, 2, &c->tokenizer, err, errlen)) ||
+        (rc = get_number(name, root, "layer_norm_epsilon", &c->layer_norm_epsilon, err, errlen)) ||
         (rc = get_number(name, root, "resid_pdrop", &c->dropout, err, errlen)))
         return rc;
     /* Variants of GPT-2 that change the computation: refuse, don't guess. */
     if ((rc = require_bool(name, root, "tie_word_embeddings", 1,
                            "the LM head is always tied to wte", err, errlen)) ||
-        (rc = require_bool(name, root, "scale_attn_weights", 1,
-                           "attention scores are always scaled by 1/sqrt(head_dim)", err,
-                           errlen)) ||
+        (rc =
+             require_bool(name, root, "scale_attn_weights", 1,
+                          "attention scores are always scaled by 1/sqrt(head_dim)", err, errlen)) ||
         (rc = require_bool(name, root, "scale_attn_by_inverse_layer_idx", 0,
                            "no per-layer attention scaling", err, errlen)) ||
-        (rc = require_bool(name, root, "add_cross_attention", 0, "decoder-only model", err,
-                           errlen)))
+        (rc =
+             require_bool(name, root, "add_cross_attention", 0, "decoder-only model", err, errlen)))
         return rc;
+    if (c->dropout == 0.0f) c->dropout = 0.0f; /* -0.0 (from "-0.0") is 0 */
     const slm_json_value *inner = slm_json_get(root, "n_inner");
     int64_t ni;
     if (inner && inner->type != SLM_JSON_NULL &&
@@ -203,8 +203,14 @@ int slm_config_load(const char *path, slm_config *cfg, char *err, size_t errlen)
     return rc;
 }
 
-static void key(slm_json_writer *w, const char *k) { slm_jw_key(w, k, strlen(k)); }
-static void str(slm_json_writer *w, const char *s) { slm_jw_string(w, s, strlen(s)); }
+static void key(slm_json_writer *w, const char *k)
+{
+    slm_jw_key(w, k, strlen(k));
+}
+static void str(slm_json_writer *w, const char *s)
+{
+    slm_jw_string(w, s, strlen(s));
+}
 
 int slm_config_to_json(const slm_config *c, char **out, size_t *len, char *err, size_t errlen)
 {

@@ -80,10 +80,14 @@ int slm_utf8_len(const unsigned char *p, const unsigned char *end)
     int n;
     unsigned char lo = 0x80, hi = 0xBF;
     if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) n = 3;
-    else if (c >= 0xF0 && c <= 0xF4) n = 4;
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4;
+    else
+        return 0;
     if (c == 0xE0) lo = 0xA0;
     if (c == 0xED) hi = 0x9F;
     if (c == 0xF0) lo = 0x90;
@@ -101,10 +105,14 @@ static int hex4(const unsigned char *p, const unsigned char *end, unsigned *out)
     unsigned x = 0;
     for (int i = 0; i < 4; i++) {
         unsigned c = p[i], d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else return 0;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return 0;
         x = x << 4 | d;
     }
     *out = x;
@@ -141,7 +149,8 @@ static int parse_string(parser *ps, slm_json_value *v)
     v->u.str = out;
     for (;;) {
         const unsigned char *run = p;
-        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
         memcpy(out, run, (size_t)(p - run));
         out += p - run;
         if (p == end) return perr(ps, start, "unterminated string");
@@ -186,7 +195,9 @@ static int parse_string(parser *ps, slm_json_value *v)
             out = put_utf8(out, cp);
             break;
         }
-        default: return perr(ps, esc, "unknown escape '\\%c'", p[-1] >= 0x20 && p[-1] < 0x7f ? p[-1] : '?');
+        default:
+            return perr(ps, esc, "unknown escape '\\%c'",
+                        p[-1] >= 0x20 && p[-1] < 0x7f ? p[-1] : '?');
         }
     }
     v->len = (uint32_t)(out - v->u.str);
@@ -216,22 +227,26 @@ static int parse_number(parser *ps, slm_json_value *v)
     } else {
         while (p < end && *p >= '0' && *p <= '9') {
             unsigned d = *p++ - '0';
-            if (mag > (UINT64_MAX - d) / 10) overflow = 1;
-            else mag = mag * 10 + d;
+            if (mag > (UINT64_MAX - d) / 10)
+                overflow = 1;
+            else
+                mag = mag * 10 + d;
         }
     }
     if (p < end && *p == '.') {
         is_int = 0;
         p++;
         if (p == end || *p < '0' || *p > '9') return perr(ps, start, "invalid number");
-        while (p < end && *p >= '0' && *p <= '9') p++;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         is_int = 0;
         p++;
         if (p < end && (*p == '+' || *p == '-')) p++;
         if (p == end || *p < '0' || *p > '9') return perr(ps, start, "invalid number");
-        while (p < end && *p >= '0' && *p <= '9') p++;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
     }
     if (is_int && !overflow && mag <= (uint64_t)INT64_MAX + (uint64_t)neg) {
         v->is_int = 1;
@@ -257,7 +272,8 @@ static int parse_literal(parser *ps, slm_json_value *v)
         const char *text;
         size_t len;
         int type;
-    } lits[] = {{"true", 4, SLM_JSON_TRUE}, {"false", 5, SLM_JSON_FALSE}, {"null", 4, SLM_JSON_NULL}};
+    } lits[] = {
+        {"true", 4, SLM_JSON_TRUE}, {"false", 5, SLM_JSON_FALSE}, {"null", 4, SLM_JSON_NULL}};
     for (size_t i = 0; i < 3; i++) {
         if ((size_t)(ps->end - ps->p) >= lits[i].len && !memcmp(ps->p, lits[i].text, lits[i].len)) {
             v->type = (uint8_t)lits[i].type;
@@ -310,7 +326,8 @@ static int check_duplicates(parser *ps)
         slm_json_iter it = slm_json_iterate(&d->v[i]);
         const slm_json_value *k, *val;
         size_t n = 0;
-        while (slm_json_next(&it, &k, &val)) keys[n++] = k;
+        while (slm_json_next(&it, &k, &val))
+            keys[n++] = k;
         qsort(keys, n, sizeof *keys, key_cmp);
         for (size_t j = 1; j < n && !rc; j++) {
             if (keys[j]->len == keys[j - 1]->len &&
@@ -320,7 +337,8 @@ static int check_duplicates(parser *ps)
                 for (size_t c = 0; c < dup->len; c++)
                     if ((unsigned char)dup->u.str[c] < 0x20) printable = 0;
                 rc = slm_fail(ps->err, ps->errlen, SLM_EFORMAT, "%s:%u:%u: duplicate key '%.*s'",
-                              ps->name, dup->line, dup->col, printable ? (int)(dup->len > 80 ? 80 : dup->len) : 1,
+                              ps->name, dup->line, dup->col,
+                              printable ? (int)(dup->len > 80 ? 80 : dup->len) : 1,
                               printable ? dup->u.str : "?");
             }
         }
@@ -377,7 +395,8 @@ static int parse_document(parser *ps)
             int is_obj = top->type == SLM_JSON_OBJECT;
             top->count++;
             if (ps->p == ps->end)
-                return perr(ps, ps->p, "unexpected end of input in an %s", is_obj ? "object" : "array");
+                return perr(ps, ps->p, "unexpected end of input in an %s",
+                            is_obj ? "object" : "array");
             if (*ps->p == ',') {
                 ps->p++;
                 skip_ws(ps);
@@ -405,8 +424,15 @@ int slm_json_parse(const char *text, size_t len, const char *name, slm_json *doc
     doc->cap = len / 16 + 16;
     doc->v = malloc(doc->cap * sizeof *doc->v);
     doc->arena = malloc(len + 1);
-    parser ps = {(const unsigned char *)text, (const unsigned char *)text + len,
-                 (const unsigned char *)text, 1, name, err, errlen, doc, doc->arena};
+    parser ps = {(const unsigned char *)text,
+                 (const unsigned char *)text + len,
+                 (const unsigned char *)text,
+                 1,
+                 name,
+                 err,
+                 errlen,
+                 doc,
+                 doc->arena};
     int rc = doc->v && doc->arena ? parse_document(&ps) : SLM_ENOMEM;
     if (!rc) rc = check_duplicates(&ps);
     if (rc == SLM_ENOMEM) slm_fail(err, errlen, SLM_ENOMEM, "%s: out of memory", name);

@@ -47,7 +47,7 @@ typedef struct {
     uint32_t count; /* array elements / object members                        */
     uint32_t line;  /* where the value starts, 1-based                        */
     uint32_t col;
-    uint32_t len;   /* string: bytes (excluding the arena's NUL)              */
+    uint32_t len; /* string: bytes (excluding the arena's NUL)              */
     union {
         const char *str; /* string: decoded bytes, NUL-terminated           */
         double num;      /* number unless is_int                            */
@@ -72,7 +72,7 @@ static inline int slm_json_int(const slm_json_value *v, int64_t *out)
 typedef struct {
     slm_json_value *v; /* the tape; v[0] is the root                         */
     size_t n, cap;
-    char *arena;       /* decoded strings                                     */
+    char *arena; /* decoded strings                                     */
 } slm_json;
 
 /* Parses len bytes of text. `name` prefixes error messages (e.g. the file
@@ -82,7 +82,10 @@ int slm_json_parse(const char *text, size_t len, const char *name, slm_json *doc
                    size_t errlen);
 void slm_json_free(slm_json *doc);
 
-static inline const slm_json_value *slm_json_root(const slm_json *d) { return d->v; }
+static inline const slm_json_value *slm_json_root(const slm_json *d)
+{
+    return d->v;
+}
 
 /* The member `key` of object `obj`, or NULL (absent, or obj not an object).
  * Linear in the number of members. */

@@ -45,13 +45,17 @@ void slm_jw_raw(slm_json_writer *w, const char *s, size_t n)
     w->buf[w->len] = '\0';
 }
 
-static void put(slm_json_writer *w, const char *s) { slm_jw_raw(w, s, strlen(s)); }
+static void put(slm_json_writer *w, const char *s)
+{
+    slm_jw_raw(w, s, strlen(s));
+}
 
 static void newline(slm_json_writer *w, int depth)
 {
     if (!w->indent) return;
     put(w, "\n");
-    for (int i = 0; i < depth * w->indent; i++) put(w, " ");
+    for (int i = 0; i < depth * w->indent; i++)
+        put(w, " ");
 }
 
 /* Separator and indentation before a value (or a key) at the current depth. */
@@ -92,10 +96,22 @@ static void close_container(slm_json_writer *w, const char *c)
     put(w, c);
 }
 
-void slm_jw_begin_object(slm_json_writer *w) { open_container(w, "{"); }
-void slm_jw_end_object(slm_json_writer *w) { close_container(w, "}"); }
-void slm_jw_begin_array(slm_json_writer *w) { open_container(w, "["); }
-void slm_jw_end_array(slm_json_writer *w) { close_container(w, "]"); }
+void slm_jw_begin_object(slm_json_writer *w)
+{
+    open_container(w, "{");
+}
+void slm_jw_end_object(slm_json_writer *w)
+{
+    close_container(w, "}");
+}
+void slm_jw_begin_array(slm_json_writer *w)
+{
+    open_container(w, "[");
+}
+void slm_jw_end_array(slm_json_writer *w)
+{
+    close_container(w, "]");
+}
 
 static void put_escaped(slm_json_writer *w, const char *s, size_t n)
 {
@@ -103,7 +119,8 @@ static void put_escaped(slm_json_writer *w, const char *s, size_t n)
     put(w, "\"");
     while (p < end && !w->failed) {
         const unsigned char *run = p;
-        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
         slm_jw_raw(w, (const char *)run, (size_t)(p - run));
         if (p == end) break;
         unsigned char c = *p;
@@ -126,9 +143,7 @@ static void put_escaped(slm_json_writer *w, const char *s, size_t n)
         case '\t': put(w, "\\t"); break;
         case '\b': put(w, "\\b"); break;
         case '\f': put(w, "\\f"); break;
-        default:
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            put(w, esc);
+        default: snprintf(esc, sizeof esc, "\\u%04x", c); put(w, esc);
         }
         p++;
     }
@@ -174,8 +189,14 @@ static void put_shortest(slm_json_writer *w, double x, int is_float)
     put(w, buf);
 }
 
-void slm_jw_double(slm_json_writer *w, double x) { put_shortest(w, x, 0); }
-void slm_jw_float(slm_json_writer *w, float x) { put_shortest(w, x, 1); }
+void slm_jw_double(slm_json_writer *w, double x)
+{
+    put_shortest(w, x, 0);
+}
+void slm_jw_float(slm_json_writer *w, float x)
+{
+    put_shortest(w, x, 1);
+}
 
 void slm_jw_bool(slm_json_writer *w, int b)
 {
@@ -195,8 +216,9 @@ int slm_jw_finish(slm_json_writer *w, char **out, size_t *len, char *err, size_t
     if (!rc && (w->depth != 0 || w->after_key || w->first[0])) rc = SLM_EINVAL;
     if (rc) {
         slm_jw_discard(w);
-        return slm_fail(err, errlen, rc, rc == SLM_ENOMEM ? "out of memory writing JSON"
-                                                          : "invalid JSON writer use");
+        return slm_fail(err, errlen, rc,
+                        rc == SLM_ENOMEM ? "out of memory writing JSON"
+                                         : "invalid JSON writer use");
     }
     *out = w->buf;
     *len = w->len;

@@ -21,9 +21,9 @@
 
 /* Per-layer tensor suffixes in the order of the model's tensor table. */
 static const char *const LAYER_SUFFIX[] = {
-    "ln_1.weight",       "ln_1.bias",       "attn.c_attn.weight", "attn.c_attn.bias",
+    "ln_1.weight",        "ln_1.bias",        "attn.c_attn.weight", "attn.c_attn.bias",
     "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight",        "ln_2.bias",
-    "mlp.c_fc.weight",   "mlp.c_fc.bias",   "mlp.c_proj.weight",  "mlp.c_proj.bias"};
+    "mlp.c_fc.weight",    "mlp.c_fc.bias",    "mlp.c_proj.weight",  "mlp.c_proj.bias"};
 #define PER_LAYER 12
 
 static int ends_with(const char *s, const char *suffix)
@@ -37,15 +37,20 @@ static int ends_with(const char *s, const char *suffix)
 static int table_index(const slm_model *m, const char *name)
 {
     int idx = -1;
-    if (!strcmp(name, "wte.weight")) idx = 0;
-    else if (!strcmp(name, "wpe.weight")) idx = 1;
-    else if (!strcmp(name, "ln_f.weight")) idx = m->n_tensors - 2;
-    else if (!strcmp(name, "ln_f.bias")) idx = m->n_tensors - 1;
+    if (!strcmp(name, "wte.weight"))
+        idx = 0;
+    else if (!strcmp(name, "wpe.weight"))
+        idx = 1;
+    else if (!strcmp(name, "ln_f.weight"))
+        idx = m->n_tensors - 2;
+    else if (!strcmp(name, "ln_f.bias"))
+        idx = m->n_tensors - 1;
     else if (name[0] == 'h' && name[1] == '.' && name[2] >= '0' && name[2] <= '9') {
         const char *p = name + 2;
         long layer = 0;
         if (*p == '0' && p[1] != '.') return -1; /* no leading zeros */
-        while (*p >= '0' && *p <= '9' && layer < m->cfg.n_layer) layer = layer * 10 + (*p++ - '0');
+        while (*p >= '0' && *p <= '9' && layer < m->cfg.n_layer)
+            layer = layer * 10 + (*p++ - '0');
         if (*p != '.' || layer >= m->cfg.n_layer) return -1;
         for (int j = 0; j < PER_LAYER; j++)
             if (!strcmp(p + 1, LAYER_SUFFIX[j])) idx = 2 + (int)layer * PER_LAYER + j;
@@ -79,10 +84,11 @@ static int check_tensor(const char *path, const slm_safetensors_tensor *t,
                         slm_dtype_name(t->dtype));
     int64_t ws[2] = {want->shape[0], want->shape[1]};
     int same = t->ndim == want->ndim;
-    for (int i = 0; same && i < want->ndim; i++) same = t->shape[i] == ws[i];
+    for (int i = 0; same && i < want->ndim; i++)
+        same = t->shape[i] == ws[i];
     if (!same)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: tensor '%s' has shape %s, expected %s",
-                        path, safe, shape_str(t->ndim, t->shape, a), shape_str(want->ndim, ws, b));
+        return slm_fail(err, errlen, SLM_EFORMAT, "%s: tensor '%s' has shape %s, expected %s", path,
+                        safe, shape_str(t->ndim, t->shape, a), shape_str(want->ndim, ws, b));
     return SLM_OK;
 }
 
@@ -150,7 +156,8 @@ static int map_tensors(const slm_model *m, const slm_safetensors *f, const char 
 {
     char safe[96];
     *lm = -1;
-    for (int j = 0; j < m->n_tensors; j++) seen[j] = -1;
+    for (int j = 0; j < m->n_tensors; j++)
+        seen[j] = -1;
     for (int i = 0; i < f->n; i++) {
         const char *full = f->t[i].name;
         const char *name = strncmp(full, PREFIX, PREFIX_LEN) ? full : full + PREFIX_LEN;
@@ -189,7 +196,8 @@ static void warn_non_finite(const slm_model *m, const char *path, char *warn, si
     for (int j = 0; j < m->n_tensors; j++) {
         const float *x = m->params + m->tensors[j].offset;
         size_t here = 0;
-        for (size_t e = 0; e < m->tensors[j].numel; e++) here += !isfinite(x[e]);
+        for (size_t e = 0; e < m->tensors[j].numel; e++)
+            here += !isfinite(x[e]);
         if (here && first < 0) first = j;
         tensors += here > 0;
         bad += here;
@@ -200,8 +208,8 @@ static void warn_non_finite(const slm_model *m, const char *path, char *warn, si
                  tensors, tensors == 1 ? "" : "s", m->tensors[first].name);
 }
 
-static int load(const char *dir, slm_model **out, char *warn, size_t warnlen, char *err,
-                size_t errlen, char *cfg_path, char *st_path)
+static int load(const char *cfg_path, const char *st_path, slm_model **out, char *warn,
+                size_t warnlen, char *err, size_t errlen)
 {
     slm_config cfg;
     slm_safetensors *f = NULL;
@@ -219,7 +227,6 @@ static int load(const char *dir, slm_model **out, char *warn, size_t warnlen, ch
                                   m->params + m->tensors[j].offset, err, errlen);
     if (!rc && lm >= 0) rc = check_tied(m, f, &f->t[lm], st_path, err, errlen);
     if (!rc) warn_non_finite(m, st_path, warn, warnlen);
-    (void)dir;
     free(seen);
     slm_safetensors_close(f);
     if (rc) {
@@ -239,9 +246,8 @@ int slm_model_load_ex(const char *dir, slm_model **out, char *warn, size_t warnl
     if (!dir) return slm_fail(err, errlen, SLM_EINVAL, "no model directory");
     char *cfg_path = slm_path_join(dir, "config.json");
     char *st_path = slm_path_join(dir, "model.safetensors");
-    int rc = cfg_path && st_path
-                 ? load(dir, out, warn, warnlen, err, errlen, cfg_path, st_path)
-                 : slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    int rc = cfg_path && st_path ? load(cfg_path, st_path, out, warn, warnlen, err, errlen)
+                                 : slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
     free(cfg_path);
     free(st_path);
     return rc;

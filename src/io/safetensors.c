@@ -9,8 +9,8 @@
 #include "core/error.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,13 +25,13 @@ static const struct {
     const char *name;
     size_t size;
 } DTYPES[SLM_DTYPE_COUNT] = {
-    [SLM_DTYPE_F32] = {"F32", 4},    [SLM_DTYPE_F16] = {"F16", 2},
-    [SLM_DTYPE_BF16] = {"BF16", 2},  [SLM_DTYPE_F64] = {"F64", 8},
-    [SLM_DTYPE_I64] = {"I64", 8},    [SLM_DTYPE_I32] = {"I32", 4},
-    [SLM_DTYPE_I16] = {"I16", 2},    [SLM_DTYPE_I8] = {"I8", 1},
-    [SLM_DTYPE_U64] = {"U64", 8},    [SLM_DTYPE_U32] = {"U32", 4},
-    [SLM_DTYPE_U16] = {"U16", 2},    [SLM_DTYPE_U8] = {"U8", 1},
-    [SLM_DTYPE_BOOL] = {"BOOL", 1},  [SLM_DTYPE_F8_E4M3] = {"F8_E4M3", 1},
+    [SLM_DTYPE_F32] = {"F32", 4},         [SLM_DTYPE_F16] = {"F16", 2},
+    [SLM_DTYPE_BF16] = {"BF16", 2},       [SLM_DTYPE_F64] = {"F64", 8},
+    [SLM_DTYPE_I64] = {"I64", 8},         [SLM_DTYPE_I32] = {"I32", 4},
+    [SLM_DTYPE_I16] = {"I16", 2},         [SLM_DTYPE_I8] = {"I8", 1},
+    [SLM_DTYPE_U64] = {"U64", 8},         [SLM_DTYPE_U32] = {"U32", 4},
+    [SLM_DTYPE_U16] = {"U16", 2},         [SLM_DTYPE_U8] = {"U8", 1},
+    [SLM_DTYPE_BOOL] = {"BOOL", 1},       [SLM_DTYPE_F8_E4M3] = {"F8_E4M3", 1},
     [SLM_DTYPE_F8_E5M2] = {"F8_E5M2", 1},
 };
 
@@ -190,8 +190,8 @@ static int parse_metadata(ctx *c, const slm_json_value *m)
         char safe[96];
         slm_st_printable(k->u.str, safe);
         if (v->type != SLM_JSON_STRING)
-            return slm_fail(c->err, c->errlen, SLM_EFORMAT,
-                            "%s: __metadata__ '%s' is not a string", f->path, safe);
+            return slm_fail(c->err, c->errlen, SLM_EFORMAT, "%s: __metadata__ '%s' is not a string",
+                            f->path, safe);
         if (memchr(k->u.str, 0, k->len) || memchr(v->u.str, 0, v->len))
             return slm_fail(c->err, c->errlen, SLM_EFORMAT,
                             "%s: __metadata__ '%s' contains a NUL byte", f->path, safe);
@@ -293,9 +293,11 @@ static int parse_header(slm_safetensors *f, const char *hdr, size_t n, uint64_t 
     }
     if (!rc) rc = check_coverage(&c, keys);
     if (!rc) { /* names are unique (the JSON parser rejects duplicate keys) */
-        for (int i = 0; i < f->n; i++) keys[i] = (sort_key){f->t[i].name, 0, 0, i};
+        for (int i = 0; i < f->n; i++)
+            keys[i] = (sort_key){f->t[i].name, 0, 0, i};
         qsort(keys, (size_t)f->n, sizeof *keys, name_cmp);
-        for (int i = 0; i < f->n; i++) f->by_name[i] = keys[i].idx;
+        for (int i = 0; i < f->n; i++)
+            f->by_name[i] = keys[i].idx;
     }
     free(keys);
     return rc;
@@ -319,7 +321,8 @@ static int check_prefix(const char *path, const unsigned char *p8, uint64_t size
                         char *err, size_t errlen)
 {
     uint64_t len = 0;
-    for (int i = 7; i >= 0; i--) len = len << 8 | p8[i];
+    for (int i = 7; i >= 0; i--)
+        len = len << 8 | p8[i];
     if (len > SLM_SAFETENSORS_MAX_HEADER)
         return slm_fail(err, errlen, SLM_EFORMAT,
                         "%s: header length %llu exceeds the %d-byte limit", path,
@@ -341,8 +344,8 @@ int slm_st_open_memory(const void *buf, size_t len, const char *name, slm_safete
     size_t n = 0;
     int rc = SLM_OK;
     if (len < 8)
-        rc = slm_fail(err, errlen, SLM_EFORMAT,
-                      "%s: %zu bytes is too small for a safetensors file", f->path, len);
+        rc = slm_fail(err, errlen, SLM_EFORMAT, "%s: %zu bytes is too small for a safetensors file",
+                      f->path, len);
     if (!rc) rc = check_prefix(f->path, buf, len, &n, err, errlen);
     if (!rc) rc = parse_header(f, (const char *)buf + 8, n, len, err, errlen);
     if (rc) {
@@ -395,9 +398,9 @@ int slm_safetensors_open(const char *path, slm_safetensors **out, char *err, siz
     else if (!S_ISREG(st.st_mode))
         rc = slm_fail(err, errlen, SLM_EIO, "'%s' is not a regular file", path);
     else if (st.st_size < 8)
-        rc = slm_fail(err, errlen, SLM_EFORMAT,
-                      "%s: %lld bytes is too small for a safetensors file", path,
-                      (long long)st.st_size);
+        rc =
+            slm_fail(err, errlen, SLM_EFORMAT, "%s: %lld bytes is too small for a safetensors file",
+                     path, (long long)st.st_size);
     if (!rc) {
         f->data_start = 0;
         rc = read_bytes(f, 0, 8, p8, err, errlen);
@@ -432,7 +435,10 @@ void slm_safetensors_close(slm_safetensors *f)
     free(f);
 }
 
-int slm_safetensors_count(const slm_safetensors *f) { return f->n; }
+int slm_safetensors_count(const slm_safetensors *f)
+{
+    return f->n;
+}
 
 const slm_safetensors_tensor *slm_safetensors_tensor_at(const slm_safetensors *f, int i)
 {
@@ -446,8 +452,10 @@ const slm_safetensors_tensor *slm_safetensors_find(const slm_safetensors *f, con
         int mid = lo + (hi - lo) / 2;
         int c = strcmp(f->t[f->by_name[mid]].name, name);
         if (!c) return &f->t[f->by_name[mid]];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }
@@ -473,7 +481,8 @@ int slm_safetensors_read(const slm_safetensors *f, const slm_safetensors_tensor 
     if (dtype == t->dtype) return read_bytes(f, off + start * esz, count * esz, out, err, errlen);
     if (dtype != SLM_DTYPE_F32 || (t->dtype != SLM_DTYPE_F16 && t->dtype != SLM_DTYPE_BF16))
         return slm_fail(err, errlen, SLM_EINVAL, "%s: tensor '%s': cannot read %s as %s", f->path,
-                        safe, DTYPES[t->dtype].name, slm_dtype_name(dtype) ? slm_dtype_name(dtype) : "?");
+                        safe, DTYPES[t->dtype].name,
+                        slm_dtype_name(dtype) ? slm_dtype_name(dtype) : "?");
     /* 16-bit floats: read a chunk, widen it; 32 KiB on the stack. */
     uint16_t chunk[16384];
     float *o = out;
@@ -482,9 +491,11 @@ int slm_safetensors_read(const slm_safetensors *f, const slm_safetensors_tensor 
         int rc = read_bytes(f, off + (start + done) * 2, k * 2, chunk, err, errlen);
         if (rc) return rc;
         if (t->dtype == SLM_DTYPE_F16)
-            for (size_t i = 0; i < k; i++) o[done + i] = slm_f16_to_f32(chunk[i]);
+            for (size_t i = 0; i < k; i++)
+                o[done + i] = slm_f16_to_f32(chunk[i]);
         else
-            for (size_t i = 0; i < k; i++) o[done + i] = slm_bf16_to_f32(chunk[i]);
+            for (size_t i = 0; i < k; i++)
+                o[done + i] = slm_bf16_to_f32(chunk[i]);
         done += k;
     }
     return SLM_OK;

@@ -17,18 +17,18 @@
 #include <stdint.h>
 
 struct slm_safetensors {
-    char *path;                 /* for messages                              */
-    int fd;                     /* -1 when parsed from memory                */
-    const unsigned char *mem;   /* memory mode: the whole file (not owned)   */
-    uint64_t data_start;        /* 8 + N                                     */
-    size_t data_len;            /* bytes of the data section                 */
-    int n;                      /* tensors                                   */
-    slm_safetensors_tensor *t;  /* header order                              */
-    size_t *begin;              /* data offset of each tensor                */
-    int *by_name;               /* indices sorted by name                    */
+    char *path;                /* for messages                              */
+    int fd;                    /* -1 when parsed from memory                */
+    const unsigned char *mem;  /* memory mode: the whole file (not owned)   */
+    uint64_t data_start;       /* 8 + N                                     */
+    size_t data_len;           /* bytes of the data section                 */
+    int n;                     /* tensors                                   */
+    slm_safetensors_tensor *t; /* header order                              */
+    size_t *begin;             /* data offset of each tensor                */
+    int *by_name;              /* indices sorted by name                    */
     int n_meta;
-    const char **meta;          /* key, value pairs (strings in doc's arena) */
-    slm_json doc;               /* owns the names and metadata strings       */
+    const char **meta; /* key, value pairs (strings in doc's arena) */
+    slm_json doc;      /* owns the names and metadata strings       */
 };
 
 /* Validates a whole safetensors file held in memory (len bytes at buf, which

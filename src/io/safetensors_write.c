@@ -26,10 +26,12 @@ static int write_file(void *vctx, slm_atomic_out *out, char *err, size_t errlen)
     (void)err, (void)errlen;
     const save_job *j = vctx;
     unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)j->header_len >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((uint64_t)j->header_len >> (8 * i));
     int rc = slm_atomic_out_write(out, len8, 8);
     if (!rc) rc = slm_atomic_out_write(out, j->header, j->header_len);
-    for (int i = 0; i < j->n && !rc; i++) rc = slm_atomic_out_write(out, j->t[i].data, j->nbytes[i]);
+    for (int i = 0; i < j->n && !rc; i++)
+        rc = slm_atomic_out_write(out, j->t[i].data, j->nbytes[i]);
     return rc;
 }
 
@@ -45,7 +47,8 @@ static int check_entries(const slm_safetensors_entry *t, int n, size_t *nbytes,
     for (int i = 0; i < n; i++) {
         const char *name = t[i].name;
         if (!name || !*name || !strcmp(name, "__metadata__"))
-            return slm_fail(err, errlen, SLM_EINVAL, "safetensors: tensor %d has an invalid name", i);
+            return slm_fail(err, errlen, SLM_EINVAL, "safetensors: tensor %d has an invalid name",
+                            i);
         char safe[96];
         slm_st_printable(name, safe);
         if (!slm_dtype_name(t[i].dtype) || t[i].ndim < 0 || t[i].ndim > SLM_SAFETENSORS_MAX_DIMS ||
@@ -55,7 +58,8 @@ static int check_entries(const slm_safetensors_entry *t, int n, size_t *nbytes,
         size_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++)
             if (t[i].shape[d] < 0 || !slm_mul_size(numel, (size_t)t[i].shape[d], &numel))
-                return slm_fail(err, errlen, SLM_EINVAL, "safetensors: tensor '%s': bad shape", safe);
+                return slm_fail(err, errlen, SLM_EINVAL, "safetensors: tensor '%s': bad shape",
+                                safe);
         if (!slm_mul_size(numel, slm_dtype_size(t[i].dtype), &nbytes[i]) ||
             (nbytes[i] && !t[i].data))
             return slm_fail(err, errlen, SLM_EINVAL, "safetensors: tensor '%s': no data", safe);
@@ -69,7 +73,8 @@ static int check_entries(const slm_safetensors_entry *t, int n, size_t *nbytes,
     /* Names must be unique: sort a copy and compare neighbours. */
     const char **names = malloc(((size_t)n + 1) * sizeof *names);
     if (!names) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
-    for (int i = 0; i < n; i++) names[i] = t[i].name;
+    for (int i = 0; i < n; i++)
+        names[i] = t[i].name;
     qsort(names, (size_t)n, sizeof *names, str_ptr_cmp);
     int rc = SLM_OK;
     for (int i = 1; i < n && !rc; i++) {
@@ -109,7 +114,8 @@ static int build_header(const slm_safetensors_entry *t, int n, const size_t *nby
         slm_jw_string(&w, dt, strlen(dt));
         slm_jw_key(&w, "shape", 5);
         slm_jw_begin_array(&w);
-        for (int d = 0; d < t[i].ndim; d++) slm_jw_int(&w, t[i].shape[d]);
+        for (int d = 0; d < t[i].ndim; d++)
+            slm_jw_int(&w, t[i].shape[d]);
         slm_jw_end_array(&w);
         slm_jw_key(&w, "data_offsets", 12);
         slm_jw_begin_array(&w);
@@ -121,7 +127,8 @@ static int build_header(const slm_safetensors_entry *t, int n, const size_t *nby
         slm_jw_end_object(&w);
     }
     slm_jw_end_object(&w);
-    while (!w.failed && (w.len + 8) % 8) slm_jw_raw(&w, " ", 1);
+    while (!w.failed && (w.len + 8) % 8)
+        slm_jw_raw(&w, " ", 1);
     int rc = slm_jw_finish(&w, out, len, err, errlen);
     if (rc == SLM_EINVAL)
         slm_fail(err, errlen, rc, "safetensors: tensor names and metadata must be valid UTF-8");

@@ -42,6 +42,8 @@ typedef struct {
     uint64_t h, total;
 } hash_state;
 
+#define HASH_SEED 0x243F6A8885A308D3ULL /* digits of pi: any fixed value */
+
 static uint64_t fmix(uint64_t k)
 {
     k ^= k >> 33;
@@ -69,36 +71,46 @@ static void hash_update(hash_state *s, const void *data, size_t len)
     }
 }
 
-static uint64_t hash_final(const hash_state *s) { return fmix(s->h ^ s->total); }
+static uint64_t hash_final(const hash_state *s)
+{
+    return fmix(s->h ^ s->total);
+}
 
 uint64_t slm_hash64(const void *data, size_t len)
 {
-    hash_state s = {0x243F6A8885A308D3ULL, 0};
+    hash_state s = {HASH_SEED, 0};
     hash_update(&s, data, len);
     return hash_final(&s);
 }
 
 static void put32(unsigned char *p, uint32_t x)
 {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(x >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(x >> (8 * i));
 }
 static void put64(unsigned char *p, uint64_t x)
 {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(x >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(x >> (8 * i));
 }
 static uint32_t get32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static uint64_t get64(const unsigned char *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
+static uint64_t get64(const unsigned char *p)
+{
+    return get32(p) | (uint64_t)get32(p + 4) << 32;
+}
 
 /* ids[0..k) in the file's width, little-endian (the host is little-endian). */
 static void narrow(const int32_t *ids, size_t k, unsigned width, id_chunk *out)
 {
     if (width == 4)
-        for (size_t i = 0; i < k; i++) out->u32[i] = (uint32_t)ids[i];
+        for (size_t i = 0; i < k; i++)
+            out->u32[i] = (uint32_t)ids[i];
     else
-        for (size_t i = 0; i < k; i++) out->u16[i] = (uint16_t)ids[i];
+        for (size_t i = 0; i < k; i++)
+            out->u16[i] = (uint16_t)ids[i];
 }
 
 typedef struct {
@@ -122,8 +134,8 @@ static int write_ids(void *ctx, slm_atomic_out *out, char *err, size_t errlen)
     return rc;
 }
 
-int slm_token_file_write(const char *path, const int32_t *ids, size_t n,
-                         const slm_token_meta *meta, char *err, size_t errlen)
+int slm_token_file_write(const char *path, const int32_t *ids, size_t n, const slm_token_meta *meta,
+                         char *err, size_t errlen)
 {
     if (!path || !meta || (n && !ids))
         return slm_fail(err, errlen, SLM_EINVAL, "slm_token_file_write: bad arguments");
@@ -132,14 +144,13 @@ int slm_token_file_write(const char *path, const int32_t *ids, size_t n,
         return slm_fail(err, errlen, SLM_EINVAL, "%s: bad vocab_size or tokenizer", path);
     unsigned width = meta->vocab_size <= 65536 ? 2 : 4;
     id_chunk buf;
-    hash_state hs = {0x243F6A8885A308D3ULL, 0};
+    hash_state hs = {HASH_SEED, 0};
     for (size_t at = 0; at < n; at += CHUNK) { /* validate and hash first */
         size_t k = n - at < CHUNK ? n - at : CHUNK;
         for (size_t i = 0; i < k; i++)
             if (ids[at + i] < 0 || ids[at + i] >= meta->vocab_size)
-                return slm_fail(err, errlen, SLM_EINVAL,
-                                "%s: token %zu is %d, outside [0, %d)", path, at + i,
-                                (int)ids[at + i], meta->vocab_size);
+                return slm_fail(err, errlen, SLM_EINVAL, "%s: token %zu is %d, outside [0, %d)",
+                                path, at + i, (int)ids[at + i], meta->vocab_size);
         narrow(ids + at, k, width, &buf);
         hash_update(&hs, &buf, k * width);
     }
@@ -201,8 +212,8 @@ static int read_tokens(const source *s, uint64_t size, int32_t **ids, size_t *n,
              tok = get32(h + 28);
     uint64_t count = get64(h + 16);
     if (version != SLM_TOKEN_VERSION)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: token file version %u is not supported",
-                        nm, version);
+        return slm_fail(err, errlen, SLM_EFORMAT, "%s: token file version %u is not supported", nm,
+                        version);
     if (width != 2 && width != 4)
         return slm_fail(err, errlen, SLM_EFORMAT, "%s: %u bytes per id (expected 2 or 4)", nm,
                         width);
@@ -223,7 +234,7 @@ static int read_tokens(const source *s, uint64_t size, int32_t **ids, size_t *n,
     /* count is now bounded by the real file size. */
     int32_t *out = malloc(count ? (size_t)count * sizeof *out : 1);
     if (!out) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory reading %s", nm);
-    hash_state hs = {0x243F6A8885A308D3ULL, 0};
+    hash_state hs = {HASH_SEED, 0};
     id_chunk buf;
     for (uint64_t at = 0; at < count && !rc; at += CHUNK) {
         size_t k = count - at < CHUNK ? (size_t)(count - at) : CHUNK;
@@ -233,8 +244,9 @@ static int read_tokens(const source *s, uint64_t size, int32_t **ids, size_t *n,
         for (size_t i = 0; i < k; i++) {
             uint32_t id = width == 2 ? buf.u16[i] : buf.u32[i];
             if (id >= vocab) {
-                rc = slm_fail(err, errlen, SLM_EFORMAT, "%s: token %llu is %u, not below vocab_size %u",
-                              nm, (unsigned long long)(at + i), id, vocab);
+                rc = slm_fail(err, errlen, SLM_EFORMAT,
+                              "%s: token %llu is %u, not below vocab_size %u", nm,
+                              (unsigned long long)(at + i), id, vocab);
                 break;
             }
             out[at + i] = (int32_t)id;
@@ -268,15 +280,16 @@ int slm_token_file_parse(const void *buf, size_t len, const char *name, int32_t 
     return read_tokens(&s, len, ids, n, meta, err, errlen);
 }
 
-int slm_token_file_read(const char *path, int32_t **ids, size_t *n, slm_token_meta *meta,
-                        char *err, size_t errlen)
+int slm_token_file_read(const char *path, int32_t **ids, size_t *n, slm_token_meta *meta, char *err,
+                        size_t errlen)
 {
     if (!path || !ids || !n)
         return slm_fail(err, errlen, SLM_EINVAL, "slm_token_file_read: bad arguments");
     *ids = NULL;
     *n = 0;
     source s = {open(path, O_RDONLY | O_CLOEXEC), NULL, path};
-    if (s.fd < 0) return slm_fail(err, errlen, SLM_EIO, "cannot open '%s': %s", path, strerror(errno));
+    if (s.fd < 0)
+        return slm_fail(err, errlen, SLM_EIO, "cannot open '%s': %s", path, strerror(errno));
     struct stat st;
     int rc;
     if (fstat(s.fd, &st))

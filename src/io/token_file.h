@@ -4,7 +4,7 @@
 
 #include "slm.h"
 
-#define SLM_TOKEN_MAGIC "SLMTOK1"  /* 8 bytes with its NUL */
+#define SLM_TOKEN_MAGIC "SLMTOK1" /* 8 bytes with its NUL */
 #define SLM_TOKEN_VERSION 1
 #define SLM_TOKEN_HEADER_BYTES 64
 

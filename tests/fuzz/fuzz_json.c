@@ -27,8 +27,10 @@ static int rewrite(const slm_json *d, char **out, size_t *len)
     for (size_t i = 0; i <= d->n; i++) {
         while (depth > 0 && stack[depth - 1].end == i) {
             depth--;
-            if (stack[depth].object) slm_jw_end_object(&w);
-            else slm_jw_end_array(&w);
+            if (stack[depth].object)
+                slm_jw_end_object(&w);
+            else
+                slm_jw_end_array(&w);
         }
         if (i == d->n) break;
         const slm_json_value *v = &d->v[i];
@@ -47,14 +49,18 @@ static int rewrite(const slm_json *d, char **out, size_t *len)
         case SLM_JSON_FALSE: slm_jw_bool(&w, 0); break;
         case SLM_JSON_STRING: slm_jw_string(&w, v->u.str, v->len); break;
         case SLM_JSON_NUMBER:
-            if (v->is_int) slm_jw_int(&w, v->u.inum);
-            else slm_jw_double(&w, v->u.num);
+            if (v->is_int)
+                slm_jw_int(&w, v->u.inum);
+            else
+                slm_jw_double(&w, v->u.num);
             break;
         default:
             if (v->span < 1 || i + v->span > d->n) abort();
             if (depth > 0 && i + v->span > stack[depth - 1].end) abort();
-            if (v->type == SLM_JSON_OBJECT) slm_jw_begin_object(&w);
-            else slm_jw_begin_array(&w);
+            if (v->type == SLM_JSON_OBJECT)
+                slm_jw_begin_object(&w);
+            else
+                slm_jw_begin_array(&w);
             stack[depth].end = i + v->span;
             stack[depth].object = v->type == SLM_JSON_OBJECT;
             stack[depth].key_next = 1;
@@ -67,8 +73,7 @@ static int rewrite(const slm_json *d, char **out, size_t *len)
 static int same_value(const slm_json_value *a, const slm_json_value *b)
 {
     if (a->type != b->type || a->span != b->span || a->count != b->count) return 0;
-    if (a->type == SLM_JSON_STRING)
-        return a->len == b->len && !memcmp(a->u.str, b->u.str, a->len);
+    if (a->type == SLM_JSON_STRING) return a->len == b->len && !memcmp(a->u.str, b->u.str, a->len);
     if (a->type == SLM_JSON_NUMBER) {
         /* 1.0 is written "1" and reads back as an integer: compare values. */
         if (a->is_int && b->is_int) return a->u.inum == b->u.inum;

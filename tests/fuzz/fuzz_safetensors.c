@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int as_float = t->dtype == SLM_DTYPE_F16 || t->dtype == SLM_DTYPE_BF16;
         size_t bytes = as_float ? t->numel * 4 : t->nbytes;
         void *out = malloc(bytes ? bytes : 1);
-        rc = slm_safetensors_read(f, t, as_float ? SLM_DTYPE_F32 : t->dtype, 0, t->numel, out,
-                                  err, sizeof err);
+        rc = slm_safetensors_read(f, t, as_float ? SLM_DTYPE_F32 : t->dtype, 0, t->numel, out, err,
+                                  sizeof err);
         if (rc) abort();
         free(out);
     }

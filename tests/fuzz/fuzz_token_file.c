@@ -38,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     parse(buf, size);
     if (size >= SLM_TOKEN_HEADER_BYTES) {
         uint64_t h = slm_hash64(buf + SLM_TOKEN_HEADER_BYTES, size - SLM_TOKEN_HEADER_BYTES);
-        for (int i = 0; i < 8; i++) buf[48 + i] = (uint8_t)(h >> (8 * i));
+        for (int i = 0; i < 8; i++)
+            buf[48 + i] = (uint8_t)(h >> (8 * i));
         parse(buf, size);
     }
     free(buf);
