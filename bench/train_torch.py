@@ -88,6 +88,16 @@ def reset_peak():
         pass
 
 
+def lr_schedule(max_lr, step, warmup, total):
+    """slm_lr_schedule: linear warmup, cosine to 10 % of max_lr at total."""
+    if step <= warmup:
+        return max_lr * step / warmup
+    if step >= total:
+        return 0.1 * max_lr
+    progress = (step - warmup) / (total - warmup)
+    return 0.1 * max_lr + 0.45 * max_lr * (1.0 + math.cos(math.pi * progress))
+
+
 def run(name, steps, dropout):
     L, H, C, V, P, B, T = SHAPES[name]
     reset_peak()
@@ -105,6 +115,8 @@ def run(name, steps, dropout):
     times, losses = [], []
     for step in range(steps + 1):  # step 0 warms up
         t = time.perf_counter()
+        for group in opt.param_groups:  # the schedule slm bench train uses
+            group["lr"] = lr_schedule(6e-4, step + 1, 2, steps + 1)
         opt.zero_grad(set_to_none=False)
         loss = model(idx, tgt)
         loss.backward()
