@@ -3,6 +3,7 @@
  * computation, the LR schedule, dropout reproducibility, and bad input.
  * (Parity with PyTorch: tests/oracle/test_model_torch.py.) */
 #include "model/layers.h"
+#include "model/vec_math.h"
 #include "slm.h"
 #include "test.h"
 
@@ -202,6 +203,21 @@ static void test_cross_entropy_matches_float64(void)
     CHECK_CLOSE(total, ref, 1e-6, 0, "sum %g vs %g", total, ref);
     cross_entropy_backward(logits, lse, tgt, N, K, 1.0f / 3.0f);
     CHECK(test_max_err_fd(logits, ref_grad, N * K, 1e-5, 1e-7) <= 1.0, "dlogits");
+}
+
+/* The vectorisable exp used by softmax and GELU: within 2e-7 relative of
+ * float64 exp over the whole normal range; 0 below it, NaN stays NaN. */
+static void test_vec_expf_matches_float64_exp(void)
+{
+    double worst = 0.0;
+    for (float x = -87.0f; x < 88.0f; x += 0.0037f) {
+        double want = exp((double)x), e = fabs(vec_expf(x) - want) / want;
+        worst = e > worst ? e : worst;
+    }
+    CHECK(worst < 2e-7, "max relative error %g", worst);
+    CHECK(vec_expf(-INFINITY) == 0.0f && vec_expf(-1000.0f) == 0.0f, "underflow");
+    CHECK(vec_expf(0.0f) == 1.0f, "exp(0) = %g", vec_expf(0.0f));
+    CHECK(isnan(vec_expf(NAN)), "NaN");
 }
 
 /* Near-zero weights give near-zero logits, a uniform softmax: loss = ln V. */
@@ -467,6 +483,7 @@ int main(void)
     RUN(test_gradients_match_finite_differences_with_dropout);
     RUN(test_layer_norm_backward_matches_finite_differences);
     RUN(test_cross_entropy_matches_float64);
+    RUN(test_vec_expf_matches_float64_exp);
     RUN(test_loss_at_init_is_log_vocab);
     RUN(test_loss_is_mean_over_non_ignored_targets);
     RUN(test_gradient_accumulation_equals_full_batch);

@@ -130,7 +130,9 @@ static int run_shape(const shape *s, int steps, float dropout, result *out)
     int32_t *tok = malloc(N * sizeof *tok), *tgt = malloc(N * sizeof *tgt);
     double *ms = malloc((size_t)steps * sizeof *ms);
     if (!tok || !tgt || !ms) {
-        free(tok), free(tgt), free(ms);
+        free(tok);
+        free(tgt);
+        free(ms);
         slm_model_free(m);
         return cli_error(CLI_RUNTIME, "bench train: out of memory");
     }

@@ -2,7 +2,7 @@
  * The model object shared inside src/model and src/io: configuration, the
  * tensor table, one allocation of parameters (and one of gradients), and
  * per-layer views into both. Forward/backward state is owned by the model too
- * but lives behind `train` (see gpt.c) so that loading and saving need not
+ * but lives behind `train` (see gpt.h) so that loading and saving need not
  * know about it.
  */
 #ifndef SLM_MODEL_MODEL_H
@@ -28,7 +28,7 @@ typedef struct {
     float *ln_f_w, *ln_f_b;
 } gpt_views;
 
-struct gpt_train_state; /* activations, optimizer moments: owned by gpt.c     */
+struct gpt_train_state; /* activations, optimizer moments: see gpt.h         */
 
 struct slm_model {
     slm_config cfg;
@@ -48,7 +48,7 @@ struct slm_model {
 int gpt_model_alloc(const slm_config *cfg, slm_model **out, char *err, size_t errlen);
 /* Fills `v` with views of `base` (params or grads) laid out like m's table. */
 void gpt_views_bind(const slm_model *m, float *base, gpt_views *v);
-/* Frees what gpt.c keeps in m->train (defined there). */
+/* Frees m->train (train_state.c). */
 void gpt_train_state_free(struct gpt_train_state *t);
 
 #endif

@@ -17,10 +17,13 @@
 static inline float vec_expf(float x)
 {
     /* Below -87.3 the result underflows to 0 (also for -inf); above 88.37 it
-     * would overflow, so clamp to FLT_MAX-ish (the callers never get there). */
+     * would overflow, so clamp to FLT_MAX-ish (the callers never get there).
+     * NaN is carried through to the result, never converted to int. */
+    float in = x;
     int underflow = x < -87.33654f;
     x = x > 88.37626f ? 88.37626f : x;
     x = x < -87.33654f ? -87.33654f : x;
+    x = x == x ? x : 0.0f;
     /* n = round(x / ln2) with the 1.5·2^23 trick (round-to-nearest mode). */
     const float shifter = 12582912.0f;
     float n = (x * 1.44269504088896341f + shifter) - shifter;
@@ -41,7 +44,8 @@ static inline float vec_expf(float x)
     memcpy(&p1, &b1, 4);
     memcpy(&p2, &b2, 4);
     y = y * p1 * p2;
-    return underflow ? 0.0f : y;
+    y = underflow ? 0.0f : y;
+    return in == in ? y : in;
 }
 
 #endif
