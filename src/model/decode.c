@@ -14,7 +14,7 @@
  */
 #include "core/alloc.h"
 #include "core/error.h"
-#include "model/infer_ops.h"
+#include "model/layers.h"
 #include "model/model.h"
 
 #include <cblas.h>
@@ -34,6 +34,7 @@ struct slm_kv_cache {
     float *cat;     /* [chunk][C]   heads concatenated                     */
     float *ff;      /* [chunk][4C]                                         */
     float *mask;    /* [chunk][max_tokens] causal mask of a multi-token chunk */
+    float *mean, *rstd; /* [chunk] LayerNorm statistics (unused after)     */
 };
 
 /* Tokens processed per pass; longer prompts go in several chunks so the
@@ -68,8 +69,10 @@ int slm_kv_cache_create(const slm_model *m, int max_tokens, slm_kv_cache **out, 
     c->cat = slm_alloc_aligned(row * C);
     c->ff = slm_alloc_aligned(row * 4 * C);
     c->mask = slm_alloc_aligned(row * max_tokens);
+    c->mean = slm_alloc_aligned(row);
+    c->rstd = slm_alloc_aligned(row);
     if (!c->k || !c->v || !c->x || !c->h || !c->qkv || !c->q || !c->att || !c->cat || !c->ff ||
-        !c->mask) {
+        !c->mask || !c->mean || !c->rstd) {
         slm_kv_cache_free(c);
         return slm_fail(err, errlen, SLM_ENOMEM, "out of memory for a %d-token KV cache (%.1f MiB)",
                         max_tokens, 2.0 * (double)cache / 1048576.0);
@@ -81,7 +84,8 @@ int slm_kv_cache_create(const slm_model *m, int max_tokens, slm_kv_cache **out, 
 void slm_kv_cache_free(slm_kv_cache *c)
 {
     if (!c) return;
-    float *bufs[] = {c->k, c->v, c->x, c->h, c->qkv, c->q, c->att, c->cat, c->ff, c->mask};
+    float *bufs[] = {c->k,   c->v,   c->x,  c->h,    c->qkv, c->q,
+                     c->att, c->cat, c->ff, c->mask, c->mean, c->rstd};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) slm_free_aligned(bufs[i]);
     free(c);
 }
@@ -89,12 +93,28 @@ void slm_kv_cache_free(slm_kv_cache *c)
 void slm_kv_cache_reset(slm_kv_cache *c) { c->length = 0; }
 int slm_kv_cache_length(const slm_kv_cache *c) { return c->length; }
 
-/* y[n][out] = x[n][in] · W[in][out] + b: a matrix-vector product for one
- * token (memory-bound: streams W once), a GEMM for a chunk. */
+/* x[C] = wte[token] + wpe[pos]: token embedding plus learned position. */
+static void embed(float *x, const float *wte, const float *wpe, int32_t token, int pos, int C)
+{
+    const float *te = wte + (size_t)token * C, *pe = wpe + (size_t)pos * C;
+    for (int i = 0; i < C; i++) x[i] = te[i] + pe[i];
+}
+
+/* x += y: the residual connection. */
+static void add_residual(float *x, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* y[n][out] = x[n][in] · W[in][out] (+ b unless NULL): a matrix-vector
+ * product for one token (memory-bound: streams W once), a GEMM for a chunk. */
 static void linear(const float *x, const float *W, const float *b, float *y, int n, int in,
                    int out)
 {
-    for (int t = 0; t < n; t++) memcpy(y + (size_t)t * out, b, (size_t)out * sizeof *y);
+    for (int t = 0; t < n; t++) {
+        if (b) memcpy(y + (size_t)t * out, b, (size_t)out * sizeof *y);
+        else memset(y + (size_t)t * out, 0, (size_t)out * sizeof *y);
+    }
     if (n == 1)
         cblas_sgemv(CblasRowMajor, CblasTrans, in, out, 1.0f, W, out, x, 1, 1.0f, y, 1);
     else
@@ -142,20 +162,20 @@ static int decode_chunk(slm_model *m, slm_kv_cache *c, const int32_t *tokens, in
     int C = cfg->n_embd, start = c->length;
     float eps = cfg->layer_norm_epsilon;
     for (int t = 0; t < n; t++)
-        infer_embed(c->x + (size_t)t * C, m->w.wte, m->w.wpe, tokens[t], start + t, C);
+        embed(c->x + (size_t)t * C, m->w.wte, m->w.wpe, tokens[t], start + t, C);
     for (int l = 0; l < cfg->n_layer; l++) {
         const gpt_layer_views *w = &m->w.h[l];
-        infer_layer_norm(c->h, c->x, w->ln_1_w, w->ln_1_b, n, C, eps);
+        layer_norm_forward(c->h, c->mean, c->rstd, c->x, w->ln_1_w, w->ln_1_b, (size_t)n, C, eps);
         linear(c->h, w->c_attn_w, w->c_attn_b, c->qkv, n, C, 3 * C);
         int rc = cached_attention(c, l, n, start, C);
         if (rc) return rc;
         linear(c->cat, w->c_proj_w, w->c_proj_b, c->h, n, C, C);
-        infer_add(c->x, c->h, (size_t)n * C);
-        infer_layer_norm(c->h, c->x, w->ln_2_w, w->ln_2_b, n, C, eps);
-        linear(c->h, w->c_fc_w, w->c_fc_b, c->ff, n, C, 4 * C);
-        infer_activation(c->ff, (size_t)n * 4 * C, cfg->activation);
+        add_residual(c->x, c->h, (size_t)n * C);
+        layer_norm_forward(c->h, c->mean, c->rstd, c->x, w->ln_2_w, w->ln_2_b, (size_t)n, C, eps);
+        linear(c->h, w->c_fc_w, NULL, c->ff, n, C, 4 * C);
+        bias_activation_forward(c->ff, c->ff, w->c_fc_b, (size_t)n, 4 * C, cfg->activation);
         linear(c->ff, w->mlp_proj_w, w->mlp_proj_b, c->h, n, 4 * C, C);
-        infer_add(c->x, c->h, (size_t)n * C);
+        add_residual(c->x, c->h, (size_t)n * C);
     }
     c->length += n;
     return SLM_OK;
@@ -186,8 +206,8 @@ int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n
     /* Output layer for the last position only: ln_f, then logits = wte · x. */
     int C = cfg->n_embd;
     int last = (n - 1) % c->chunk;
-    infer_layer_norm(c->h, c->x + (size_t)last * C, m->w.ln_f_w, m->w.ln_f_b, 1, C,
-                     cfg->layer_norm_epsilon);
+    layer_norm_forward(c->h, c->mean, c->rstd, c->x + (size_t)last * C, m->w.ln_f_w, m->w.ln_f_b,
+                       1, C, cfg->layer_norm_epsilon);
     cblas_sgemv(CblasRowMajor, CblasNoTrans, cfg->vocab_size, C, 1.0f, m->w.wte, C, c->h, 1, 0.0f,
                 logits, 1);
     return SLM_OK;

@@ -25,7 +25,8 @@ static inline float gelu_sigmoid(float x)
 }
 
 // pre, act are (N,OC); bias (OC). pre += bias; act = activation(pre).
-static void bias_activation_forward(float *pre, float *act, const float *bias, size_t N, int OC,
+// pre and act may be the same buffer (then it ends up holding act).
+void bias_activation_forward(float *pre, float *act, const float *bias, size_t N, int OC,
                                     int activation)
 {
 #pragma omp parallel for schedule(static) if (N * OC > 32768)

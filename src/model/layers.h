@@ -29,6 +29,11 @@ void layer_norm_forward(float *out, float *mean, float *rstd, const float *inp, 
 void layer_norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                          const float *mean, const float *rstd, const float *w, size_t N, int C);
 
+/* ---- feed_forward.c -------------------------------------------------------- */
+/* pre (N,OC) += bias (OC); act (N,OC) = GELU(pre) or ReLU(pre); may alias */
+void bias_activation_forward(float *pre, float *act, const float *bias, size_t N, int OC,
+                             int activation);
+
 /* ---- linear.c: Conv1D layers, y = x·W + b with W (IN,OUT) ---------------- */
 /* out (N,OUT) = inp (N,IN) · w (IN,OUT) + beta·out */
 void matmul_forward(float *out, const float *inp, const float *w, size_t N, int IN, int OUT,
