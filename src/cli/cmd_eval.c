@@ -93,7 +93,7 @@ int cmd_eval(int argc, char **argv)
 
     slm_model *m;
     slm_tokenizer *tok;
-    if ((rc = cli_open_model("eval", dir, &m, &tok))) return rc;
+    if ((rc = cli_open_model("eval", dir, 0, &m, &tok))) return rc;
     const slm_config *c = slm_model_config(m);
     if (ctx == 0) ctx = c->n_positions;
     char *text = NULL;

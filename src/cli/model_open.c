@@ -1,6 +1,7 @@
 #include "cli/model_open.h"
 
 #include "cli/cli.h"
+#include "io/atomic_file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,13 +9,21 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int cli_open_model(const char *cmd, const char *dir, slm_model **model, slm_tokenizer **tok)
+int cli_open_model(const char *cmd, const char *dir, int refuse_non_finite, slm_model **model,
+                   slm_tokenizer **tok)
 {
-    char err[512];
+    char err[512], warn[512];
     slm_model *m = NULL;
     if (!dir) return cli_error(CLI_USAGE, "%s: no model directory given (-m DIR)", cmd);
-    if (slm_model_load(dir, &m, err, sizeof err))
+    if (slm_model_load_ex(dir, &m, warn, sizeof warn, err, sizeof err))
         return cli_error(CLI_RUNTIME, "%s: %s", cmd, err);
+    /* NaN or inf weights load (info and eval can show what they do) but
+     * generating from them would print garbage as if it were text. */
+    if (warn[0] && refuse_non_finite) {
+        slm_model_free(m);
+        return cli_error(CLI_RUNTIME, "%s: %s; refusing to use these weights", cmd, warn);
+    }
+    if (warn[0]) cli_error(CLI_OK, "%s: warning: %s", cmd, warn);
     if (tok) {
         const slm_config *c = slm_model_config(m);
         if (slm_tokenizer_load(c->tokenizer, dir, c->vocab_size, tok, err, sizeof err)) {
@@ -24,6 +33,20 @@ int cli_open_model(const char *cmd, const char *dir, slm_model **model, slm_toke
     }
     if (model) *model = m;
     else slm_model_free(m);
+    return 0;
+}
+
+int cli_open_tokenizer(const char *cmd, const char *dir, slm_tokenizer **tok)
+{
+    char err[512];
+    slm_config c;
+    if (!dir) return cli_error(CLI_USAGE, "%s: no model directory given (-m DIR)", cmd);
+    char *path = slm_path_join(dir, "config.json");
+    if (!path) return cli_error(CLI_RUNTIME, "%s: out of memory", cmd);
+    int rc = slm_config_load(path, &c, err, sizeof err);
+    free(path);
+    if (rc || slm_tokenizer_load(c.tokenizer, dir, c.vocab_size, tok, err, sizeof err))
+        return cli_error(CLI_RUNTIME, "%s: %s", cmd, err);
     return 0;
 }
 

@@ -14,10 +14,12 @@
 #include "io/atomic_file.h"
 #include "io/json.h"
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define STATE_FILE "training_state.safetensors"
 #define STATE_FORMAT "slm-training-state"
@@ -92,6 +94,39 @@ int train_prepare_dir(const train_args *a, char *err, size_t errlen)
     return rc;
 }
 
+int train_tokenizer_new(const train_args *a, int vocab_size, slm_tokenizer **tok, char *err,
+                        size_t errlen)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/gpt2", data_dir());
+    return slm_tokenizer_load(a->tokenizer, dir, vocab_size, tok, err, errlen);
+}
+
+/* ".NAME.XXXXXX": what slm_atomic_write_stream names its temporary file. */
+static int is_temp_of(const char *entry, const char *name)
+{
+    size_t n = strlen(name);
+    if (entry[0] != '.' || strncmp(entry + 1, name, n) || entry[1 + n] != '.') return 0;
+    return strlen(entry + 2 + n) == 6;
+}
+
+void train_clean_temps(const char *dir)
+{
+    static const char *const ours[] = {STATE_FILE,   "model.safetensors", "config.json",
+                                       "vocab.json", "merges.txt",        "train_data.tokens"};
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        for (size_t i = 0; i < sizeof ours / sizeof *ours; i++) {
+            if (!is_temp_of(e->d_name, ours[i])) continue;
+            char *path = slm_path_join(dir, e->d_name);
+            if (path) unlink(path); /* best effort: it only wastes space */
+            free(path);
+        }
+    }
+    closedir(d);
+}
+
 /* The run's arguments as one JSON object (a metadata string). */
 static int args_to_json(const train_args *a, char **out, char *err, size_t errlen)
 {
@@ -143,6 +178,32 @@ int train_checkpoint_save(const train_args *a, slm_model *m, int step, uint64_t 
     free(args);
     free(path);
     return rc;
+}
+
+/* 1 if DIR's config.json + model.safetensors hold exactly m. */
+static int model_files_current(const char *dir, const slm_model *m)
+{
+    slm_model *f;
+    if (slm_model_load(dir, &f, NULL, 0)) return 0;
+    const slm_config *a = slm_model_config(f), *b = slm_model_config(m);
+    int same = a->n_layer == b->n_layer && a->n_head == b->n_head && a->n_embd == b->n_embd &&
+               a->n_positions == b->n_positions && a->vocab_size == b->vocab_size &&
+               a->layer_norm_epsilon == b->layer_norm_epsilon &&
+               a->activation == b->activation && a->tokenizer == b->tokenizer &&
+               a->dropout == b->dropout && slm_model_num_params(f) == slm_model_num_params(m) &&
+               !memcmp(slm_model_params(f), slm_model_params((slm_model *)m),
+                       slm_model_num_params(m) * sizeof(float));
+    slm_model_free(f);
+    return same;
+}
+
+int train_checkpoint_sync(const train_args *a, slm_model *m, int *rewritten, char *err,
+                          size_t errlen)
+{
+    *rewritten = 0;
+    if (model_files_current(a->out, m)) return SLM_OK;
+    *rewritten = 1;
+    return slm_model_save(m, a->out, err, errlen);
 }
 
 /* Copies the strings the arguments need (data paths, DIR) into one block. */

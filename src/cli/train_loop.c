@@ -119,6 +119,15 @@ static FILE *open_log(const train_args *a)
     return fopen(path, "a");
 }
 
+static int params_finite(slm_model *m)
+{
+    const float *p = slm_model_params(m);
+    size_t n = slm_model_num_params(m), bad = 0;
+#pragma omp parallel for reduction(+ : bad) schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) bad += !isfinite(p[i]);
+    return bad == 0;
+}
+
 /* One optimizer step: accumulate gradients over the micro-batches, update. */
 static int train_step(const train_args *a, slm_model *m, const train_data *d, int step,
                       int32_t *in, int32_t *tgt, float *loss, float *grad_norm, float *lr)
@@ -148,6 +157,13 @@ static int train_step(const train_args *a, slm_model *m, const train_data *d, in
         return cli_error(CLI_RUNTIME,
                          "train: the gradient became non-finite at step %d; stopping (the last "
                          "checkpoint in %s is kept; try a lower --lr)",
+                         step, a->out);
+    /* A finite gradient can still push a weight past FLT_MAX (a large --lr
+     * times --weight-decay grows weights geometrically): never save that. */
+    if (!params_finite(m))
+        return cli_error(CLI_RUNTIME,
+                         "train: the weights became non-finite at step %d; stopping (the last "
+                         "checkpoint in %s is kept; try a lower --lr or --weight-decay)",
                          step, a->out);
     return 0;
 }
