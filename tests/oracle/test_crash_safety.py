@@ -2,7 +2,8 @@
 that checkpoints every step (most of its time goes to writing and fsyncing
 checkpoint files, so most kills land in the middle of a write), then the
 directory must load, resume, and end byte-identical to an uninterrupted run.
-SIGINT at random moments must save and exit 0.
+SIGINT at random moments must save and exit 0. A run whose loss, gradient or
+weights overflow stops naming the step and keeps its last checkpoint.
 
 Without a training state a killed run has no checkpoint yet, and starting
 again must work. The Hugging Face files (config.json, model.safetensors) are
@@ -108,6 +109,9 @@ def check_after_kill(out):
             else:
                 assert p.returncode == 2 and b"already finished" in p.stderr, p.stderr
     assert slm("info", "-m", out).returncode == 0
+    steps = [int(re.match(rb'{"step":(\d+)', l).group(1)) for l in
+             read(os.path.join(out, "log.jsonl")).splitlines()]
+    assert steps == list(range(1, STEPS + 1)), f"log.jsonl steps {steps}"
     leftover = [n for n in os.listdir(out) if TEMP.match(n)]
     assert not leftover, f"temporary files survived the next run: {leftover}"
     for f, want in STRAIGHT.items():
@@ -169,9 +173,38 @@ def test_sigint_at_random_moments_saves_and_exits_zero():
         shutil.rmtree(out)
 
 
+def test_divergence_stops_naming_the_step_and_keeps_the_checkpoint():
+    """AdamW with --lr 10, no clipping and --weight-decay 10 multiplies the
+    weights by (1 - 100) every step: the gradient overflows within a few
+    steps. Training must stop there (exit 1, the step named), keep the
+    previous checkpoint (finite, loadable, resumable: resuming meets the same
+    overflow at the same step) and write nothing more."""
+    out = os.path.join(TMP, "diverge")
+    args = [SLM, "train", "--data", data_file(), "--out", out, "--layers", "1", "--heads", "2",
+            "--dim", "16", "--context", "16", "--batch", "2", "--steps", "40", "--lr", "10",
+            "--grad-clip", "0", "--weight-decay", "10", "--warmup", "0", "--save-every", "1",
+            "--eval-every", "0", "--threads", "1"]
+    p = subprocess.run(args, capture_output=True, timeout=120)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    last = p.stderr.decode().strip().splitlines()[-1]
+    m = re.match(r"slm: train: the (loss|gradient|weights) became (NaN|infinite|non-finite) "
+                 r"at step (\d+); stopping \(the last checkpoint in .* is kept", last)
+    assert m, last
+    bad = int(m.group(3))
+    assert 2 <= bad < 40, bad
+    assert state_step(out) == bad - 1, (state_step(out), bad)
+    info = slm("info", "-m", out)
+    assert info.returncode == 0 and info.stderr == b"", info.stderr  # no non-finite warning
+    before = {f: read(os.path.join(out, f)) for f in FILES}
+    p = slm("train", "--resume", out, "--threads", "1")
+    assert p.returncode == 1 and f"at step {bad};".encode() in p.stderr, p.stderr
+    assert {f: read(os.path.join(out, f)) for f in FILES} == before, "checkpoint changed"
+
+
 if __name__ == "__main__":
     try:
         run([test_sigkill_at_random_moments_never_loses_the_checkpoint,
-             test_sigint_at_random_moments_saves_and_exits_zero])
+             test_sigint_at_random_moments_saves_and_exits_zero,
+             test_divergence_stops_naming_the_step_and_keeps_the_checkpoint])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
