@@ -1,6 +1,7 @@
 #include "cli/model_open.h"
 
 #include "cli/cli.h"
+#include "core/memory.h"
 #include "io/atomic_file.h"
 
 #include <errno.h>
@@ -50,20 +51,34 @@ int cli_open_tokenizer(const char *cmd, const char *dir, slm_tokenizer **tok)
     return 0;
 }
 
+/* A text is read to be tokenized: the bytes plus up to one 4-byte id per
+ * byte must fit in memory together. */
+#define TEXT_MEMORY_PER_BYTE 5.0
+
 int cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) return cli_error(CLI_RUNTIME, "%s: cannot open '%s': %s", cmd, path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (fstat(fileno(f), &st) != 0) memset(&st, 0, sizeof st);
+    if (S_ISDIR(st.st_mode)) {
         if (f != stdin) fclose(f);
         return cli_error(CLI_RUNTIME, "%s: '%s' is a directory, not a file", cmd, path);
     }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
+    /* A regular file is read in one go (one byte more finds its end); a
+     * pipe or device grows the buffer, within the memory there is, so
+     * /dev/zero ends with a message rather than the OOM killer. */
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16, n = 0;
+    char err[256] = "", *buf = NULL;
+    const char *what = "its text and token ids";
+    if (!slm_check_memory(TEXT_MEMORY_PER_BYTE * (double)cap, what, err, sizeof err))
+        buf = malloc(cap + 1);
     while (buf) {
         if (n == cap) {
-            char *bigger = cap < ((size_t)1 << 40) ? realloc(buf, 2 * cap + 1) : NULL;
+            char *bigger = NULL;
+            if (!slm_check_memory(TEXT_MEMORY_PER_BYTE * 2.0 * (double)cap, what, err,
+                                  sizeof err))
+                bigger = realloc(buf, 2 * cap + 1);
             if (!bigger) {
                 free(buf);
                 buf = NULL;
@@ -80,9 +95,10 @@ int cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
     int saved = errno;
     if (f != stdin) fclose(f);
     if (failed) {
-        const char *why = buf ? strerror(saved) : "out of memory";
+        const char *why = err[0] ? err : buf ? strerror(saved) : "out of memory";
         free(buf);
-        return cli_error(CLI_RUNTIME, "%s: cannot read '%s': %s", cmd, path, why);
+        return cli_error(CLI_RUNTIME, "%s: cannot read '%s': %s", cmd,
+                         strcmp(path, "-") ? path : "standard input", why);
     }
     buf[n] = '\0';
     *data = buf;

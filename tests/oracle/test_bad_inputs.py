@@ -731,6 +731,35 @@ def resume_damaged_checkpoint():
     refuse("--resume with other flags", ["train", "--resume", out, "--lr", "1"], 2, ["--resume"])
 
 
+@case
+def resume_repairs_what_it_can():
+    """A damaged token cache is rebuilt from the text, and model files that a
+    crash left damaged are rewritten from the training state."""
+    src = path("ckpt_repair_src")
+    if not os.path.exists(src):
+        p = subprocess.run([SLM, *train_args(path("data.txt"), src)], capture_output=True,
+                           timeout=120)
+        assert p.returncode == 0, p.stderr
+    for binary, sanitized in binaries():
+        out = path("ckpt_repair")
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(src, out)
+        good = read(os.path.join(out, "model.safetensors"))
+        write(os.path.join(out, "train_data.tokens"), b"SLMTOK1\0garbage")
+        write(os.path.join(out, "model.safetensors"), good[:100])
+        p = slm_run(binary, ["train", "--resume", out, "--steps", "3"], sanitized=sanitized)
+        assert not sanitizer_report(p.stderr), p.stderr[-2000:]
+        assert p.returncode == 0, p.stderr
+        assert slm_run(SLM, ["info", "-m", out]).returncode == 0
+        with open(os.path.join(out, "train_data.tokens"), "rb") as f:
+            assert f.read(8) == b"SLMTOK1\0" and os.path.getsize(f.name) > 64
+        if not sanitized:
+            TABLE.append(("damaged train_data.tokens and model.safetensors in a run",
+                          ["train", "--resume", out, "--steps", "3"], 0,
+                          "(works: the cache is rebuilt, the model files rewritten)"))
+        shutil.rmtree(out)
+
+
 def print_table():
     fixtures()
     for fn in CASES:
