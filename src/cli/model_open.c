@@ -10,14 +10,37 @@
 #include <string.h>
 #include <sys/stat.h>
 
+static int exists_in(const char *dir, const char *name)
+{
+    char *p = slm_path_join(dir, name);
+    struct stat st;
+    int yes = p && stat(p, &st) == 0;
+    free(p);
+    return yes;
+}
+
+/* A run killed during its first checkpoint: the training state is written,
+ * the Hugging Face files not yet. */
+static int holds_training_state_only(const char *dir)
+{
+    return exists_in(dir, "training_state.safetensors") &&
+           (!exists_in(dir, "config.json") || !exists_in(dir, "model.safetensors"));
+}
+
 int cli_open_model(const char *cmd, const char *dir, int refuse_non_finite, slm_model **model,
                    slm_tokenizer **tok)
 {
     char err[512], warn[512];
     slm_model *m = NULL;
     if (!dir) return cli_error(CLI_USAGE, "%s: no model directory given (-m DIR)", cmd);
-    if (slm_model_load_ex(dir, &m, warn, sizeof warn, err, sizeof err))
+    if (slm_model_load_ex(dir, &m, warn, sizeof warn, err, sizeof err)) {
+        if (holds_training_state_only(dir))
+            return cli_error(CLI_RUNTIME,
+                             "%s: %s (the directory holds a training state: 'slm train --resume "
+                             "%s' writes the model files)",
+                             cmd, err, dir);
         return cli_error(CLI_RUNTIME, "%s: %s", cmd, err);
+    }
     /* NaN or inf weights load (info and eval can show what they do) but
      * generating from them would print garbage as if it were text. */
     if (warn[0] && refuse_non_finite) {

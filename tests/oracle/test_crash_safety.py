@@ -94,6 +94,7 @@ def check_after_kill(out):
             SEEN["model files not written yet"] += 1
             # Only the first checkpoint can lack its model files.
             assert step == 1, (step, info.stderr)
+            assert b"slm train --resume" in info.stderr, info.stderr  # tells what to do
             assert not all(os.path.exists(os.path.join(out, f)) for f in FILES[1:]), info.stderr
         if step < STEPS:
             p = slm("train", "--resume", out, "--threads", "1")
