@@ -86,8 +86,8 @@ static int check_memory(const train_args *a, const slm_config *c)
 {
     char err[512], what[160];
     snprintf(what, sizeof what,
-             "training this model (%d layers, width %d; batch %d × context %d)", c->n_layer,
-             c->n_embd, a->batch, a->context);
+             "training this model (%d layer%s, width %d; batch %d × context %d)", c->n_layer,
+             c->n_layer == 1 ? "" : "s", c->n_embd, a->batch, a->context);
     if (slm_check_memory(train_memory_bytes(c, a), what, err, sizeof err))
         return cli_error(CLI_RUNTIME, "train: %s (use a smaller --dim, --layers, --batch or "
                                       "--context)", err);

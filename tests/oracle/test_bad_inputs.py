@@ -360,10 +360,10 @@ def weights_with_nan_warn():
     write(os.path.join(d, "model.safetensors"), st_build(h, data))
     # info and eval warn (one line) and go on; generate refuses to sample from them.
     for args in (["info", "-m", d], ["eval", "-m", d, "--data", path("data.txt")]):
-        for p in accept("NaN in a weight", args, want_stderr_lines=1,
+        for p in accept("NaN in a weight (info, eval: a warning)", args, want_stderr_lines=1,
                         want_words=["warning", "non-finite", "h.0.ln_1.weight"]):
             assert p.stdout, "info/eval still print their result"
-    refuse("NaN in a weight", ["generate", "-m", d, "-n", "3"], 1,
+    refuse("NaN in a weight (generate)", ["generate", "-m", d, "-n", "3"], 1,
            ["non-finite", "h.0.ln_1.weight", "refusing"])
 
 
@@ -761,6 +761,7 @@ def resume_repairs_what_it_can():
 
 
 def print_table():
+    """One row per input: the first command it was tried with, and its message."""
     fixtures()
     for fn in CASES:
         fn()
@@ -768,14 +769,16 @@ def print_table():
     print("|---|---|---|---|")
     seen = set()
     for what, args, code, msg in TABLE:
-        shown = [a if len(a) < 40 else a[:20] + "…" for a in args]
-        shown = [os.path.relpath(a, TMP) if a.startswith(TMP) else a for a in shown]
-        key = (what, args[0])
-        if key in seen:
+        if what in seen:
             continue
-        seen.add(key)
+        seen.add(what)
+        shown = [os.path.relpath(a, TMP) if a.startswith(TMP) else a for a in args]
+        if shown[0] == "train" and "--layers" in shown and shown[-len(TRAIN):] == TRAIN:
+            shown = shown[:-len(TRAIN)] + ["…"]
+        shown = [a if len(a) < 30 else a[:12] + "…" for a in shown]
+        shown = [a if a and " " not in a else repr(a) for a in shown]
         msg = msg.replace(TMP + "/", "").replace("|", "\\|")
-        print(f"| {what} | `slm {' '.join(shown)}` | `{msg}` | {code} |")
+        print(f"| {what} | `slm {' '.join(shown)}` | {msg} | {code} |")
 
 
 if __name__ == "__main__":
