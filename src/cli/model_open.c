@@ -92,19 +92,20 @@ int cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
      * pipe or device grows the buffer, within the memory there is, so
      * /dev/zero ends with a message rather than the OOM killer. */
     size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16, n = 0;
-    char err[256] = "", *buf = NULL;
+    char err[256] = "";
     const char *what = "its text and token ids";
-    if (!slm_check_memory(TEXT_MEMORY_PER_BYTE * (double)cap, what, err, sizeof err))
-        buf = malloc(cap + 1);
-    while (buf) {
+    char *buf = slm_check_memory(TEXT_MEMORY_PER_BYTE * (double)cap, what, err, sizeof err)
+                    ? NULL
+                    : malloc(cap + 1);
+    int failed = buf == NULL;
+    while (!failed) {
         if (n == cap) {
             char *bigger = NULL;
             if (!slm_check_memory(TEXT_MEMORY_PER_BYTE * 2.0 * (double)cap, what, err,
                                   sizeof err))
                 bigger = realloc(buf, 2 * cap + 1);
             if (!bigger) {
-                free(buf);
-                buf = NULL;
+                failed = 1;
                 break;
             }
             buf = bigger;
@@ -114,11 +115,12 @@ int cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
         n += got;
         if (got == 0) break;
     }
-    int failed = !buf || ferror(f);
     int saved = errno;
+    if (!failed && ferror(f)) failed = 1;
+    else saved = 0;
     if (f != stdin) fclose(f);
     if (failed) {
-        const char *why = err[0] ? err : buf ? strerror(saved) : "out of memory";
+        const char *why = err[0] ? err : saved ? strerror(saved) : "out of memory";
         free(buf);
         return cli_error(CLI_RUNTIME, "%s: cannot read '%s': %s", cmd,
                          strcmp(path, "-") ? path : "standard input", why);

@@ -144,8 +144,16 @@ static int args_to_json(const train_args *a, char **out, char *err, size_t errle
     for (size_t i = 0; i < N_FIELDS; i++) {
         const char *p = (const char *)a + fields[i].offset;
         slm_jw_key(&w, fields[i].name, strlen(fields[i].name));
-        if (fields[i].is_double) slm_jw_double(&w, *(const double *)p);
-        else slm_jw_int(&w, *(const int *)p);
+        /* memcpy: the field is reached through a char pointer. */
+        if (fields[i].is_double) {
+            double dv;
+            memcpy(&dv, p, sizeof dv);
+            slm_jw_double(&w, dv);
+        } else {
+            int iv;
+            memcpy(&iv, p, sizeof iv);
+            slm_jw_int(&w, iv);
+        }
     }
     slm_jw_end_object(&w);
     size_t len;
@@ -255,12 +263,12 @@ static int args_from_json(const char *json, const char *dir, train_args *a, char
             rc = slm_fail(err, errlen, SLM_EFORMAT, STATE_FILE ": argument '%s' missing",
                           fields[i].name);
         else if (fields[i].is_double)
-            *(double *)p = slm_json_number(v);
+            memcpy(p, &(double){slm_json_number(v)}, sizeof(double));
         else if (!slm_json_int(v, &iv) || iv < 0 || iv > 0x7fffffff)
             rc = slm_fail(err, errlen, SLM_EFORMAT, STATE_FILE ": argument '%s' is not a count",
                           fields[i].name);
         else
-            *(int *)p = (int)iv;
+            memcpy(p, &(int){(int)iv}, sizeof(int));
     }
     if (!rc) rc = keep_strings(data, dir, a, strings, err, errlen);
     slm_json_free(&doc);
