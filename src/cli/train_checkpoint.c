@@ -14,12 +14,10 @@
 #include "io/atomic_file.h"
 #include "io/json.h"
 
-#include <dirent.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define STATE_FILE "training_state.safetensors"
 #define STATE_FORMAT "slm-training-state"
@@ -102,30 +100,7 @@ int train_tokenizer_new(const train_args *a, int vocab_size, slm_tokenizer **tok
     return slm_tokenizer_load(a->tokenizer, dir, vocab_size, tok, err, errlen);
 }
 
-/* ".NAME.XXXXXX": what slm_atomic_write_stream names its temporary file. */
-static int is_temp_of(const char *entry, const char *name)
-{
-    size_t n = strlen(name);
-    if (entry[0] != '.' || strncmp(entry + 1, name, n) || entry[1 + n] != '.') return 0;
-    return strlen(entry + 2 + n) == 6;
-}
-
-void train_clean_temps(const char *dir)
-{
-    static const char *const ours[] = {STATE_FILE,   "model.safetensors", "config.json",
-                                       "vocab.json", "merges.txt",        "train_data.tokens"};
-    DIR *d = opendir(dir);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d));) {
-        for (size_t i = 0; i < sizeof ours / sizeof *ours; i++) {
-            if (!is_temp_of(e->d_name, ours[i])) continue;
-            char *path = slm_path_join(dir, e->d_name);
-            if (path) unlink(path); /* best effort: it only wastes space */
-            free(path);
-        }
-    }
-    closedir(d);
-}
+void train_clean_temps(const char *dir) { slm_atomic_clean_temps(dir); }
 
 /* The run's arguments as one JSON object (a metadata string). */
 static int args_to_json(const train_args *a, char **out, char *err, size_t errlen)

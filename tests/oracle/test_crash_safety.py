@@ -32,7 +32,7 @@ ARGS = ["--layers", "2", "--heads", "2", "--dim", "128", "--context", "8", "--ba
         "--lr", "3e-3", "--seed", "5"]
 FILES = ("training_state.safetensors", "model.safetensors", "config.json")
 TEMP = re.compile(r"^\.(training_state\.safetensors|model\.safetensors|config\.json|"
-                  r"train_data\.tokens)\.[A-Za-z0-9]{6}$")
+                  r"train_data\.tokens)\.slm-tmp\.[A-Za-z0-9]{6}$")
 
 
 def slm(*args):
