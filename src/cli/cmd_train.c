@@ -73,24 +73,25 @@ static int parse_tokenizer(const char *s, int *kind)
  * (4 floats per parameter) plus the activations of one micro-batch, counted
  * as src/model/train_state.c lays them out (per row: 16C + H + 4 floats per
  * layer, and 12C + V + 4 outside the layers; rounded up here). */
-static double train_memory_bytes(const slm_config *c, const train_args *a)
+static double train_memory_bytes(const slm_config *c, const train_args *a, int resumed)
 {
     double C = c->n_embd, L = c->n_layer, N = (double)a->batch * a->context;
     double P = (double)c->vocab_size * C + (double)c->n_positions * C +
                L * (12.0 * C * C + 13.0 * C) + 2.0 * C;
     double act = N * (L * (17.0 * C + 6.0 + c->n_head) + c->vocab_size + 12.0 * C + 6.0);
-    return 4.0 * (4.0 * P + act);
+    /* A resumed run holds its parameters and moments already. */
+    return 4.0 * ((resumed ? 1.0 : 4.0) * P + act);
 }
 
-static int check_memory(const train_args *a, const slm_config *c)
+static int check_memory(const train_args *a, const slm_config *c, int resumed)
 {
     char err[512], what[160];
     snprintf(what, sizeof what,
              "training this model (%d layer%s, width %d; batch %d × context %d)", c->n_layer,
              c->n_layer == 1 ? "" : "s", c->n_embd, a->batch, a->context);
-    if (slm_check_memory(train_memory_bytes(c, a), what, err, sizeof err))
-        return cli_error(CLI_RUNTIME, "train: %s (use a smaller --dim, --layers, --batch or "
-                                      "--context)", err);
+    if (slm_check_memory(train_memory_bytes(c, a, resumed), what, err, sizeof err))
+        return cli_error(CLI_RUNTIME, "train: %s%s", err,
+                         resumed ? "" : " (use a smaller --dim, --layers, --batch or --context)");
     return 0;
 }
 
@@ -106,7 +107,7 @@ static int start_run(train_args *a, slm_model **m, slm_tokenizer **tok, train_da
     struct stat st;
     if (stat(a->out, &st) == 0 && !S_ISDIR(st.st_mode))
         return cli_error(CLI_RUNTIME, "train: output directory '%s' is a file", a->out);
-    int rc = check_memory(a, &c);
+    int rc = check_memory(a, &c, 0);
     if (rc) return rc;
     if (train_tokenizer_new(a, c.vocab_size, tok, err, sizeof err))
         return cli_error(CLI_RUNTIME, "train: %s", err);
@@ -159,7 +160,7 @@ static int resume_run(const char *dir, train_args *a, int steps_given, int stop_
         return 0;
     }
     /* The parameters and moments are loaded; gradients and activations come. */
-    if ((rc = check_memory(a, c))) return rc;
+    if ((rc = check_memory(a, c, 1))) return rc;
     if (slm_tokenizer_load(c->tokenizer, a->out, c->vocab_size, tok, err, sizeof err))
         return cli_error(CLI_RUNTIME, "train: %s", err);
     if ((rc = train_data_load(a, *tok, c->vocab_size, data_hash, d))) return rc;
