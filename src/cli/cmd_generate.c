@@ -186,7 +186,7 @@ int cmd_generate(int argc, char **argv)
         {"--tokens", "-n", OPT_INT, &a.n, 1, 1 << 30, NULL},
         {"--temperature", NULL, OPT_FLOAT, &a.temperature, 0, 1e6, NULL},
         {"--top-k", NULL, OPT_INT, &a.top_k, 0, 1 << 30, NULL},
-        {"--top-p", NULL, OPT_FLOAT, &a.top_p, 0, 1, NULL},
+        {"--top-p", NULL, OPT_FLOAT, &a.top_p, -HUGE_VAL, HUGE_VAL, NULL}, /* checked below */
         {"--seed", NULL, OPT_U64, &a.seed, 0, 0, &a.seed_given},
         {"--ids", NULL, OPT_FLAG, &a.ids_only, 0, 0, NULL},
         {"--truncate", NULL, OPT_FLAG, &a.truncate, 0, 0, NULL},
@@ -201,7 +201,7 @@ int cmd_generate(int argc, char **argv)
         return CLI_OK;
     }
     if (rc) return rc;
-    if (!((float)a.top_p > 0.0f)) /* 0 keeps no token; 1e-50 is 0 as a float */
+    if (!((float)a.top_p > 0.0f && a.top_p <= 1.0)) /* 0 keeps no token; 1e-50 is 0 as a float */
         return cli_error(CLI_USAGE, "generate: --top-p must be in (0, 1], got %g", a.top_p);
     if (a.prompt && a.prompt_ids)
         return cli_error(CLI_USAGE, "generate: give -p or --prompt-ids, not both");
