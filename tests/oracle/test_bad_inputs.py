@@ -694,7 +694,7 @@ def train_absurd_sizes():
 def train_more_than_memory():
     # 3.2 G parameters: allowed sizes, but 4 floats each (weights, gradients,
     # two AdamW moments) are ~50 GiB; refused before anything is allocated.
-    refuse("slm train --layers 4 --dim 8192 (needs ~53 GiB)",
+    refuse("slm train --layers 4 --dim 8192 (needs ~49 GiB)",
            ["train", "--data", path("data.txt"), "--out", path("o_mem"), "--layers", "4",
             "--dim", "8192", "--context", "16"], 1, ["GiB needed", "memory is available"],
            cap_memory=True)
