@@ -37,7 +37,7 @@ all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS)
 
 help:
 	@echo "make            build build/slm, build/libslm.a, build/libslm.so and the tests"
-	@echo "make test       install missing packages, build, run every test"
+	@echo "make test       install missing packages, build, run every test (C tests also under ASan)"
 	@echo "make demo       install missing packages, build, run the demo"
 	@echo "make asan       the C test suite under AddressSanitizer + UBSan (build/asan)"
 	@echo "make bench      slm bench (attention, gemm, ...) with PyTorch alongside"
@@ -70,10 +70,14 @@ deps:
 	@tools/install-deps.sh
 
 # The README's test command: packages, build, every test, "N passed, N failed".
+# The C suite runs twice, the second time under ASan + UBSan (build/asan, as
+# `make asan`), and tests/oracle/test_bad_inputs.py drives both CLIs.
+ASAN_BUILD ?= build/asan
 test: deps
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN=1 OPT=-O1 all
 	@tools/setup-venv.sh
-	@tests/run.sh $(BUILD)
+	@tests/run.sh $(BUILD) $(ASAN_BUILD)
 
 # Tests without the install step (for a quick loop once deps are there).
 check: all
@@ -81,8 +85,8 @@ check: all
 
 asan:
 	@tools/install-deps.sh
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 all
-	@SLM_SKIP_PYTHON=1 tests/run.sh build/asan
+	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN=1 OPT=-O1 all
+	@SLM_SKIP_PYTHON=1 tests/run.sh $(ASAN_BUILD)
 
 demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/slm

@@ -3,9 +3,17 @@
 # tests in tests/oracle (PyTorch, through build/venv). Each prints "ok NAME" or
 # "FAIL NAME: why" per case; a binary that crashes or exits non-zero without a
 # FAIL line counts as one failure. Ends with "N passed, N failed".
+#   tests/run.sh BUILD [ASAN_BUILD]
+# With ASAN_BUILD (an AddressSanitizer + UBSan build, `make SAN=1`), its C
+# test binaries run too, and the CLI tests that honour SLM_ASAN_BIN
+# (tests/oracle/test_bad_inputs.py) run every command under its slm as well.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
+ASAN_BUILD=${2:-}
+# A sanitizer report fails the test: leaks included, any UB aborts.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 passed=0 failed=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -27,12 +35,22 @@ for t in "$BUILD"/tests/test_*; do
     count "$name" $?
 done
 
+if [ -n "$ASAN_BUILD" ]; then
+    for t in "$ASAN_BUILD"/tests/test_*; do
+        [ -x "$t" ] || continue
+        name=asan/$(basename "$t")
+        "$t" >"$log" 2>&1
+        count "$name" $?
+    done
+fi
+
 if [ -z "${SLM_SKIP_PYTHON:-}" ]; then
     py=build/venv/bin/python
     for t in tests/oracle/test_*.py; do
         [ -f "$t" ] || continue
         name=$(basename "$t" .py)
-        SLM_BUILD="$BUILD" SLM_LIB="$BUILD/libslm.so" SLM_BIN="$BUILD/slm" "$py" "$t" >"$log" 2>&1
+        SLM_BUILD="$BUILD" SLM_LIB="$BUILD/libslm.so" SLM_BIN="$BUILD/slm" \
+            SLM_ASAN_BIN="${ASAN_BUILD:+$ASAN_BUILD/slm}" "$py" "$t" >"$log" 2>&1
         count "$name" $?
     done
 fi

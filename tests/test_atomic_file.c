@@ -146,6 +146,54 @@ static void test_read_file_limits(void)
     tmpdir_remove(dir);
 }
 
+/* A producer that never finishes (its process gets killed). */
+static int hang(void *ctx, slm_atomic_out *out, char *err, size_t errlen)
+{
+    (void)ctx, (void)err, (void)errlen;
+    slm_atomic_out_write(out, "half", 4);
+    for (;;) pause();
+    return SLM_OK;
+}
+
+/* Temporary files of a write killed midway are found and removed; names
+ * that merely look similar are left alone. */
+static void test_clean_temps_removes_only_ours(void)
+{
+    char *dir = tmpdir_make();
+    const char *ours[] = {".model.safetensors.slm-tmp.Ab3dE9", ".config.json.slm-tmp.zzzzzz"};
+    const char *theirs[] = {".config.json.backup",          "model.safetensors.slm-tmp.Ab3dE9",
+                            ".config.json.slm-tmp.abcde",   ".config.json.slm-tmp.abcdefg",
+                            ".config.json.slm-tmp.ab-def",  "config.json",
+                            ".slm-tmp.abcdef"};
+    for (size_t i = 0; i < 2; i++) write_bytes(path_in(dir, ours[i], 0), "x", 1);
+    for (size_t i = 0; i < sizeof theirs / sizeof *theirs; i++)
+        write_bytes(path_in(dir, theirs[i], 0), "y", 1);
+    CHECK(slm_atomic_clean_temps(dir) == 2, "removed count");
+    struct stat st;
+    for (size_t i = 0; i < 2; i++) CHECK(stat(path_in(dir, ours[i], 0), &st) != 0, "%s", ours[i]);
+    for (size_t i = 0; i < sizeof theirs / sizeof *theirs; i++)
+        CHECK(stat(path_in(dir, theirs[i], 0), &st) == 0, "%s was removed", theirs[i]);
+    /* A writer's own temporary name is one of ours: a child killed while
+     * its producer runs leaves it behind. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        slm_atomic_write_stream(path_in(dir, "state.bin", 0), hang, NULL, NULL, 0);
+        _exit(0);
+    }
+    int found = 0;
+    for (int tries = 0; tries < 2000 && !found; tries++) {
+        usleep(1000);
+        found = count_entries(dir) == 1 + (int)(sizeof theirs / sizeof *theirs);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    CHECK(found, "the killed writer's temporary file did not appear");
+    CHECK(slm_atomic_clean_temps(dir) == 1, "the killed writer's file is ours");
+    CHECK(stat(path_in(dir, "state.bin", 0), &st) != 0, "the target was never written");
+    CHECK(slm_atomic_clean_temps("/nonexistent/dir") == 0, "missing dir");
+    tmpdir_remove(dir);
+}
+
 int main(void)
 {
     RUN(test_atomic_write_replaces_whole_file);
@@ -153,5 +201,6 @@ int main(void)
     RUN(test_atomic_unwritable_targets);
     RUN(test_mkdir_p);
     RUN(test_read_file_limits);
+    RUN(test_clean_temps_removes_only_ours);
     return test_summary();
 }

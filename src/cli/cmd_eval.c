@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *help =
     "usage: slm eval -m DIR --data FILE [--context N] [--batch N] [--threads N]\n\n"
@@ -37,6 +38,9 @@ static int evaluate(slm_model *m, const int32_t *ids, size_t n, int ctx, int bat
         return cli_error(CLI_RUNTIME, "eval: out of memory");
     }
     size_t windows = (n - 2) / (size_t)ctx + 1, done = 0;
+    /* Progress redrawn in place is for a person at a terminal; in a log it
+     * would be one long line of carriage returns. */
+    int progress = windows > (size_t)batch && isatty(STDERR_FILENO);
     *sum = 0.0;
     for (size_t w0 = 0; w0 < windows; w0 += (size_t)batch) {
         int b_n = (int)(windows - w0 < (size_t)batch ? windows - w0 : (size_t)batch);
@@ -59,10 +63,10 @@ static int evaluate(slm_model *m, const int32_t *ids, size_t n, int ctx, int bat
         }
         *sum += (double)loss * (double)counted;
         done += counted;
-        if (windows > (size_t)batch)
+        if (progress)
             fprintf(stderr, "\reval: %zu/%zu predictions", done, n - 1);
     }
-    if (windows > (size_t)batch) fputc('\n', stderr);
+    if (progress) fputc('\n', stderr);
     free(in);
     free(tgt);
     return 0;
@@ -93,7 +97,7 @@ int cmd_eval(int argc, char **argv)
 
     slm_model *m;
     slm_tokenizer *tok;
-    if ((rc = cli_open_model("eval", dir, &m, &tok))) return rc;
+    if ((rc = cli_open_model("eval", dir, 0, &m, &tok))) return rc;
     const slm_config *c = slm_model_config(m);
     if (ctx == 0) ctx = c->n_positions;
     char *text = NULL;

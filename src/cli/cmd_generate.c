@@ -5,6 +5,7 @@
 #include "cli/text_out.h"
 #include "slm.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,13 @@ static int refill(slm_model *m, slm_kv_cache *cache, const int32_t *history, int
     return slm_model_decode(m, cache, history + n - keep, keep, logits, err, errlen);
 }
 
+static int all_finite(const float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
 static int generate(const gen_args *a, slm_model *m, slm_tokenizer *tok, const int32_t *prompt,
                     int n_prompt)
 {
@@ -116,7 +124,11 @@ static int generate(const gen_args *a, slm_model *m, slm_tokenizer *tok, const i
         goto done;
     }
     memcpy(history, prompt, (size_t)n_prompt * sizeof *history);
-    if (slm_kv_cache_create(m, c->n_positions, &cache, err, sizeof err) ||
+    /* The cache holds what this run can reach: a short generation from a
+     * long-context model does not reserve the whole context. */
+    int64_t reach = (int64_t)n_prompt + a->n;
+    int cache_tokens = reach < c->n_positions ? (int)reach : c->n_positions;
+    if (slm_kv_cache_create(m, cache_tokens, &cache, err, sizeof err) ||
         slm_sampler_create(c->vocab_size, (float)a->temperature, a->top_k, (float)a->top_p,
                            a->seed, &sampler, err, sizeof err) ||
         slm_model_decode(m, cache, prompt, n_prompt, logits, err, sizeof err)) {
@@ -127,6 +139,13 @@ static int generate(const gen_args *a, slm_model *m, slm_tokenizer *tok, const i
     text_out_init(&out, stdout);
     int32_t eot = slm_tokenizer_eot(tok);
     for (int i = 0; i < a->n; i++) {
+        if (!all_finite(logits, c->vocab_size)) {
+            if (a->ids_only && i) putchar('\n');
+            else if (!a->ids_only) text_out_finish(&out);
+            cli_error(CLI_RUNTIME, "generate: the model's logits became NaN or infinite at "
+                                   "token %d; its weights are unusable", i + 1);
+            goto done;
+        }
         int32_t next = slm_sampler_next(sampler, logits);
         if (next == eot) break;
         history[n_hist++] = next;
@@ -167,7 +186,7 @@ int cmd_generate(int argc, char **argv)
         {"--tokens", "-n", OPT_INT, &a.n, 1, 1 << 30, NULL},
         {"--temperature", NULL, OPT_FLOAT, &a.temperature, 0, 1e6, NULL},
         {"--top-k", NULL, OPT_INT, &a.top_k, 0, 1 << 30, NULL},
-        {"--top-p", NULL, OPT_FLOAT, &a.top_p, 1e-9, 1, NULL},
+        {"--top-p", NULL, OPT_FLOAT, &a.top_p, -HUGE_VAL, HUGE_VAL, NULL}, /* checked below */
         {"--seed", NULL, OPT_U64, &a.seed, 0, 0, &a.seed_given},
         {"--ids", NULL, OPT_FLAG, &a.ids_only, 0, 0, NULL},
         {"--truncate", NULL, OPT_FLAG, &a.truncate, 0, 0, NULL},
@@ -182,6 +201,8 @@ int cmd_generate(int argc, char **argv)
         return CLI_OK;
     }
     if (rc) return rc;
+    if (!((float)a.top_p > 0.0f && a.top_p <= 1.0)) /* 0 keeps no token; 1e-50 is 0 as a float */
+        return cli_error(CLI_USAGE, "generate: --top-p must be in (0, 1], got %g", a.top_p);
     if (a.prompt && a.prompt_ids)
         return cli_error(CLI_USAGE, "generate: give -p or --prompt-ids, not both");
     if (!a.model_dir) return cli_error(CLI_USAGE, "generate: no model given (-m DIR)");
@@ -190,7 +211,7 @@ int cmd_generate(int argc, char **argv)
 
     slm_model *m;
     slm_tokenizer *tok;
-    if ((rc = cli_open_model("generate", a.model_dir, &m, &tok))) return rc;
+    if ((rc = cli_open_model("generate", a.model_dir, 1, &m, &tok))) return rc;
     int32_t *prompt = NULL;
     int n_prompt = 0;
     rc = prompt_tokens(&a, m, tok, &prompt, &n_prompt);

@@ -24,7 +24,7 @@ int cmd_info(int argc, char **argv)
     }
     if (rc) return rc;
     slm_model *m;
-    if ((rc = cli_open_model("info", dir, &m, NULL))) return rc;
+    if ((rc = cli_open_model("info", dir, 0, &m, NULL))) return rc;
     const slm_config *c = slm_model_config(m);
     size_t params = slm_model_num_params(m);
     printf("model        %s\n", dir);

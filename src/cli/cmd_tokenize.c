@@ -1,4 +1,6 @@
-/* slm tokenize / slm detokenize — text ↔ ids with a model's tokenizer. */
+/* slm tokenize / slm detokenize — text ↔ ids with a model's tokenizer.
+ * Only config.json and the vocabulary files are read, never the weights:
+ * a half-downloaded model.safetensors does not stop tokenizing. */
 #include "cli/cli.h"
 #include "cli/model_open.h"
 #include "cli/options.h"
@@ -38,7 +40,7 @@ int cmd_tokenize(int argc, char **argv)
         return rc;
     }
     slm_tokenizer *tok;
-    if ((rc = cli_open_model("tokenize", dir, NULL, &tok))) {
+    if ((rc = cli_open_tokenizer("tokenize", dir, &tok))) {
         free(text);
         return rc;
     }
@@ -81,17 +83,19 @@ int cmd_detokenize(int argc, char **argv)
         rc = cli_error(CLI_USAGE, "detokenize: no model given (-m DIR)");
         goto out;
     }
-    slm_tokenizer *tok;
-    if ((rc = cli_open_model("detokenize", dir, NULL, &tok))) goto out;
-    for (int i = 0; i < n_pos && !rc; i++) {
+    for (int i = 0; i < n_pos; i++) {
         long v;
-        if (cli_parse_int(pos[i], 0, 0x7fffffff, &v))
+        if (cli_parse_int(pos[i], 0, 0x7fffffff, &v)) {
             rc = cli_error(CLI_USAGE, "detokenize: '%s' is not a token id", pos[i]);
+            goto out;
+        }
         ids[i] = (int32_t)v;
     }
+    slm_tokenizer *tok;
+    if ((rc = cli_open_tokenizer("detokenize", dir, &tok))) goto out;
     char *text = NULL, err[512];
     size_t len = 0;
-    if (!rc && slm_tokenizer_decode(tok, ids, (size_t)n_pos, &text, &len, err, sizeof err))
+    if (slm_tokenizer_decode(tok, ids, (size_t)n_pos, &text, &len, err, sizeof err))
         rc = cli_error(CLI_RUNTIME, "detokenize: %s", err);
     if (!rc) fwrite(text, 1, len, stdout);
     free(text);

@@ -2,10 +2,12 @@
 #include "cli/cli.h"
 #include "cli/model_open.h"
 #include "cli/train.h"
+#include "core/memory.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *help =
     "usage: slm train --data FILE --out DIR [options]\n"
@@ -67,22 +69,109 @@ static int parse_tokenizer(const char *s, int *kind)
     return 0;
 }
 
-/* A new run: model from the flags, vocabulary files for gpt2. */
-static int start_run(train_args *a, slm_model **m, slm_tokenizer **tok)
+/* Bytes a run holds at once: parameters, gradients and the two AdamW moments
+ * (4 floats per parameter) plus the activations of one micro-batch, counted
+ * as src/model/train_state.c lays them out (per row: 16C + H + 4 floats per
+ * layer, and 12C + V + 4 outside the layers; rounded up here). */
+static double train_memory_bytes(const slm_config *c, const train_args *a, int resumed)
+{
+    double C = c->n_embd, L = c->n_layer, N = (double)a->batch * a->context;
+    double P = (double)c->vocab_size * C + (double)c->n_positions * C +
+               L * (12.0 * C * C + 13.0 * C) + 2.0 * C;
+    double act = N * (L * (17.0 * C + 6.0 + c->n_head) + c->vocab_size + 12.0 * C + 6.0);
+    /* A resumed run holds its parameters and moments already. */
+    return 4.0 * ((resumed ? 1.0 : 4.0) * P + act);
+}
+
+static int check_memory(const train_args *a, const slm_config *c, int resumed)
+{
+    char err[512], what[160];
+    snprintf(what, sizeof what,
+             "training this model (%d layer%s, width %d; batch %d × context %d)", c->n_layer,
+             c->n_layer == 1 ? "" : "s", c->n_embd, a->batch, a->context);
+    if (slm_check_memory(train_memory_bytes(c, a, resumed), what, err, sizeof err))
+        return cli_error(CLI_RUNTIME, "train: %s%s", err,
+                         resumed ? "" : " (use a smaller --dim, --layers, --batch or --context)");
+    return 0;
+}
+
+/* A new run: everything that can be refused (flags, memory, data) is checked
+ * before DIR is created, so a refused run leaves no trace. */
+static int start_run(train_args *a, slm_model **m, slm_tokenizer **tok, train_data *d,
+                     uint64_t *data_hash)
 {
     char err[512];
     slm_config c;
     train_config(a, &c);
     if (slm_config_validate(&c, err, sizeof err)) return cli_error(CLI_USAGE, "train: %s", err);
-    if (slm_model_create(&c, a->seed, m, err, sizeof err))
+    struct stat st;
+    if (stat(a->out, &st) == 0 && !S_ISDIR(st.st_mode))
+        return cli_error(CLI_RUNTIME, "train: output directory '%s' is a file", a->out);
+    int rc = check_memory(a, &c, 0);
+    if (rc) return rc;
+    if (train_tokenizer_new(a, c.vocab_size, tok, err, sizeof err))
         return cli_error(CLI_RUNTIME, "train: %s", err);
-    if (train_prepare_dir(a, err, sizeof err) ||
-        slm_tokenizer_load(c.tokenizer, a->out, c.vocab_size, tok, err, sizeof err)) {
+    if ((rc = train_data_load(a, *tok, c.vocab_size, data_hash, d))) return rc;
+    if (slm_model_create(&c, a->seed, m, err, sizeof err)) {
+        rc = cli_error(CLI_RUNTIME, "train: %s", err);
+    } else if (train_prepare_dir(a, err, sizeof err)) {
+        rc = cli_error(CLI_RUNTIME, "train: %s", err);
+    } else {
+        train_clean_temps(a->out);
+        rc = train_data_save_cache(a, d);
+    }
+    if (rc) {
+        train_data_free(d);
         slm_model_free(*m);
         *m = NULL;
-        return cli_error(CLI_RUNTIME, "train: %s", err);
     }
-    return 0;
+    return rc;
+}
+
+/* Continuing DIR's run: the checkpoint, its vocabulary, the same data. */
+static int resume_run(const char *dir, train_args *a, int steps_given, int stop_given,
+                      slm_model **m, slm_tokenizer **tok, train_data *d, char **strings,
+                      int *start, uint64_t *data_hash, int *finished)
+{
+    int rewritten = 0;
+    char err[512];
+    train_args saved;
+    uint64_t saved_hash = 0;
+    if (train_checkpoint_load(dir, &saved, strings, m, start, &saved_hash, err, sizeof err))
+        return cli_error(CLI_RUNTIME, "train: cannot resume from '%s': %s", dir, err);
+    /* The temporary files of a killed write are ours and of no use. */
+    train_clean_temps(dir);
+    if (steps_given) saved.steps = a->steps;
+    saved.stop_after = stop_given ? a->stop_after : 0;
+    saved.threads = a->threads;
+    *a = saved;
+    const slm_config *c = slm_model_config(*m);
+    int rc = 0;
+    if (*start >= a->steps) {
+        if (train_checkpoint_sync(a, *m, &rewritten, err, sizeof err))
+            return cli_error(CLI_RUNTIME, "train: %s", err);
+        if (!rewritten)
+            return cli_error(CLI_USAGE,
+                             "train: '%s' already finished step %d of %d (raise --steps)", dir,
+                             *start, a->steps);
+        fprintf(stderr, "slm: train: '%s' finished step %d of %d; its model files lagged behind "
+                        "the training state and are rewritten\n", dir, *start, a->steps);
+        *finished = 1;
+        return 0;
+    }
+    /* The parameters and moments are loaded; gradients and activations come. */
+    if ((rc = check_memory(a, c, 1))) return rc;
+    if (slm_tokenizer_load(c->tokenizer, a->out, c->vocab_size, tok, err, sizeof err))
+        return cli_error(CLI_RUNTIME, "train: %s", err);
+    if ((rc = train_data_load(a, *tok, c->vocab_size, data_hash, d))) return rc;
+    if (*data_hash != saved_hash)
+        rc = cli_error(CLI_RUNTIME, "train: the training data changed since '%s' was saved; "
+                                    "resuming would not continue the same run", dir);
+    if (!rc) rc = train_data_save_cache(a, d);
+    if (!rc && train_checkpoint_sync(a, *m, &rewritten, err, sizeof err))
+        rc = cli_error(CLI_RUNTIME, "train: %s", err);
+    if (rc) train_data_free(d);
+    return rc;
 }
 
 int cmd_train(int argc, char **argv)
@@ -129,27 +218,17 @@ int cmd_train(int argc, char **argv)
 
     slm_model *m = NULL;
     slm_tokenizer *tok = NULL;
-    char *strings = NULL, err[512];
-    int start = 0;
-    uint64_t saved_hash = 0;
+    char *strings = NULL;
+    int start = 0, finished = 0;
+    train_data d;
+    uint64_t data_hash = 0;
+    memset(&d, 0, sizeof d);
     if (resume) {
         if (other_given)
             return cli_error(CLI_USAGE, "train: --resume takes only --steps, --stop-after and "
                                         "--threads (the rest comes from the checkpoint)");
-        train_args saved;
-        if (train_checkpoint_load(resume, &saved, &strings, &m, &start, &saved_hash, err,
-                                  sizeof err))
-            return cli_error(CLI_RUNTIME, "train: cannot resume from '%s': %s", resume, err);
-        if (steps_given) saved.steps = a.steps;
-        saved.stop_after = stop_given ? a.stop_after : 0;
-        saved.threads = a.threads;
-        a = saved;
-        const slm_config *c = slm_model_config(m);
-        if (start >= a.steps)
-            rc = cli_error(CLI_USAGE, "train: '%s' already finished step %d of %d (raise --steps)",
-                           resume, start, a.steps);
-        else if (slm_tokenizer_load(c->tokenizer, a.out, c->vocab_size, &tok, err, sizeof err))
-            rc = cli_error(CLI_RUNTIME, "train: %s", err);
+        rc = resume_run(resume, &a, steps_given, stop_given, &m, &tok, &d, &strings, &start,
+                        &data_hash, &finished);
     } else {
         if (a.data.n == 0) return cli_error(CLI_USAGE, "train: no training data (--data FILE)");
         if (!a.out) return cli_error(CLI_USAGE, "train: no output directory (--out DIR)");
@@ -158,17 +237,9 @@ int cmd_train(int argc, char **argv)
             return cli_error(CLI_USAGE, "train: --dim (%d) must be a multiple of --heads (%d)",
                              a.dim, a.heads);
         if (a.warmup < 0) a.warmup = a.steps / 20;
-        rc = start_run(&a, &m, &tok);
+        rc = start_run(&a, &m, &tok, &d, &data_hash);
     }
-    train_data d;
-    uint64_t data_hash = 0;
-    if (!rc) rc = train_data_load(&a, tok, slm_model_config(m)->vocab_size, &data_hash, &d);
-    if (!rc && resume && data_hash != saved_hash) {
-        rc = cli_error(CLI_RUNTIME, "train: the training data changed since '%s' was saved; "
-                                    "resuming would not continue the same run", resume);
-        train_data_free(&d);
-    }
-    if (!rc) {
+    if (!rc && !finished) {
         const slm_config *c = slm_model_config(m);
         fprintf(stderr,
                 "slm: train: %d layers, %d heads, width %d, context %d, %.2fM parameters; %zu "

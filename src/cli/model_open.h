@@ -6,8 +6,15 @@
 #include "slm.h"
 
 /* Loads DIR's model and tokenizer (either out-pointer may be NULL to skip
- * it). Returns 0 or CLI_RUNTIME after printing the error. */
-int cli_open_model(const char *cmd, const char *dir, slm_model **model, slm_tokenizer **tok);
+ * it). Weights with NaN or infinity print a warning, or are an error when
+ * refuse_non_finite is set. Returns 0 or CLI_RUNTIME after printing the
+ * error. */
+int cli_open_model(const char *cmd, const char *dir, int refuse_non_finite, slm_model **model,
+                   slm_tokenizer **tok);
+
+/* Only DIR's tokenizer, as config.json names it: model.safetensors is not
+ * read, so tokenizing works while the weights are missing or damaged. */
+int cli_open_tokenizer(const char *cmd, const char *dir, slm_tokenizer **tok);
 
 /* Reads all of a file ("-" = stdin) into a malloc'd buffer (NUL-terminated,
  * *len bytes). Returns 0 or CLI_RUNTIME after printing the error. */

@@ -92,6 +92,16 @@ int train_prepare_dir(const train_args *a, char *err, size_t errlen)
     return rc;
 }
 
+int train_tokenizer_new(const train_args *a, int vocab_size, slm_tokenizer **tok, char *err,
+                        size_t errlen)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/gpt2", data_dir());
+    return slm_tokenizer_load(a->tokenizer, dir, vocab_size, tok, err, errlen);
+}
+
+void train_clean_temps(const char *dir) { slm_atomic_clean_temps(dir); }
+
 /* The run's arguments as one JSON object (a metadata string). */
 static int args_to_json(const train_args *a, char **out, char *err, size_t errlen)
 {
@@ -109,8 +119,16 @@ static int args_to_json(const train_args *a, char **out, char *err, size_t errle
     for (size_t i = 0; i < N_FIELDS; i++) {
         const char *p = (const char *)a + fields[i].offset;
         slm_jw_key(&w, fields[i].name, strlen(fields[i].name));
-        if (fields[i].is_double) slm_jw_double(&w, *(const double *)p);
-        else slm_jw_int(&w, *(const int *)p);
+        /* memcpy: the field is reached through a char pointer. */
+        if (fields[i].is_double) {
+            double dv;
+            memcpy(&dv, p, sizeof dv);
+            slm_jw_double(&w, dv);
+        } else {
+            int iv;
+            memcpy(&iv, p, sizeof iv);
+            slm_jw_int(&w, iv);
+        }
     }
     slm_jw_end_object(&w);
     size_t len;
@@ -143,6 +161,32 @@ int train_checkpoint_save(const train_args *a, slm_model *m, int step, uint64_t 
     free(args);
     free(path);
     return rc;
+}
+
+/* 1 if DIR's config.json + model.safetensors hold exactly m. */
+static int model_files_current(const char *dir, const slm_model *m)
+{
+    slm_model *f;
+    if (slm_model_load(dir, &f, NULL, 0)) return 0;
+    const slm_config *a = slm_model_config(f), *b = slm_model_config(m);
+    int same = a->n_layer == b->n_layer && a->n_head == b->n_head && a->n_embd == b->n_embd &&
+               a->n_positions == b->n_positions && a->vocab_size == b->vocab_size &&
+               a->layer_norm_epsilon == b->layer_norm_epsilon &&
+               a->activation == b->activation && a->tokenizer == b->tokenizer &&
+               a->dropout == b->dropout && slm_model_num_params(f) == slm_model_num_params(m) &&
+               !memcmp(slm_model_params(f), slm_model_params((slm_model *)m),
+                       slm_model_num_params(m) * sizeof(float));
+    slm_model_free(f);
+    return same;
+}
+
+int train_checkpoint_sync(const train_args *a, slm_model *m, int *rewritten, char *err,
+                          size_t errlen)
+{
+    *rewritten = 0;
+    if (model_files_current(a->out, m)) return SLM_OK;
+    *rewritten = 1;
+    return slm_model_save(m, a->out, err, errlen);
 }
 
 /* Copies the strings the arguments need (data paths, DIR) into one block. */
@@ -194,12 +238,12 @@ static int args_from_json(const char *json, const char *dir, train_args *a, char
             rc = slm_fail(err, errlen, SLM_EFORMAT, STATE_FILE ": argument '%s' missing",
                           fields[i].name);
         else if (fields[i].is_double)
-            *(double *)p = slm_json_number(v);
+            memcpy(p, &(double){slm_json_number(v)}, sizeof(double));
         else if (!slm_json_int(v, &iv) || iv < 0 || iv > 0x7fffffff)
             rc = slm_fail(err, errlen, SLM_EFORMAT, STATE_FILE ": argument '%s' is not a count",
                           fields[i].name);
         else
-            *(int *)p = (int)iv;
+            memcpy(p, &(int){(int)iv}, sizeof(int));
     }
     if (!rc) rc = keep_strings(data, dir, a, strings, err, errlen);
     slm_json_free(&doc);

@@ -53,29 +53,39 @@ static int read_sources(const train_args *a, char **text, size_t *len)
     return 0;
 }
 
-/* Tokens from the cache when it matches meta, else by tokenizing (and
- * refreshing the cache). */
+/* Tokens from the cache when it matches d->meta, else by tokenizing (the
+ * cache is then stale: train_data_save_cache rewrites it once the run is
+ * known to be valid, so a refused run writes nothing). */
 static int tokens_for(const train_args *a, const slm_tokenizer *tok, const char *text, size_t len,
-                      const slm_token_meta *meta, train_data *d)
+                      train_data *d)
 {
     char err[512];
     char *cache = slm_path_join(a->out, "train_data.tokens");
     if (!cache) return cli_error(CLI_RUNTIME, "train: out of memory");
     slm_token_meta found;
-    if (slm_token_file_read(cache, &d->tokens, &d->n, &found, err, sizeof err) == SLM_OK) {
-        if (!memcmp(&found, meta, sizeof found)) {
-            free(cache);
-            return 0;
-        }
+    int rc = slm_token_file_read(cache, &d->tokens, &d->n, &found, err, sizeof err);
+    free(cache);
+    if (rc == SLM_OK) {
+        if (!memcmp(&found, &d->meta, sizeof found)) return 0;
         free(d->tokens);
         d->tokens = NULL;
     }
-    if (slm_tokenizer_encode(tok, text, len, &d->tokens, &d->n, err, sizeof err) ||
-        slm_token_file_write(cache, d->tokens, d->n, meta, err, sizeof err)) {
-        free(cache);
+    d->cache_stale = 1;
+    if (slm_tokenizer_encode(tok, text, len, &d->tokens, &d->n, err, sizeof err))
         return cli_error(CLI_RUNTIME, "train: %s", err);
-    }
+    return 0;
+}
+
+int train_data_save_cache(const train_args *a, train_data *d)
+{
+    if (!d->cache_stale) return 0;
+    char err[512];
+    char *cache = slm_path_join(a->out, "train_data.tokens");
+    if (!cache) return cli_error(CLI_RUNTIME, "train: out of memory");
+    int rc = slm_token_file_write(cache, d->tokens, d->n, &d->meta, err, sizeof err);
     free(cache);
+    if (rc) return cli_error(CLI_RUNTIME, "train: %s", err);
+    d->cache_stale = 0;
     return 0;
 }
 
@@ -91,14 +101,12 @@ int train_data_load(const train_args *a, const slm_tokenizer *tok, int vocab_siz
         free(text);
         return cli_error(CLI_RUNTIME, "train: the training data is empty");
     }
-    slm_token_meta meta;
-    memset(&meta, 0, sizeof meta);
-    meta.tokenizer = a->tokenizer;
-    meta.vocab_size = vocab_size;
-    meta.source_size = len;
-    meta.source_hash = slm_hash64(text, len);
-    *source_hash = meta.source_hash;
-    rc = tokens_for(a, tok, text, len, &meta, d);
+    d->meta.tokenizer = a->tokenizer;
+    d->meta.vocab_size = vocab_size;
+    d->meta.source_size = len;
+    d->meta.source_hash = slm_hash64(text, len);
+    *source_hash = d->meta.source_hash;
+    rc = tokens_for(a, tok, text, len, d);
     free(text);
     if (rc) return rc;
     size_t need = (size_t)a->context + 1;

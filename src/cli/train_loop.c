@@ -6,6 +6,7 @@
  */
 #include "cli/cli.h"
 #include "cli/train.h"
+#include "io/atomic_file.h"
 
 #include <math.h>
 #include <signal.h>
@@ -112,11 +113,43 @@ static int validation_loss(const train_args *a, slm_model *m, const train_data *
     return 0;
 }
 
-static FILE *open_log(const train_args *a)
+/* A run killed after its last checkpoint logged steps that the resumed run
+ * does again, and a new run (start 0) replaces an old one: drop the lines
+ * after `start` so each step of this run appears once. */
+static void trim_log(const char *path, int start)
+{
+    char *text;
+    size_t len, kept = 0;
+    if (slm_read_file(path, (size_t)1 << 30, &text, &len, NULL, 0)) return;
+    for (size_t at = 0; at < len;) {
+        char *nl = memchr(text + at, '\n', len - at);
+        size_t end = nl ? (size_t)(nl - text) + 1 : len;
+        int step;
+        if (sscanf(text + at, "{\"step\":%d", &step) == 1 && step <= start) {
+            memmove(text + kept, text + at, end - at);
+            kept += end - at;
+        }
+        at = end;
+    }
+    if (kept != len) slm_atomic_write(path, text, kept, NULL, 0);
+    free(text);
+}
+
+static FILE *open_log(const train_args *a, int start)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/log.jsonl", a->out);
+    trim_log(path, start);
     return fopen(path, "a");
+}
+
+static int params_finite(slm_model *m)
+{
+    const float *p = slm_model_params(m);
+    size_t n = slm_model_num_params(m), bad = 0;
+#pragma omp parallel for reduction(+ : bad) schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) bad += !isfinite(p[i]);
+    return bad == 0;
 }
 
 /* One optimizer step: accumulate gradients over the micro-batches, update. */
@@ -149,6 +182,13 @@ static int train_step(const train_args *a, slm_model *m, const train_data *d, in
                          "train: the gradient became non-finite at step %d; stopping (the last "
                          "checkpoint in %s is kept; try a lower --lr)",
                          step, a->out);
+    /* A finite gradient can still push a weight past FLT_MAX (a large --lr
+     * times --weight-decay grows weights geometrically): never save that. */
+    if (!params_finite(m))
+        return cli_error(CLI_RUNTIME,
+                         "train: the weights became non-finite at step %d; stopping (the last "
+                         "checkpoint in %s is kept; try a lower --lr or --weight-decay)",
+                         step, a->out);
     return 0;
 }
 
@@ -165,7 +205,7 @@ int train_loop(const train_args *a, slm_model *m, const train_data *d, int start
 {
     size_t bt = (size_t)a->batch * a->context;
     int32_t *in = malloc(bt * sizeof *in), *tgt = malloc(bt * sizeof *tgt);
-    FILE *log = open_log(a);
+    FILE *log = open_log(a, start);
     int rc = 0;
     if (!in || !tgt) rc = cli_error(CLI_RUNTIME, "train: out of memory");
     else if (!log) rc = cli_error(CLI_RUNTIME, "train: cannot append to %s/log.jsonl", a->out);

@@ -3,6 +3,8 @@
 
 #include "core/error.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,6 +15,8 @@
 #include <unistd.h>
 
 #define OUT_BUF_BYTES (1 << 16)
+/* Temporary files are ".<name>.slm-tmp.XXXXXX" (mkstemp fills the X's). */
+#define TEMP_MARK ".slm-tmp."
 
 struct slm_atomic_out {
     int fd;
@@ -107,14 +111,15 @@ int slm_atomic_write_stream(const char *path, slm_atomic_writer_fn fn, void *ctx
         return slm_fail(err, errlen, SLM_EIO, "cannot write to '%s': it is a directory", path);
     char *dir = dir_of(path);
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    char *tmp = malloc(strlen(path) + 16);
+    char *tmp = malloc(strlen(path) + sizeof TEMP_MARK + 8);
     slm_atomic_out *o = malloc(sizeof *o);
     if (!dir || !tmp || !o) {
         free(dir), free(tmp), free(o);
         return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
     }
-    /* Hidden, in the same directory (so rename is atomic), unique. */
-    sprintf(tmp, "%.*s.%s.XXXXXX", (int)(base - path), path, base);
+    /* Hidden, in the same directory (so rename is atomic), unique, and
+     * marked as ours so slm_atomic_clean_temps can find it after a crash. */
+    sprintf(tmp, "%.*s.%s" TEMP_MARK "XXXXXX", (int)(base - path), path, base);
     int rc = SLM_OK;
     o->fd = mkstemp(tmp);
     if (o->fd < 0) {
@@ -145,6 +150,33 @@ out:
     free(tmp);
     free(o);
     return rc;
+}
+
+/* ".<name>.slm-tmp.XXXXXX" with six characters from mkstemp's alphabet. */
+static int is_our_temp(const char *entry)
+{
+    const char *mark = strstr(entry, TEMP_MARK);
+    if (entry[0] != '.' || !mark || mark == entry) return 0;
+    const char *x = mark + strlen(TEMP_MARK);
+    if (strlen(x) != 6) return 0;
+    for (int i = 0; i < 6; i++)
+        if (!isalnum((unsigned char)x[i])) return 0;
+    return 1;
+}
+
+int slm_atomic_clean_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!is_our_temp(e->d_name)) continue;
+        char *p = slm_path_join(dir, e->d_name);
+        removed += p && unlink(p) == 0;
+        free(p);
+    }
+    closedir(d);
+    return removed;
 }
 
 typedef struct {

@@ -24,6 +24,11 @@ int slm_atomic_write_stream(const char *path, slm_atomic_writer_fn fn, void *ctx
                             size_t errlen);
 int slm_atomic_write(const char *path, const void *buf, size_t len, char *err, size_t errlen);
 
+/* Removes the temporary files that writes into dir left when the process
+ * was killed mid-write (".<name>.slm-tmp.XXXXXX"); returns how many. Call it
+ * only while no other process writes into dir: their write would fail. */
+int slm_atomic_clean_temps(const char *dir);
+
 /* mkdir -p with mode 0755. SLM_EIO with "output directory 'x' is a file",
  * "cannot create directory 'x': <reason>". */
 int slm_mkdir_p(const char *dir, char *err, size_t errlen);

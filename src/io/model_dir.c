@@ -6,6 +6,7 @@
  */
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "io/atomic_file.h"
 #include "io/config.h"
 #include "io/safetensors.h"
@@ -92,19 +93,6 @@ static int check_tensor(const char *path, const slm_safetensors_tensor *t,
     return SLM_OK;
 }
 
-/* Bytes the kernel says can be allocated without swapping (0 = unknown). */
-static double mem_available(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    double kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
-    fclose(f);
-    return kb * 1024.0;
-}
-
 /* Before allocating: the file must plausibly hold the parameters (at least
  * 2 bytes each) and they must fit in memory. */
 static int check_size(const slm_config *c, const slm_safetensors *f, const char *path, char *err,
@@ -118,13 +106,7 @@ static int check_size(const slm_config *c, const slm_safetensors *f, const char 
                         "%s: %zu bytes of tensor data cannot hold the %.0f parameters that "
                         "config.json describes",
                         path, f->data_len, n);
-    double avail = mem_available();
-    if (avail > 0 && 4.0 * n > avail)
-        return slm_fail(err, errlen, SLM_ENOMEM,
-                        "the model needs %.1f GiB for its parameters but only %.1f GiB of "
-                        "memory is available",
-                        4.0 * n / 1073741824.0, avail / 1073741824.0);
-    return SLM_OK;
+    return slm_check_memory(4.0 * n, "the model's parameters", err, errlen);
 }
 
 /* lm_head.weight is accepted only as a copy of wte (GPT-2 ties them). */

@@ -14,6 +14,7 @@
  */
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "model/layers.h"
 #include "model/model.h"
 
@@ -49,14 +50,19 @@ int slm_kv_cache_create(const slm_model *m, int max_tokens, slm_kv_cache **out, 
     if (max_tokens <= 0 || max_tokens > cfg->n_positions)
         return slm_fail(err, errlen, SLM_ERANGE, "KV cache size %d outside 1..%d (the context)",
                         max_tokens, cfg->n_positions);
+    int C = cfg->n_embd, chunk = DECODE_CHUNK < max_tokens ? DECODE_CHUNK : max_tokens;
+    /* k and v, plus the scratch rows below (x, h, qkv, q, att, cat, ff, mask). */
+    double bytes = 4.0 * ((double)cfg->n_layer * max_tokens * C * 2.0 +
+                          (double)chunk * (12.0 * C + max_tokens));
+    int rc = slm_check_memory(bytes, "the KV cache and its scratch", err, errlen);
+    if (rc) return rc;
     slm_kv_cache *c = calloc(1, sizeof *c);
     if (!c) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
-    int C = cfg->n_embd;
     c->n_layer = cfg->n_layer;
     c->n_head = cfg->n_head;
     c->head_dim = C / cfg->n_head;
     c->max_tokens = max_tokens;
-    c->chunk = DECODE_CHUNK < max_tokens ? DECODE_CHUNK : max_tokens;
+    c->chunk = chunk;
     size_t cache = (size_t)cfg->n_layer * max_tokens * C * sizeof(float);
     size_t row = (size_t)c->chunk * sizeof(float);
     c->k = slm_alloc_aligned(cache);

@@ -4,6 +4,7 @@
  */
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/rng.h"
 #include "model/model.h"
 
@@ -67,9 +68,14 @@ int slm_config_validate(const slm_config *c, char *err, size_t errlen)
                         "config: a byte tokenizer needs vocab_size >= 256, got %d", c->vocab_size);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
         return slm_fail(err, errlen, SLM_EINVAL, "config: dropout must be in [0, 1)");
-    if (!count_params(c))
-        return slm_fail(err, errlen, SLM_ERANGE, "config: the model would exceed %zu parameters",
-                        MAX_PARAMS);
+    if (!count_params(c)) {
+        double n = (double)c->vocab_size * c->n_embd + (double)c->n_positions * c->n_embd +
+                   (double)c->n_layer * (12.0 * c->n_embd * c->n_embd + 13.0 * c->n_embd);
+        return slm_fail(err, errlen, SLM_ERANGE,
+                        "config: the model would have %.3g parameters, which exceeds the limit of "
+                        "%zu",
+                        n, MAX_PARAMS);
+    }
     return SLM_OK;
 }
 
@@ -145,6 +151,8 @@ int gpt_model_alloc(const slm_config *cfg, slm_model **out, char *err, size_t er
 {
     *out = NULL;
     int rc = slm_config_validate(cfg, err, errlen);
+    if (!rc) rc = slm_check_memory(4.0 * (double)count_params(cfg), "the model's parameters", err,
+                                   errlen);
     if (rc) return rc;
     slm_model *m = calloc(1, sizeof *m);
     if (!m) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");

@@ -4,6 +4,7 @@
  */
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "model/gpt.h"
 
 #include <stdlib.h>
@@ -102,6 +103,8 @@ int gpt_train_state_reserve(slm_model *m, int B, int T, char *err, size_t errlen
                         "activations for B·T = %zu would take %.0f GiB", N, est / 1073741824.0);
     carver count = {NULL, 0};
     layout(t, c, N, &count);
+    int rc = slm_check_memory((double)count.used, "the activations", err, errlen);
+    if (rc) return rc;
     slm_free_aligned(t->block);
     t->block = slm_alloc_aligned(count.used);
     t->capacity = 0;
