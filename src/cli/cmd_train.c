@@ -36,6 +36,7 @@ static const char *help =
     "  --val-fraction F     share of the data held out for validation (default 0.1)\n"
     "  --stop-after K       end this invocation after step K with a checkpoint\n"
     "  --resume DIR         continue the run saved in DIR\n"
+    "  --force              start a new run in a DIR that already holds a model\n"
     "  --threads N          threads (default: all cores)\n\n"
     "Ctrl-C saves a checkpoint and exits; --resume continues exactly where it stopped.\n";
 
@@ -97,8 +98,8 @@ static int check_memory(const train_args *a, const slm_config *c, int resumed)
 
 /* A new run: everything that can be refused (flags, memory, data) is checked
  * before DIR is created, so a refused run leaves no trace. */
-static int start_run(train_args *a, slm_model **m, slm_tokenizer **tok, train_data *d,
-                     uint64_t *data_hash)
+static int start_run(train_args *a, int force, slm_model **m, slm_tokenizer **tok,
+                     train_data *d, uint64_t *data_hash)
 {
     char err[512];
     slm_config c;
@@ -107,6 +108,18 @@ static int start_run(train_args *a, slm_model **m, slm_tokenizer **tok, train_da
     struct stat st;
     if (stat(a->out, &st) == 0 && !S_ISDIR(st.st_mode))
         return cli_error(CLI_RUNTIME, "train: output directory '%s' is a file", a->out);
+    /* A new run never overwrites a model someone trained: it must be resumed
+     * or removed on purpose. */
+    const char *kept[] = {"training_state.safetensors", "model.safetensors"};
+    for (int i = 0; i < 2 && !force; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", a->out, kept[i]);
+        if (stat(path, &st) == 0)
+            return cli_error(CLI_USAGE,
+                             "train: '%s' already holds a model; continue it with --resume %s, "
+                             "or pass --force to start over",
+                             a->out, a->out);
+    }
     int rc = check_memory(a, &c, 0);
     if (rc) return rc;
     if (train_tokenizer_new(a, c.vocab_size, tok, err, sizeof err))
@@ -179,7 +192,7 @@ int cmd_train(int argc, char **argv)
     train_args a;
     defaults(&a);
     const char *resume = NULL, *tokenizer = NULL;
-    int steps_given = 0, stop_given = 0, threads_given = 0, other_given = 0;
+    int steps_given = 0, stop_given = 0, threads_given = 0, other_given = 0, force = 0;
     const cli_option opts[] = {
         {"--data", NULL, OPT_STRING_LIST, &a.data, 0, 0, &other_given},
         {"--out", NULL, OPT_STRING, &a.out, 0, 0, &other_given},
@@ -203,6 +216,7 @@ int cmd_train(int argc, char **argv)
         {"--val-fraction", NULL, OPT_FLOAT, &a.val_fraction, 0, 0.9, &other_given},
         {"--stop-after", NULL, OPT_INT, &a.stop_after, 1, 1 << 30, &stop_given},
         {"--resume", NULL, OPT_STRING, &resume, 0, 0, NULL},
+        {"--force", NULL, OPT_FLAG, &force, 0, 0, &other_given},
         {"--threads", NULL, OPT_INT, &a.threads, 1, 4096, &threads_given},
     };
     char *pos[1];
@@ -237,7 +251,7 @@ int cmd_train(int argc, char **argv)
             return cli_error(CLI_USAGE, "train: --dim (%d) must be a multiple of --heads (%d)",
                              a.dim, a.heads);
         if (a.warmup < 0) a.warmup = a.steps / 20;
-        rc = start_run(&a, &m, &tok, &d, &data_hash);
+        rc = start_run(&a, force, &m, &tok, &d, &data_hash);
     }
     if (!rc && !finished) {
         const slm_config *c = slm_model_config(m);

@@ -662,6 +662,13 @@ def out_dir_is_a_file():
 
 
 @case
+def out_dir_holds_a_model():
+    # A new run into a trained model's directory would replace it: refused.
+    refuse("output dir already holds a model",
+           train_args(path("data.txt"), path("good")), 2, ["already holds a model", "--resume"])
+
+
+@case
 def out_dir_unwritable():
     if os.geteuid() == 0:  # root writes anywhere: use a place no one can create in
         out = "/proc/slm-unwritable/model"
