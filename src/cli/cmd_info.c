@@ -7,17 +7,19 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-static const char *help = "usage: slm info -m DIR\n\n"
+static const char *help = "usage: slm info -m DIR [--threads N]\n\n"
                           "Prints the model's configuration, parameter count, tokenizer and the\n"
                           "sizes of the files in DIR.\n";
 
 int cmd_info(int argc, char **argv)
 {
     const char *dir = NULL;
-    const cli_option opts[] = {{"--model", "-m", OPT_STRING, &dir, 0, 0, NULL}};
+    int threads = 0; /* accepted like everywhere; nothing here is parallel */
+    const cli_option opts[] = {{"--model", "-m", OPT_STRING, &dir, 0, 0, NULL},
+                               {"--threads", NULL, OPT_INT, &threads, 1, 4096, NULL}};
     char *pos[1];
     int n_pos;
-    int rc = cli_parse_options("info", argc, argv, opts, 1, pos, 0, &n_pos);
+    int rc = cli_parse_options("info", argc, argv, opts, 2, pos, 0, &n_pos);
     if (rc == -1) {
         fputs(help, stdout);
         return CLI_OK;

@@ -11,19 +11,21 @@
 #include <string.h>
 
 static const char *tokenize_help =
-    "usage: slm tokenize -m DIR [TEXT]\n\n"
+    "usage: slm tokenize -m DIR [--threads N] [TEXT]\n\n"
     "Prints the token ids of TEXT (or of standard input), space-separated.\n";
 static const char *detokenize_help =
-    "usage: slm detokenize -m DIR ID...\n\n"
+    "usage: slm detokenize -m DIR [--threads N] ID...\n\n"
     "Prints the text of the token ids (exactly its bytes, no newline added).\n";
 
 int cmd_tokenize(int argc, char **argv)
 {
     const char *dir = NULL;
-    const cli_option opts[] = {{"--model", "-m", OPT_STRING, &dir, 0, 0, NULL}};
+    int threads = 0; /* accepted like everywhere; nothing here is parallel */
+    const cli_option opts[] = {{"--model", "-m", OPT_STRING, &dir, 0, 0, NULL},
+                               {"--threads", NULL, OPT_INT, &threads, 1, 4096, NULL}};
     char *pos[1];
     int n_pos;
-    int rc = cli_parse_options("tokenize", argc, argv, opts, 1, pos, 1, &n_pos);
+    int rc = cli_parse_options("tokenize", argc, argv, opts, 2, pos, 1, &n_pos);
     if (rc == -1) {
         fputs(tokenize_help, stdout);
         return CLI_OK;
@@ -62,7 +64,9 @@ int cmd_tokenize(int argc, char **argv)
 int cmd_detokenize(int argc, char **argv)
 {
     const char *dir = NULL;
-    const cli_option opts[] = {{"--model", "-m", OPT_STRING, &dir, 0, 0, NULL}};
+    int threads = 0; /* accepted like everywhere; nothing here is parallel */
+    const cli_option opts[] = {{"--model", "-m", OPT_STRING, &dir, 0, 0, NULL},
+                               {"--threads", NULL, OPT_INT, &threads, 1, 4096, NULL}};
     int max_pos = argc > 1 ? argc - 1 : 1;
     char **pos = malloc((size_t)max_pos * sizeof *pos);
     int32_t *ids = malloc((size_t)max_pos * sizeof *ids);
@@ -72,7 +76,7 @@ int cmd_detokenize(int argc, char **argv)
         free(ids);
         return cli_error(CLI_RUNTIME, "detokenize: out of memory");
     }
-    rc = cli_parse_options("detokenize", argc, argv, opts, 1, pos, max_pos, &n_pos);
+    rc = cli_parse_options("detokenize", argc, argv, opts, 2, pos, max_pos, &n_pos);
     if (rc == -1) {
         fputs(detokenize_help, stdout);
         rc = CLI_OK;
