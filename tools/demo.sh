@@ -19,5 +19,6 @@ rm -rf "$model"
 echo
 echo "slm demo: the model writes (slm generate -m $model -p 'And God said' -n 300):"
 echo
+printf 'And God said'
 "$BUILD/slm" generate -m "$model" -p "And God said" -n 300 --temperature 0.8 --seed 7
 echo
