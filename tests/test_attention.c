@@ -47,7 +47,6 @@ static void check_shapes(int impl, const attn_shape *shapes, size_t n)
     }
 }
 
-#define N(a) (sizeof(a) / sizeof *(a))
 
 /* The GPT case: causal self-attention, T = 1, odd T, T not a multiple of 64
  * (tile edges), every head dim the models use. */
@@ -113,26 +112,6 @@ static const attn_shape dropout_shapes[] = {
     {"drop0.9_enc_T130_D64", 1, 1, 130, 130, 64, 0, 0, 0, 0, 0.9f, 1},
 };
 
-/* Defines test_NAME_reference/_flash/_auto, each calling NAME(impl). */
-#define PER_IMPL(fn)                                                                               \
-    static void test_##fn##_reference(void)                                                        \
-    {                                                                                              \
-        fn(SLM_ATTN_REFERENCE);                                                                    \
-    }                                                                                              \
-    static void test_##fn##_flash(void)                                                            \
-    {                                                                                              \
-        fn(SLM_ATTN_FLASH);                                                                        \
-    }                                                                                              \
-    static void test_##fn##_auto(void)                                                             \
-    {                                                                                              \
-        fn(SLM_ATTN_AUTO);                                                                         \
-    }
-#define RUN_PER_IMPL(fn)                                                                           \
-    do {                                                                                           \
-        RUN(test_##fn##_reference);                                                                \
-        RUN(test_##fn##_flash);                                                                    \
-        RUN(test_##fn##_auto);                                                                     \
-    } while (0)
 
 #define SHAPE_TEST(fn, table)                                                                      \
     static void fn(int impl)                                                                       \

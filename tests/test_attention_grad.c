@@ -15,26 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define N(a) (sizeof(a) / sizeof *(a))
-#define PER_IMPL(fn)                                                                               \
-    static void test_##fn##_reference(void)                                                        \
-    {                                                                                              \
-        fn(SLM_ATTN_REFERENCE);                                                                    \
-    }                                                                                              \
-    static void test_##fn##_flash(void)                                                            \
-    {                                                                                              \
-        fn(SLM_ATTN_FLASH);                                                                        \
-    }                                                                                              \
-    static void test_##fn##_auto(void)                                                             \
-    {                                                                                              \
-        fn(SLM_ATTN_AUTO);                                                                         \
-    }
-#define RUN_PER_IMPL(fn)                                                                           \
-    do {                                                                                           \
-        RUN(test_##fn##_reference);                                                                \
-        RUN(test_##fn##_flash);                                                                    \
-        RUN(test_##fn##_auto);                                                                     \
-    } while (0)
 
 static const attn_shape fd_shapes[] = {
     {"causal_T5_D4", 1, 2, 5, 5, 4, 1, 0, 0, 0, 0, 0},

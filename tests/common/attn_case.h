@@ -76,4 +76,27 @@ static inline const char *attn_impl_name(int impl)
     return impl == SLM_ATTN_REFERENCE ? "reference" : impl == SLM_ATTN_FLASH ? "flash" : "auto";
 }
 
+#define N(a) (sizeof(a) / sizeof *(a))
+
+/* Defines test_NAME_reference/_flash/_auto, each calling NAME(impl). */
+#define PER_IMPL(fn)                                                                               \
+    static void test_##fn##_reference(void)                                                        \
+    {                                                                                              \
+        fn(SLM_ATTN_REFERENCE);                                                                    \
+    }                                                                                              \
+    static void test_##fn##_flash(void)                                                            \
+    {                                                                                              \
+        fn(SLM_ATTN_FLASH);                                                                        \
+    }                                                                                              \
+    static void test_##fn##_auto(void)                                                             \
+    {                                                                                              \
+        fn(SLM_ATTN_AUTO);                                                                         \
+    }
+#define RUN_PER_IMPL(fn)                                                                           \
+    do {                                                                                           \
+        RUN(test_##fn##_reference);                                                                \
+        RUN(test_##fn##_flash);                                                                    \
+        RUN(test_##fn##_auto);                                                                     \
+    } while (0)
+
 #endif
