@@ -88,8 +88,9 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN=1 OPT=-O1 all
 	@SLM_SKIP_PYTHON=1 tests/run.sh $(ASAN_BUILD)
 
-demo: deps
-	@$(MAKE) --no-print-directory $(BUILD)/slm
+demo:
+	@tools/install-deps.sh --demo
+	@$(MAKE) --no-print-directory -j2 $(BUILD)/slm
 	@tools/demo.sh $(BUILD)
 
 bench: deps

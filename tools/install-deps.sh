@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages slm needs, skipping those already present.
 #   build: gcc, make, the OpenMP build of OpenBLAS (GEMM), BLIS (for `slm bench gemm`)
-#   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv
 #   demo:  bible-kjv, the public-domain King James Bible as the default corpus
+#   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv
+# Usage: tools/install-deps.sh [--demo]   (--demo: only what make demo needs)
 set -euo pipefail
-pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev python3-venv python3-numpy
-      python3-torch bible-kjv)
+pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv)
+[ "${1:-}" = "--demo" ] || pkgs+=(python3-venv python3-numpy python3-torch)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
