@@ -6,12 +6,16 @@ import math
 import os
 import sys
 
+import tempfile
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.numpy import load_file
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import assert_close, run  # noqa: E402
+import io_ctypes as io  # noqa: E402
 from slm_model_ctypes import (SLM_ACT_GELU_NEW, SLM_ACT_RELU, Model,  # noqa: E402
                               lr_schedule)
 
@@ -82,11 +86,22 @@ def make_model(shape, seed=7):
             a = a * 5.0
         params[name] = a.astype(np.float32)
     m.set_params(params)
+    params = through_safetensors(m)
     tokens = rng.integers(0, V, size=(B, T))
     targets = rng.integers(0, V, size=(B, T))
     targets[0, :3] = -1
     targets[-1, -1] = -1
     return m, params, tokens, targets
+
+
+def through_safetensors(m):
+    """The parameters as the PyTorch side sees them: slm writes its
+    model.safetensors, which is read back with the `safetensors` package, so
+    both models are built from the same file."""
+    with tempfile.TemporaryDirectory() as d:
+        io.model_save(m.h, d)
+        st = load_file(os.path.join(d, "model.safetensors"))
+    return {k.removeprefix("transformer."): v for k, v in st.items()}
 
 
 def tol_close(got, want, what, rtol=1e-4):
