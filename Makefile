@@ -100,7 +100,7 @@ bench: deps
 
 # libFuzzer targets tests/fuzz/fuzz_*.c, built by clang with ASan + UBSan
 # against the library sources (build/fuzz), each run FUZZ_SECONDS from its
-# seed corpus tests/fuzz/corpus/NAME. Needs tools/install-fuzz-deps.sh.
+# seed corpus tests/fuzz/corpus/NAME. Needs tools/install-deps.sh --fuzz.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
@@ -110,7 +110,7 @@ FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -fop
                 -Iinclude -Isrc -I$(BLAS_INC)
 
 fuzz:
-	@tools/install-fuzz-deps.sh
+	@tools/install-deps.sh --fuzz
 	@$(MAKE) --no-print-directory fuzz-build
 	@tools/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 

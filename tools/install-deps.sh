@@ -3,10 +3,18 @@
 #   build: gcc, make, the OpenMP build of OpenBLAS (GEMM), BLIS (for `slm bench gemm`)
 #   demo:  bible-kjv, the public-domain King James Bible as the default corpus
 #   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv
-# Usage: tools/install-deps.sh [--demo]   (--demo: only what make demo needs)
+#   fuzz:  clang 14 with its libFuzzer + sanitizer runtimes and LLVM's OpenMP
+#          runtime (the library sources use OpenMP pragmas), for `make fuzz` only
+# Usage: tools/install-deps.sh [--demo | --fuzz]
+#   (no option: build + demo + tests; --demo: only what make demo needs;
+#    --fuzz: only the fuzzing toolchain)
 set -euo pipefail
-pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv)
-[ "${1:-}" = "--demo" ] || pkgs+=(python3-venv python3-numpy python3-torch)
+case "${1:-}" in
+--fuzz) pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
+--demo) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv) ;;
+*) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv python3-venv
+         python3-numpy python3-torch) ;;
+esac
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
