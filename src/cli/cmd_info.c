@@ -13,18 +13,11 @@ static const char *help = "usage: slm info -m DIR [--threads N]\n\n"
 
 int cmd_info(int argc, char **argv)
 {
-    const char *dir = NULL;
-    int threads = 0; /* accepted like everywhere; nothing here is parallel */
-    const cli_option opts[] = {{"--model", "-m", OPT_STRING, &dir, 0, 0, NULL},
-                               {"--threads", NULL, OPT_INT, &threads, 1, 4096, NULL}};
+    const char *dir;
     char *pos[1];
     int n_pos;
-    int rc = cli_parse_options("info", argc, argv, opts, 2, pos, 0, &n_pos);
-    if (rc == -1) {
-        fputs(help, stdout);
-        return CLI_OK;
-    }
-    if (rc) return rc;
+    int rc = cli_parse_model_options("info", help, argc, argv, &dir, pos, 0, &n_pos);
+    if (rc) return rc == -1 ? CLI_OK : rc;
     slm_model *m;
     if ((rc = cli_open_model("info", dir, 0, &m, NULL))) return rc;
     const slm_config *c = slm_model_config(m);

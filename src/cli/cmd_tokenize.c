@@ -19,19 +19,11 @@ static const char *detokenize_help =
 
 int cmd_tokenize(int argc, char **argv)
 {
-    const char *dir = NULL;
-    int threads = 0; /* accepted like everywhere; nothing here is parallel */
-    const cli_option opts[] = {{"--model", "-m", OPT_STRING, &dir, 0, 0, NULL},
-                               {"--threads", NULL, OPT_INT, &threads, 1, 4096, NULL}};
+    const char *dir;
     char *pos[1];
     int n_pos;
-    int rc = cli_parse_options("tokenize", argc, argv, opts, 2, pos, 1, &n_pos);
-    if (rc == -1) {
-        fputs(tokenize_help, stdout);
-        return CLI_OK;
-    }
-    if (rc) return rc;
-    if (!dir) return cli_error(CLI_USAGE, "tokenize: no model given (-m DIR)");
+    int rc = cli_parse_model_options("tokenize", tokenize_help, argc, argv, &dir, pos, 1, &n_pos);
+    if (rc) return rc == -1 ? CLI_OK : rc;
     char *text = NULL;
     size_t len;
     if (n_pos == 1) {
@@ -63,10 +55,7 @@ int cmd_tokenize(int argc, char **argv)
 
 int cmd_detokenize(int argc, char **argv)
 {
-    const char *dir = NULL;
-    int threads = 0; /* accepted like everywhere; nothing here is parallel */
-    const cli_option opts[] = {{"--model", "-m", OPT_STRING, &dir, 0, 0, NULL},
-                               {"--threads", NULL, OPT_INT, &threads, 1, 4096, NULL}};
+    const char *dir;
     int max_pos = argc > 1 ? argc - 1 : 1;
     char **pos = malloc((size_t)max_pos * sizeof *pos);
     int32_t *ids = malloc((size_t)max_pos * sizeof *ids);
@@ -76,15 +65,10 @@ int cmd_detokenize(int argc, char **argv)
         free(ids);
         return cli_error(CLI_RUNTIME, "detokenize: out of memory");
     }
-    rc = cli_parse_options("detokenize", argc, argv, opts, 2, pos, max_pos, &n_pos);
-    if (rc == -1) {
-        fputs(detokenize_help, stdout);
-        rc = CLI_OK;
-        goto out;
-    }
-    if (rc) goto out;
-    if (!dir) {
-        rc = cli_error(CLI_USAGE, "detokenize: no model given (-m DIR)");
+    rc = cli_parse_model_options("detokenize", detokenize_help, argc, argv, &dir, pos, max_pos,
+                                 &n_pos);
+    if (rc) {
+        rc = rc == -1 ? CLI_OK : rc;
         goto out;
     }
     for (int i = 0; i < n_pos; i++) {

@@ -87,3 +87,21 @@ int cli_parse_options(const char *cmd, int argc, char **argv, const cli_option *
     }
     return 0;
 }
+
+int cli_parse_model_options(const char *cmd, const char *help, int argc, char **argv,
+                            const char **dir, char **pos, int max_pos, int *n_pos)
+{
+    int threads = 0;
+    *dir = NULL;
+    const cli_option opts[] = {{"--model", "-m", OPT_STRING, dir, 0, 0, NULL},
+                               {"--threads", NULL, OPT_INT, &threads, 1, 4096, NULL}};
+    int rc = cli_parse_options(cmd, argc, argv, opts, 2, pos, max_pos, n_pos);
+    if (rc == -1) {
+        fputs(help, stdout);
+        return -1;
+    }
+    if (rc) return rc;
+    if (!*dir) return cli_error(CLI_USAGE, "%s: no model given (-m DIR)", cmd);
+    cli_set_threads(threads);
+    return 0;
+}

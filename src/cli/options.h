@@ -30,4 +30,10 @@ typedef struct {
 int cli_parse_options(const char *cmd, int argc, char **argv, const cli_option *opts, int n_opts,
                       char **pos, int max_pos, int *n_pos);
 
+/* The options of the commands that take only a model: -m/--model DIR
+ * (required) and --threads N. For --help prints `help` and returns -1 (the
+ * caller exits 0); otherwise 0, or CLI_USAGE after printing the error. */
+int cli_parse_model_options(const char *cmd, const char *help, int argc, char **argv,
+                            const char **dir, char **pos, int max_pos, int *n_pos);
+
 #endif
