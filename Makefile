@@ -15,7 +15,7 @@ OPT      ?= -O2
 ARCH     := $(if $(PORTABLE),,-march=native)
 comma    := ,
 SANFLAGS := $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined,)
-CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(ARCH) -g \
+CFLAGS   += -fvisibility=hidden -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(ARCH) -g \
             -Wall -Wextra -Werror -fPIC -fopenmp -fno-math-errno $(SANFLAGS) \
             -Iinclude -Isrc -I$(BLAS_INC) -MMD -MP -DSLM_DATA_DIR='"$(CURDIR)/data"'
 LDFLAGS  += -fopenmp $(SANFLAGS) -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB)

@@ -20,6 +20,20 @@
 extern "C" {
 #endif
 
+/* The library's version: SLM_VERSION_MAJOR.MINOR.PATCH, as slm_version() says. */
+#define SLM_VERSION_MAJOR 0
+#define SLM_VERSION_MINOR 2
+#define SLM_VERSION_PATCH 0
+#define SLM_VERSION_STRING "0.2.0"
+
+/* Marks the exported functions: libslm.so is built with hidden visibility,
+ * so only what this header declares with SLM_API is visible to its users. */
+#if defined(__GNUC__) && !defined(SLM_STATIC_ONLY)
+#define SLM_API __attribute__((visibility("default")))
+#else
+#define SLM_API
+#endif
+
 /* ==== errors and version (src/core) ==================================== */
 
 enum {
@@ -35,9 +49,9 @@ enum {
 };
 
 /* Human-readable text for an SLM_E* code ("unknown error" for others). */
-const char *slm_strerror(int err);
+SLM_API const char *slm_strerror(int err);
 /* Library version, e.g. "0.1.0". */
-const char *slm_version(void);
+SLM_API const char *slm_version(void);
 
 /* ==== attention core (src/attention) =================================== */
 
@@ -75,7 +89,7 @@ typedef struct {
  * dropout outside [0,1), kv_len[b] outside [0,Tk], unknown impl) with nothing
  * written, or SLM_ENOMEM.
  */
-int slm_attention_forward(const slm_attn_opts *o, int B, int H, int Tq, int Tk, int D,
+SLM_API int slm_attention_forward(const slm_attn_opts *o, int B, int H, int Tq, int Tk, int D,
                           const float *q, const float *k, const float *v, float *out,
                           float *lse);
 
@@ -85,23 +99,23 @@ int slm_attention_forward(const slm_attn_opts *o, int B, int H, int Tq, int Tk, 
  * accumulate into) dq [B][H][Tq][D], dk and dv [B][H][Tk][D].
  * Return codes as slm_attention_forward.
  */
-int slm_attention_backward(const slm_attn_opts *o, int B, int H, int Tq, int Tk, int D,
+SLM_API int slm_attention_backward(const slm_attn_opts *o, int B, int H, int Tq, int Tk, int D,
                            const float *q, const float *k, const float *v, const float *out,
                            const float *lse, const float *dout, float *dq, float *dk,
                            float *dv);
 
 /* Bytes of working memory one call of the given impl allocates (both passes
  * together, all threads), so callers and benchmarks can check limits. */
-size_t slm_attention_workspace_bytes(int impl, int B, int H, int Tq, int Tk, int D,
+SLM_API size_t slm_attention_workspace_bytes(int impl, int B, int H, int Tq, int Tk, int D,
                                      int backward);
 
 /* The causal mask matrix of the seeds, [Tq][Tk]: M[i][j] = 0 if key j is
  * visible to query i (j <= i + Tk - Tq), else -inf. */
-void slm_causal_mask(int Tq, int Tk, float *mask);
+SLM_API void slm_causal_mask(int Tq, int Tk, float *mask);
 
 /* In-place softmax of n scores (a -inf score gets weight 0; a row of only
  * -inf becomes all zeros). Returns the log-sum-exp, -inf for such a row. */
-float slm_softmax(float *x, int n);
+SLM_API float slm_softmax(float *x, int n);
 
 /* ==== model (src/model) ================================================ */
 
@@ -128,23 +142,23 @@ typedef struct {
 
 /* Checks sizes (positive, n_embd % n_head == 0, total parameters and
  * activations within limits). SLM_OK or SLM_EINVAL/SLM_ERANGE with a message. */
-int slm_config_validate(const slm_config *cfg, char *err, size_t errlen);
+SLM_API int slm_config_validate(const slm_config *cfg, char *err, size_t errlen);
 
 typedef struct slm_model slm_model;
 
 /* A new model with GPT-2's initialisation (normal(0, 0.02) weights, residual
  * projections scaled by 1/sqrt(2·n_layer), zero biases, unit LayerNorm gains),
  * drawn deterministically from `seed`. */
-int slm_model_create(const slm_config *cfg, uint64_t seed, slm_model **out, char *err,
+SLM_API int slm_model_create(const slm_config *cfg, uint64_t seed, slm_model **out, char *err,
                      size_t errlen);
 /* Loads a Hugging Face GPT-2 directory (config.json + model.safetensors). */
-int slm_model_load(const char *dir, slm_model **out, char *err, size_t errlen);
+SLM_API int slm_model_load(const char *dir, slm_model **out, char *err, size_t errlen);
 /* Writes config.json + model.safetensors into dir (created if missing),
  * atomically, in the layout GPT2LMHeadModel.save_pretrained writes. */
-int slm_model_save(const slm_model *m, const char *dir, char *err, size_t errlen);
-void slm_model_free(slm_model *m);
+SLM_API int slm_model_save(const slm_model *m, const char *dir, char *err, size_t errlen);
+SLM_API void slm_model_free(slm_model *m);
 
-const slm_config *slm_model_config(const slm_model *m);
+SLM_API const slm_config *slm_model_config(const slm_model *m);
 
 /* Parameters live in one allocation, gradients in another, in the order of
  * the tensor table below (GPT-2 names without the "transformer." prefix). */
@@ -156,13 +170,13 @@ typedef struct {
     size_t numel;
 } slm_tensor_info;
 
-int slm_model_num_tensors(const slm_model *m);
-const slm_tensor_info *slm_model_tensor(const slm_model *m, int index);
-const slm_tensor_info *slm_model_find_tensor(const slm_model *m, const char *name);
-size_t slm_model_num_params(const slm_model *m);
-float *slm_model_params(slm_model *m);
+SLM_API int slm_model_num_tensors(const slm_model *m);
+SLM_API const slm_tensor_info *slm_model_tensor(const slm_model *m, int index);
+SLM_API const slm_tensor_info *slm_model_find_tensor(const slm_model *m, const char *name);
+SLM_API size_t slm_model_num_params(const slm_model *m);
+SLM_API float *slm_model_params(slm_model *m);
 /* The gradient buffer (allocated on first use; NULL if that fails). */
-float *slm_model_grads(slm_model *m);
+SLM_API float *slm_model_grads(slm_model *m);
 
 
 /* ---- training (src/model/gpt.c, optimizer.c) ---------------------------- */
@@ -177,17 +191,17 @@ float *slm_model_grads(slm_model *m);
  * Returns SLM_OK; SLM_EINVAL (NULL model/tokens, B or T <= 0) or SLM_ERANGE
  * (T > n_positions, a token or target id outside [0, vocab_size)) with
  * nothing computed; SLM_ENOMEM. */
-int slm_model_forward(slm_model *m, const int32_t *tokens, const int32_t *targets, int B,
+SLM_API int slm_model_forward(slm_model *m, const int32_t *tokens, const int32_t *targets, int B,
                       int T, int training, uint64_t dropout_seed, float *loss, char *err,
                       size_t errlen);
 /* Logits [B][T][vocab_size] of the last forward pass (NULL before the first).
  * slm_model_backward overwrites them (the buffer becomes d loss/d logits). */
-const float *slm_model_logits(const slm_model *m);
+SLM_API const float *slm_model_logits(const slm_model *m);
 /* Adds d(loss·loss_scale)/dθ into the gradient buffer (loss_scale = 1/accum
  * for gradient accumulation). Needs a training forward pass with targets,
  * once per forward pass (SLM_EINVAL otherwise). */
-int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen);
-void slm_model_zero_grad(slm_model *m);
+SLM_API int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen);
+SLM_API void slm_model_zero_grad(slm_model *m);
 
 typedef struct {
     float lr;           /* this step's learning rate                         */
@@ -204,40 +218,40 @@ typedef struct {
  * not modified. Writes the global gradient norm before clipping to
  * *grad_norm (may be NULL). A non-finite norm returns SLM_ENUMERIC and leaves
  * parameters and moments unchanged; invalid options or step < 1 SLM_EINVAL. */
-int slm_model_adamw_step(slm_model *m, const slm_adamw_opts *o, int step, float *grad_norm);
+SLM_API int slm_model_adamw_step(slm_model *m, const slm_adamw_opts *o, int step, float *grad_norm);
 /* AdamW first (which = 0) or second (which = 1) moments, laid out like the
  * parameters; allocated (zeroed) on first use; NULL if that fails. */
-float *slm_model_adam_state(slm_model *m, int which);
+SLM_API float *slm_model_adam_state(slm_model *m, int which);
 /* Linear warmup over `warmup` steps (step <= warmup: max_lr·step/warmup),
  * then cosine decay from max_lr at step `warmup` to 10 % of max_lr at step
  * `total`, and 10 % after. step is 1-based (values below 1 count as 1). */
-float slm_lr_schedule(float max_lr, int step, int warmup, int total);
+SLM_API float slm_lr_schedule(float max_lr, int step, int warmup, int total);
 
 /* ---- generation (src/model/decode.c) ------------------------------------ */
 
 /* Keys and values of every layer for up to max_tokens positions, so each new
  * token costs one pass over the weights plus attention over the cache. */
 typedef struct slm_kv_cache slm_kv_cache;
-int slm_kv_cache_create(const slm_model *m, int max_tokens, slm_kv_cache **out, char *err,
+SLM_API int slm_kv_cache_create(const slm_model *m, int max_tokens, slm_kv_cache **out, char *err,
                         size_t errlen);
-void slm_kv_cache_free(slm_kv_cache *c);
-void slm_kv_cache_reset(slm_kv_cache *c);
-int slm_kv_cache_length(const slm_kv_cache *c);
+SLM_API void slm_kv_cache_free(slm_kv_cache *c);
+SLM_API void slm_kv_cache_reset(slm_kv_cache *c);
+SLM_API int slm_kv_cache_length(const slm_kv_cache *c);
 /* Appends n tokens at positions length .. length+n-1 and writes the logits of
  * the last one to logits [vocab_size]. SLM_ERANGE if the cache or the
  * context would overflow. */
-int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n,
+SLM_API int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n,
                      float *logits, char *err, size_t errlen);
 
 /* Turns logits into a token: temperature (0 = greedy argmax), then top-k
  * (0 = off), then top-p nucleus (1 = off), then a draw from the sampler's own
  * seeded stream. Scratch memory is allocated once at creation. */
 typedef struct slm_sampler slm_sampler;
-int slm_sampler_create(int vocab_size, float temperature, int top_k, float top_p, uint64_t seed,
+SLM_API int slm_sampler_create(int vocab_size, float temperature, int top_k, float top_p, uint64_t seed,
                        slm_sampler **out, char *err, size_t errlen);
-void slm_sampler_free(slm_sampler *s);
+SLM_API void slm_sampler_free(slm_sampler *s);
 /* Samples one id from logits [vocab_size]; logits are not modified. */
-int32_t slm_sampler_next(slm_sampler *s, const float *logits);
+SLM_API int32_t slm_sampler_next(slm_sampler *s, const float *logits);
 
 /* ==== tokenizer (src/tokenizer) ======================================== */
 
@@ -260,29 +274,29 @@ typedef struct slm_tokenizer slm_tokenizer;
  * own size. Returns SLM_OK, SLM_EINVAL (kind, NULL out, vocab_size too
  * small), SLM_EIO (a file is missing or unreadable), SLM_EFORMAT (a file is
  * malformed; the message says "path:line:column: what"), SLM_ENOMEM. */
-int slm_tokenizer_load(int kind, const char *dir, int vocab_size, slm_tokenizer **out,
+SLM_API int slm_tokenizer_load(int kind, const char *dir, int vocab_size, slm_tokenizer **out,
                        char *err, size_t errlen);
-void slm_tokenizer_free(slm_tokenizer *t);
+SLM_API void slm_tokenizer_free(slm_tokenizer *t);
 
 /* Encodes len bytes (any bytes) into a malloc'd array *ids of *n_ids
  * entries (free with free(); never NULL on success, even for len 0).
  * SLM_EINVAL (NULL argument), SLM_ENOMEM, SLM_ERANGE (a single pre-token of
  * 2^31 bytes or more). */
-int slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t len, int32_t **ids,
+SLM_API int slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t len, int32_t **ids,
                          size_t *n_ids, char *err, size_t errlen);
 /* The bytes of one token (not NUL-terminated; 0 bytes for padding ids).
  * Returns the length, or -1 if id is outside [0, vocab_size). */
-int slm_tokenizer_token_bytes(const slm_tokenizer *t, int32_t id, const char **bytes);
+SLM_API int slm_tokenizer_token_bytes(const slm_tokenizer *t, int32_t id, const char **bytes);
 /* Decodes ids into a malloc'd, NUL-terminated buffer *text of *len bytes
  * (the NUL not counted). SLM_ERANGE with nothing written if an id is
  * outside [0, vocab_size); SLM_EINVAL, SLM_ENOMEM. */
-int slm_tokenizer_decode(const slm_tokenizer *t, const int32_t *ids, size_t n_ids, char **text,
+SLM_API int slm_tokenizer_decode(const slm_tokenizer *t, const int32_t *ids, size_t n_ids, char **text,
                          size_t *len, char *err, size_t errlen);
 /* The id of <|endoftext|> (50256 for GPT-2), or -1 if there is none (always
  * -1 for SLM_TOKENIZER_BYTE). Encoding never produces it. */
-int32_t slm_tokenizer_eot(const slm_tokenizer *t);
+SLM_API int32_t slm_tokenizer_eot(const slm_tokenizer *t);
 /* The vocab_size given to (or chosen by) slm_tokenizer_load. */
-int slm_tokenizer_vocab_size(const slm_tokenizer *t);
+SLM_API int slm_tokenizer_vocab_size(const slm_tokenizer *t);
 
 /* ==== files (src/io) =================================================== */
 
@@ -314,7 +328,7 @@ int slm_tokenizer_vocab_size(const slm_tokenizer *t);
  * '\0' when there is none; warn may be NULL). Weights with NaN or infinity
  * load successfully but are reported there: "model.safetensors: 3 non-finite
  * values (NaN or inf) in 1 tensor, first 'h.0.ln_1.weight'". */
-int slm_model_load_ex(const char *dir, slm_model **out, char *warn, size_t warnlen, char *err,
+SLM_API int slm_model_load_ex(const char *dir, slm_model **out, char *warn, size_t warnlen, char *err,
                       size_t errlen);
 
 /* Reads config.json (path to the file). model_type must be "gpt2";
@@ -327,9 +341,9 @@ int slm_model_load_ex(const char *dir, slm_model **out, char *warn, size_t warnl
  * scale_attn_by_inverse_layer_idx, add_cross_attention) give
  * SLM_EUNSUPPORTED; other unknown keys are ignored. The result is checked
  * with slm_config_validate. */
-int slm_config_load(const char *path, slm_config *cfg, char *err, size_t errlen);
+SLM_API int slm_config_load(const char *path, slm_config *cfg, char *err, size_t errlen);
 /* Writes cfg as a config.json that transformers' GPT2Config reads. */
-int slm_config_save(const slm_config *cfg, const char *path, char *err, size_t errlen);
+SLM_API int slm_config_save(const slm_config *cfg, const char *path, char *err, size_t errlen);
 
 /* ---- safetensors (src/io/safetensors.c) ---------------------------------- */
 
@@ -343,8 +357,8 @@ enum {
     SLM_DTYPE_COUNT
 };
 /* "F32", "BF16", ... (NULL for an unknown dtype) and bytes per element (0). */
-const char *slm_dtype_name(int dtype);
-size_t slm_dtype_size(int dtype);
+SLM_API const char *slm_dtype_name(int dtype);
+SLM_API size_t slm_dtype_size(int dtype);
 
 #define SLM_SAFETENSORS_MAX_DIMS 8
 /* Header limits (the Python library's): longer headers are refused. */
@@ -368,20 +382,20 @@ typedef struct {
  * is read on demand (pread), so opening costs only the header. */
 typedef struct slm_safetensors slm_safetensors;
 
-int slm_safetensors_open(const char *path, slm_safetensors **out, char *err, size_t errlen);
-void slm_safetensors_close(slm_safetensors *f);
+SLM_API int slm_safetensors_open(const char *path, slm_safetensors **out, char *err, size_t errlen);
+SLM_API void slm_safetensors_close(slm_safetensors *f);
 /* Tensors in header order; NULL outside [0, count). */
-int slm_safetensors_count(const slm_safetensors *f);
-const slm_safetensors_tensor *slm_safetensors_tensor_at(const slm_safetensors *f, int i);
+SLM_API int slm_safetensors_count(const slm_safetensors *f);
+SLM_API const slm_safetensors_tensor *slm_safetensors_tensor_at(const slm_safetensors *f, int i);
 /* By name (binary search), NULL if absent. */
-const slm_safetensors_tensor *slm_safetensors_find(const slm_safetensors *f, const char *name);
+SLM_API const slm_safetensors_tensor *slm_safetensors_find(const slm_safetensors *f, const char *name);
 /* The "__metadata__" value of key, NULL if absent. */
-const char *slm_safetensors_metadata(const slm_safetensors *f, const char *key);
+SLM_API const char *slm_safetensors_metadata(const slm_safetensors *f, const char *key);
 /* Reads elements [start, start + count) of t into out as `dtype`: the file's
  * own dtype (raw little-endian copy) or SLM_DTYPE_F32 from F32/F16/BF16.
  * SLM_EINVAL for another conversion or a range past numel; SLM_EIO if the
  * file changed under us. */
-int slm_safetensors_read(const slm_safetensors *f, const slm_safetensors_tensor *t, int dtype,
+SLM_API int slm_safetensors_read(const slm_safetensors *f, const slm_safetensors_tensor *t, int dtype,
                          size_t start, size_t count, void *out, char *err, size_t errlen);
 
 /* One tensor to write: data holds numel elements of dtype, little-endian. */
@@ -397,7 +411,7 @@ typedef struct {
  * meta[2i] → meta[2i+1]; may be NULL), header padded with spaces to 8 bytes
  * as the Python library does, atomically. Names must be unique, non-empty
  * and not "__metadata__"; SLM_EINVAL otherwise, nothing written. */
-int slm_safetensors_save(const char *path, const slm_safetensors_entry *tensors, int n,
+SLM_API int slm_safetensors_save(const char *path, const slm_safetensors_entry *tensors, int n,
                          const char *const *meta, int n_meta, char *err, size_t errlen);
 
 /* ---- token files (src/io/token_file.c) ----------------------------------- */
@@ -415,17 +429,17 @@ typedef struct {
 } slm_token_meta;
 
 /* A 64-bit hash of len bytes (not cryptographic; for staleness checks). */
-uint64_t slm_hash64(const void *data, size_t len);
+SLM_API uint64_t slm_hash64(const void *data, size_t len);
 /* Writes ids (each in [0, meta->vocab_size)) atomically; 2-byte ids when
  * vocab_size ≤ 65536, else 4-byte. SLM_EINVAL for an id out of range. */
-int slm_token_file_write(const char *path, const int32_t *ids, size_t n,
+SLM_API int slm_token_file_write(const char *path, const int32_t *ids, size_t n,
                          const slm_token_meta *meta, char *err, size_t errlen);
 /* Reads a token file into a malloc'd *ids (free with free()) of *n ids and
  * its *meta (may be NULL). Validates magic, version, id width, that the file
  * length is exactly header + count · width, the checksum, and every id <
  * vocab_size. SLM_EIO (unreadable), SLM_EFORMAT (anything else). Callers
  * compare *meta with the source's to decide whether the cache is stale. */
-int slm_token_file_read(const char *path, int32_t **ids, size_t *n, slm_token_meta *meta,
+SLM_API int slm_token_file_read(const char *path, int32_t **ids, size_t *n, slm_token_meta *meta,
                         char *err, size_t errlen);
 
 #ifdef __cplusplus

@@ -22,7 +22,7 @@ static const char *HF_CONFIG =
 
 static int parse(const char *s, slm_config *c, char *err, size_t errlen)
 {
-    return slm_config_parse(s, strlen(s), "config.json", c, err, errlen);
+    return config_parse(s, strlen(s), "config.json", c, err, errlen);
 }
 
 static void test_config_reads_transformers_file(void)
@@ -164,36 +164,36 @@ static void test_config_round_trip_and_hf_fields(void)
     char *text;
     size_t len;
     char err[256];
-    CHECK(slm_config_to_json(&c, &text, &len, err, sizeof err) == SLM_OK, "%s", err);
+    CHECK(config_to_json(&c, &text, &len, err, sizeof err) == SLM_OK, "%s", err);
     slm_config back;
     CHECK(parse(text, &back, err, sizeof err) == SLM_OK, "%s", err);
     CHECK(!memcmp(&c, &back, sizeof c), "round trip differs");
     CHECK(strstr(text, "\"layer_norm_epsilon\": 1e-05,") && strstr(text, "\"resid_pdrop\": 0.1,"),
           "floats written shortest:\n%s", text);
-    slm_json d;
-    CHECK(slm_json_parse(text, len, NULL, &d, err, sizeof err) == SLM_OK, "%s", err);
-    const slm_json_value *r = slm_json_root(&d);
+    json_doc d;
+    CHECK(json_parse(text, len, NULL, &d, err, sizeof err) == SLM_OK, "%s", err);
+    const json_value *r = json_root(&d);
     int64_t x;
-    CHECK(slm_json_str_eq(slm_json_get(r, "model_type"), "gpt2"), "model_type");
-    CHECK(slm_json_int(slm_json_get(r, "n_ctx"), &x) && x == 64, "n_ctx");
-    CHECK(slm_json_int(slm_json_get(r, "eos_token_id"), &x) && x == 50256, "eos");
-    CHECK(slm_json_get(r, "tie_word_embeddings")->type == SLM_JSON_TRUE, "tied");
-    const slm_json_value *arch = slm_json_get(r, "architectures");
-    CHECK(arch && arch->count == 1 && slm_json_str_eq(arch + 1, "GPT2LMHeadModel"), "arch");
-    CHECK(slm_json_str_eq(slm_json_get(r, "torch_dtype"), "float32"), "dtype");
-    slm_json_free(&d);
+    CHECK(json_str_eq(json_get(r, "model_type"), "gpt2"), "model_type");
+    CHECK(json_int(json_get(r, "n_ctx"), &x) && x == 64, "n_ctx");
+    CHECK(json_int(json_get(r, "eos_token_id"), &x) && x == 50256, "eos");
+    CHECK(json_get(r, "tie_word_embeddings")->type == SLM_JSON_TRUE, "tied");
+    const json_value *arch = json_get(r, "architectures");
+    CHECK(arch && arch->count == 1 && json_str_eq(arch + 1, "GPT2LMHeadModel"), "arch");
+    CHECK(json_str_eq(json_get(r, "torch_dtype"), "float32"), "dtype");
+    json_free(&d);
     free(text);
 
     /* A byte model: eos is the last id; relu survives the trip. */
     slm_config b = {1, 1, 8, 16, 320, 1e-5f, SLM_ACT_RELU, SLM_TOKENIZER_BYTE, 0.0f};
-    CHECK(slm_config_to_json(&b, &text, &len, err, sizeof err) == SLM_OK, "%s", err);
+    CHECK(config_to_json(&b, &text, &len, err, sizeof err) == SLM_OK, "%s", err);
     CHECK(parse(text, &back, err, sizeof err) == SLM_OK && !memcmp(&b, &back, sizeof b),
           "byte round trip");
     CHECK(strstr(text, "\"eos_token_id\": 319,") && strstr(text, "\"slm_tokenizer\": \"byte\""),
           "byte fields:\n%s", text);
     free(text);
     b.n_head = 3;
-    CHECK(slm_config_to_json(&b, &text, &len, err, sizeof err) == SLM_EINVAL,
+    CHECK(config_to_json(&b, &text, &len, err, sizeof err) == SLM_EINVAL,
           "invalid config written");
 }
 

@@ -27,7 +27,7 @@ static void reject_image(const unsigned char *b, size_t len, int code, const cha
 {
     slm_safetensors *f = (slm_safetensors *)1;
     char err[512] = "";
-    int rc = slm_st_open_memory(b, len, "x.safetensors", &f, err, sizeof err);
+    int rc = st_open_memory(b, len, "x.safetensors", &f, err, sizeof err);
     CHECK(rc == code, "rc %d want %d (%s)", rc, code, err);
     CHECK(f == NULL, "output set on failure");
     CHECK(strstr(err, want) != NULL, "message '%s' lacks '%s'", err, want);
@@ -142,7 +142,7 @@ static void check_all_16bit(int dtype, int exp_bits, int man_bits)
     memcpy(b + 8 + strlen(hdr), bits, 131072);
     slm_safetensors *f;
     char err[256];
-    int rc = slm_st_open_memory(b, len, "h", &f, err, sizeof err);
+    int rc = st_open_memory(b, len, "h", &f, err, sizeof err);
     CHECK(rc == SLM_OK, "%s", err);
     float *out = malloc(65536 * 4);
     if (!rc) {
@@ -193,7 +193,7 @@ static void test_st_rejects_short_and_random_files(void)
         if (trial & 1) b[0] = 40, memset(b + 1, 0, 7); /* a plausible length */
         slm_safetensors *f;
         char err[256];
-        int rc = slm_st_open_memory(b, 64, "r", &f, err, sizeof err);
+        int rc = st_open_memory(b, 64, "r", &f, err, sizeof err);
         CHECK(rc == SLM_EFORMAT, "random file %d accepted (%d)", trial, rc);
     }
 }
@@ -300,7 +300,7 @@ static void test_st_accepts_edge_cases(void)
         unsigned char *b = image(good[i], data[i], &len);
         slm_safetensors *f;
         char err[256];
-        int rc = slm_st_open_memory(b, len, "e", &f, err, sizeof err);
+        int rc = st_open_memory(b, len, "e", &f, err, sizeof err);
         CHECK(rc == SLM_OK, "case %d: %s", i, err);
         if (!rc) {
             if (i == 3) {

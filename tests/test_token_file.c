@@ -187,7 +187,7 @@ static void test_tokens_rejects_corruption(void)
         CHECK(got == NULL && n == 0, "case %zu: outputs set", i);
         CHECK(strstr(err, cases[i].want), "case %zu: '%s' lacks '%s'", i, err, cases[i].want);
         /* The in-memory parser agrees. */
-        rc = slm_token_file_parse(b, len, "m", &got, &n, NULL, err, sizeof err);
+        rc = token_file_parse(b, len, "m", &got, &n, NULL, err, sizeof err);
         CHECK(rc == SLM_EFORMAT, "case %zu (memory): rc %d", i, rc);
     }
     int32_t *none;

@@ -299,7 +299,7 @@ static void test_gpt2_tricky_ids(void)
 
 /* Random bytes drawn from distributions that stress UTF-8 handling: uniform
  * bytes, lead/continuation soup, valid text with invalid bytes mixed in. */
-static size_t random_bytes(slm_rng *r, char *s, size_t max)
+static size_t random_bytes(rng_state *r, char *s, size_t max)
 {
     static const char *pieces[] = {" ",
                                    "  ",
@@ -336,20 +336,20 @@ static size_t random_bytes(slm_rng *r, char *s, size_t max)
                                    "\xf0\x9f\x99",
                                    "",
                                    "<|endoftext|>"};
-    size_t n = slm_rng_below(r, max + 1), k = 0;
-    int mode = (int)slm_rng_below(r, 3);
+    size_t n = rng_below(r, max + 1), k = 0;
+    int mode = (int)rng_below(r, 3);
     while (k < n) {
         if (mode == 0) {
-            s[k++] = (char)slm_rng_below(r, 256);
+            s[k++] = (char)rng_below(r, 256);
         } else if (mode == 1) {
-            s[k++] = (char)(0x80 + slm_rng_below(r, 128)); /* continuations and leads */
-            if (slm_rng_below(r, 4) == 0) s[k - 1] = (char)slm_rng_below(r, 128);
+            s[k++] = (char)(0x80 + rng_below(r, 128)); /* continuations and leads */
+            if (rng_below(r, 4) == 0) s[k - 1] = (char)rng_below(r, 128);
         } else {
-            const char *p = pieces[slm_rng_below(r, sizeof pieces / sizeof *pieces)];
+            const char *p = pieces[rng_below(r, sizeof pieces / sizeof *pieces)];
             size_t m = strlen(p);
             if (k + m > n) break;
             memcpy(s + k, p, m), k += m;
-            if (slm_rng_below(r, 8) == 0 && k < n) s[k++] = 0; /* NUL bytes */
+            if (rng_below(r, 8) == 0 && k < n) s[k++] = 0; /* NUL bytes */
         }
     }
     return k;
@@ -359,8 +359,8 @@ static void test_gpt2_round_trip_random_bytes(void)
 {
     slm_tokenizer *t = gpt2(0);
     if (!t) return;
-    slm_rng r;
-    slm_rng_seed(&r, 7);
+    rng_state r;
+    rng_seed(&r, 7);
     static char s[1 << 16];
     for (int i = 0; i < 2000 && !test_case_failed_; i++) {
         size_t n = random_bytes(&r, s, i < 1990 ? 64 : sizeof s);
@@ -375,18 +375,18 @@ static void test_gpt2_round_trip_random_unicode(void)
 {
     slm_tokenizer *t = gpt2(0);
     if (!t) return;
-    slm_rng r;
-    slm_rng_seed(&r, 11);
+    rng_state r;
+    rng_seed(&r, 11);
     static char s[4096];
     for (int i = 0; i < 2000 && !test_case_failed_; i++) {
-        size_t n = 0, want = slm_rng_below(&r, 200);
+        size_t n = 0, want = rng_below(&r, 200);
         while (n + 4 <= want) {
             uint32_t cp;
-            switch (slm_rng_below(&r, 4)) {
-            case 0: cp = (uint32_t) " \n\t'sa1"[slm_rng_below(&r, 7)]; break;
-            case 1: cp = (uint32_t)slm_rng_below(&r, 0x800); break;
-            case 2: cp = (uint32_t)slm_rng_below(&r, 0x10000); break;
-            default: cp = (uint32_t)slm_rng_below(&r, 0x110000); break;
+            switch (rng_below(&r, 4)) {
+            case 0: cp = (uint32_t) " \n\t'sa1"[rng_below(&r, 7)]; break;
+            case 1: cp = (uint32_t)rng_below(&r, 0x800); break;
+            case 2: cp = (uint32_t)rng_below(&r, 0x10000); break;
+            default: cp = (uint32_t)rng_below(&r, 0x110000); break;
             }
             n += (size_t)tok_utf8_encode(cp, (uint8_t *)s + n); /* 0 for surrogates */
         }
@@ -424,19 +424,19 @@ static void test_gpt2_cache_consistency(void)
     char *text = malloc(WORDS * (LEN + 1) * 2);
     int32_t *all = NULL, *one = NULL;
     size_t n_all = 0, n_one = 0, n = 0;
-    slm_rng r;
-    slm_rng_seed(&r, 3);
+    rng_state r;
+    rng_seed(&r, 3);
     for (int w = 0; w < WORDS; w++) { /* repeat earlier words now and then */
         size_t start = n;
-        if (w > 100 && slm_rng_below(&r, 3) == 0) {
-            size_t from = slm_rng_below(&r, (uint64_t)w / 2) * (LEN + 1);
+        if (w > 100 && rng_below(&r, 3) == 0) {
+            size_t from = rng_below(&r, (uint64_t)w / 2) * (LEN + 1);
             memcpy(text + n, text + from, LEN + 1);
             n += LEN + 1;
             continue;
         }
         text[n++] = ' ';
         for (int i = 0; i < LEN; i++)
-            text[n++] = (char)('a' + slm_rng_below(&r, 26));
+            text[n++] = (char)('a' + rng_below(&r, 26));
         (void)start;
     }
     int rc = slm_tokenizer_encode(t, text, n, &all, &n_all, NULL, 0);

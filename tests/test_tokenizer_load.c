@@ -293,12 +293,12 @@ static void test_truncated_and_mutated(void)
         CHECK(rc == 0 || rc == SLM_EFORMAT, "merges cut at %zu: rc %d", n, rc);
         bpe_model_free(m);
     }
-    slm_rng r;
-    slm_rng_seed(&r, 5);
+    rng_state r;
+    rng_seed(&r, 5);
     for (int i = 0; i < 3000; i++) {
         memcpy(buf, vocab, vn);
-        for (int k = 0, flips = 1 + (int)slm_rng_below(&r, 4); k < flips; k++)
-            buf[slm_rng_below(&r, vn)] = (char)slm_rng_below(&r, 256);
+        for (int k = 0, flips = 1 + (int)rng_below(&r, 4); k < flips; k++)
+            buf[rng_below(&r, vn)] = (char)rng_below(&r, 256);
         err[0] = 0;
         int rc = bpe_model_from_memory((const uint8_t *)buf, vn, "vocab.json",
                                        (const uint8_t *)good_merges, mn, "merges.txt", &m, err,

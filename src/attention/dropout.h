@@ -14,7 +14,7 @@
 #include <math.h>
 #include <stdint.h>
 
-static inline uint64_t slm_mix64(uint64_t x)
+static inline uint64_t mix64(uint64_t x)
 {
     x ^= x >> 30;
     x *= 0xbf58476d1ce4e5b9ULL;
@@ -25,16 +25,16 @@ static inline uint64_t slm_mix64(uint64_t x)
 }
 
 /* Key of query row (b,h,i) in the dropout stream `seed`. */
-static inline uint64_t slm_dropout_row_key(uint64_t seed, int b, int h, int i)
+static inline uint64_t dropout_row_key(uint64_t seed, int b, int h, int i)
 {
-    uint64_t k = slm_mix64(seed ^ 0x9e3779b97f4a7c15ULL);
-    k = slm_mix64(k ^ (uint64_t)(uint32_t)b);
-    k = slm_mix64(k ^ ((uint64_t)(uint32_t)h << 32));
-    return slm_mix64(k ^ (uint64_t)(uint32_t)i);
+    uint64_t k = mix64(seed ^ 0x9e3779b97f4a7c15ULL);
+    k = mix64(k ^ (uint64_t)(uint32_t)b);
+    k = mix64(k ^ ((uint64_t)(uint32_t)h << 32));
+    return mix64(k ^ (uint64_t)(uint32_t)i);
 }
 
 /* Uniform 32-bit draw for key column j of a row. */
-static inline uint32_t slm_dropout_bits(uint64_t row_key, int j)
+static inline uint32_t dropout_bits(uint64_t row_key, int j)
 {
     uint32_t x = (uint32_t)row_key ^ ((uint32_t)j * 0x9e3779b1u);
     x += (uint32_t)(row_key >> 32);
@@ -47,7 +47,7 @@ static inline uint32_t slm_dropout_bits(uint64_t row_key, int j)
 }
 
 /* Draws below this threshold are dropped: P(drop) = threshold / 2^32 ≈ p. */
-static inline uint32_t slm_dropout_threshold(float p)
+static inline uint32_t dropout_threshold(float p)
 {
     double t = (double)p * 4294967296.0;
     if (t <= 0.0) return 0;
@@ -55,9 +55,9 @@ static inline uint32_t slm_dropout_threshold(float p)
     return (uint32_t)llround(t);
 }
 
-static inline int slm_dropout_keep(uint64_t row_key, int j, uint32_t threshold)
+static inline int dropout_keep(uint64_t row_key, int j, uint32_t threshold)
 {
-    return slm_dropout_bits(row_key, j) >= threshold;
+    return dropout_bits(row_key, j) >= threshold;
 }
 
 #endif

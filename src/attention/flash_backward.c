@@ -123,7 +123,7 @@ static void softmax_grad_tile(const bwd_head *g, int i0, int nr, int j0)
     float *P = g->ws + g->L->p, *dS = g->ws + g->L->ds;
     const float *delta = g->ws + g->L->delta;
     int dropout = c->dropout > 0.0f;
-    uint32_t threshold = slm_dropout_threshold(c->dropout);
+    uint32_t threshold = dropout_threshold(c->dropout);
     vf keep_scale = vf_set1(1.0f / (1.0f - c->dropout)), scale = vf_set1(c->scale);
     const vf zero = vf_set1(0.0f);
     for (int r = 0; r < nr; r++) {
@@ -137,7 +137,7 @@ static void softmax_grad_tile(const bwd_head *g, int i0, int nr, int j0)
             continue;
         }
         vf l = vf_set1(row_lse), dlt = vf_set1(delta[i]);
-        uint64_t key = dropout ? slm_dropout_row_key(c->seed, g->b, g->h, i) : 0;
+        uint64_t key = dropout ? dropout_row_key(c->seed, g->b, g->h, i) : 0;
         const float *mrow = c->mask ? c->mask + (size_t)i * Tk : NULL;
         for (int v = 0; v < bc; v += VF_W) {
             int jj = j0 + v;
@@ -243,7 +243,7 @@ int attn_flash_backward(const attn_call *c, const float *q, const float *k, cons
 {
     int nt = flash_threads();
     bwd_layout L = bwd_plan(c, nt);
-    float *ws = slm_alloc_aligned(L.total * (size_t)nt * sizeof(float));
+    float *ws = alloc_aligned(L.total * (size_t)nt * sizeof(float));
     if (!ws) return SLM_ENOMEM;
     long heads = (long)c->B * c->H;
     int nkb = (c->Tk + L.bc - 1) / L.bc;
@@ -277,6 +277,6 @@ int attn_flash_backward(const attn_call *c, const float *q, const float *k, cons
             }
         }
     }
-    slm_free_aligned(ws);
+    free_aligned(ws);
     return SLM_OK;
 }

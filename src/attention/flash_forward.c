@@ -98,7 +98,7 @@ static void softmax_tile(const fwd_block *f, int j0, int nc, int need_vis)
 {
     const vf neg_inf = vf_set1(-INFINITY), zero = vf_set1(0.0f);
     int dropout = f->c->dropout > 0.0f;
-    uint32_t threshold = slm_dropout_threshold(f->c->dropout);
+    uint32_t threshold = dropout_threshold(f->c->dropout);
     vf keep_scale = vf_set1(1.0f / (1.0f - f->c->dropout));
     for (int r0 = 0; r0 < f->br; r0 += VF_W) {
         vf mt = neg_inf;
@@ -161,7 +161,7 @@ static int init_rows(const fwd_block *f, int *vis_min)
         }
         f->m[r] = -INFINITY;
         f->l[r] = 0.0f;
-        uint64_t key = c->dropout > 0.0f ? slm_dropout_row_key(c->seed, f->b, f->h, f->i0 + r) : 0;
+        uint64_t key = c->dropout > 0.0f ? dropout_row_key(c->seed, f->b, f->h, f->i0 + r) : 0;
         f->key_lo[r] = (uint32_t)key;
         f->key_hi[r] = (uint32_t)(key >> 32);
     }
@@ -224,7 +224,7 @@ int attn_flash_forward(const attn_call *c, const float *q, const float *k, const
 {
     int nt = flash_threads();
     fwd_layout L = fwd_plan(c);
-    unsigned char *ws = slm_alloc_aligned(L.total * (size_t)nt);
+    unsigned char *ws = alloc_aligned(L.total * (size_t)nt);
     if (!ws) return SLM_ENOMEM;
     int Tq = c->Tq, Tk = c->Tk, D = c->D;
     int nqb = (Tq + L.br - 1) / L.br;
@@ -250,6 +250,6 @@ int attn_flash_forward(const attn_call *c, const float *q, const float *k, const
             forward_block(&f, q + row * D, out + row * D, lse ? lse + row : NULL);
         }
     }
-    slm_free_aligned(ws);
+    free_aligned(ws);
     return SLM_OK;
 }

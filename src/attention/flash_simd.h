@@ -112,7 +112,7 @@ static inline vf vf_exp(vf x)
 }
 
 /* Dropout keep-mask of key j for 16 query rows whose row keys are split into
- * lo/hi 32-bit halves: slm_dropout_bits(), one lane per row. */
+ * lo/hi 32-bit halves: dropout_bits(), one lane per row. */
 static inline vmask drop_keep_rows(const uint32_t *key_lo, const uint32_t *key_hi, int j,
                                    uint32_t threshold)
 {
@@ -227,7 +227,7 @@ static inline vmask drop_keep_rows(const uint32_t *key_lo, const uint32_t *key_h
     vmask m = 0;
     for (int l = 0; l < VF_W; l++) {
         uint64_t key = (uint64_t)key_hi[l] << 32 | key_lo[l];
-        m |= (vmask)((slm_dropout_bits(key, j) >= threshold) << l);
+        m |= (vmask)((dropout_bits(key, j) >= threshold) << l);
     }
     return m;
 }
@@ -235,7 +235,7 @@ static inline vmask drop_keep_cols(uint64_t row_key, int j0, uint32_t threshold)
 {
     vmask m = 0;
     for (int l = 0; l < VF_W; l++)
-        m |= (vmask)((slm_dropout_bits(row_key, j0 + l) >= threshold) << l);
+        m |= (vmask)((dropout_bits(row_key, j0 + l) >= threshold) << l);
     return m;
 }
 #endif

@@ -37,11 +37,11 @@ static void build_mask_matrix(const attn_call *c, int b, float *M)
 /* Scales surviving weights of row i by 1/(1-p) and zeroes dropped ones. */
 static void dropout_row(const attn_call *c, int b, int h, int i, float *p_row)
 {
-    uint64_t key = slm_dropout_row_key(c->seed, b, h, i);
-    uint32_t threshold = slm_dropout_threshold(c->dropout);
+    uint64_t key = dropout_row_key(c->seed, b, h, i);
+    uint32_t threshold = dropout_threshold(c->dropout);
     float keep_scale = 1.0f / (1.0f - c->dropout);
     for (int j = 0; j < c->Tk; j++)
-        p_row[j] = slm_dropout_keep(key, j, threshold) ? p_row[j] * keep_scale : 0.0f;
+        p_row[j] = dropout_keep(key, j, threshold) ? p_row[j] * keep_scale : 0.0f;
 }
 
 /* S = Q·Kᵀ·scale + M for one head. Q [Tq][D], K [Tk][D], S and M [Tq][Tk]. */
@@ -64,11 +64,11 @@ int attn_reference_forward(const attn_call *c, const float *q, const float *k,
                            const float *v, float *out, float *lse)
 {
     size_t tt = (size_t)c->Tq * c->Tk;
-    float *M = slm_alloc_aligned(tt * sizeof(float));
-    float *S = slm_alloc_aligned(tt * sizeof(float));
+    float *M = alloc_aligned(tt * sizeof(float));
+    float *S = alloc_aligned(tt * sizeof(float));
     if (!M || !S) {
-        slm_free_aligned(M);
-        slm_free_aligned(S);
+        free_aligned(M);
+        free_aligned(S);
         return SLM_ENOMEM;
     }
     for (int b = 0; b < c->B; b++) {
@@ -89,8 +89,8 @@ int attn_reference_forward(const attn_call *c, const float *q, const float *k,
                         S, c->Tk, V, c->D, 0.0f, out + head * c->Tq * c->D, c->D);
         }
     }
-    slm_free_aligned(M);
-    slm_free_aligned(S);
+    free_aligned(M);
+    free_aligned(S);
     return SLM_OK;
 }
 
@@ -107,16 +107,16 @@ int attn_reference_backward(const attn_call *c, const float *q, const float *k,
                             const float *dout, float *dq, float *dk, float *dv)
 {
     size_t tt = (size_t)c->Tq * c->Tk;
-    float *M = slm_alloc_aligned(tt * sizeof(float));
-    float *P = slm_alloc_aligned(tt * sizeof(float));
-    float *dP = slm_alloc_aligned(tt * sizeof(float));
+    float *M = alloc_aligned(tt * sizeof(float));
+    float *P = alloc_aligned(tt * sizeof(float));
+    float *dP = alloc_aligned(tt * sizeof(float));
     if (!M || !P || !dP) {
-        slm_free_aligned(M);
-        slm_free_aligned(P);
-        slm_free_aligned(dP);
+        free_aligned(M);
+        free_aligned(P);
+        free_aligned(dP);
         return SLM_ENOMEM;
     }
-    uint32_t threshold = slm_dropout_threshold(c->dropout);
+    uint32_t threshold = dropout_threshold(c->dropout);
     float keep_scale = 1.0f / (1.0f - c->dropout);
     int Tq = c->Tq, Tk = c->Tk, D = c->D;
     for (int b = 0; b < c->B; b++) {
@@ -140,9 +140,9 @@ int attn_reference_backward(const attn_call *c, const float *q, const float *k,
                 float *p_row = P + (size_t)i * Tk, *dp_row = dP + (size_t)i * Tk;
                 float delta = 0.0f;
                 for (int d = 0; d < D; d++) delta += dO[(size_t)i * D + d] * O[(size_t)i * D + d];
-                uint64_t key = slm_dropout_row_key(c->seed, b, h, i);
+                uint64_t key = dropout_row_key(c->seed, b, h, i);
                 for (int j = 0; j < Tk; j++) {
-                    int keep = c->dropout == 0.0f || slm_dropout_keep(key, j, threshold);
+                    int keep = c->dropout == 0.0f || dropout_keep(key, j, threshold);
                     float z = keep ? (c->dropout > 0.0f ? keep_scale : 1.0f) : 0.0f;
                     float p = p_row[j];
                     dp_row[j] = p * (dp_row[j] * z - delta); /* dS */
@@ -157,8 +157,8 @@ int attn_reference_backward(const attn_call *c, const float *q, const float *k,
                         D, 0.0f, dk + head * Tk * D, D);
         }
     }
-    slm_free_aligned(M);
-    slm_free_aligned(P);
-    slm_free_aligned(dP);
+    free_aligned(M);
+    free_aligned(P);
+    free_aligned(dP);
     return SLM_OK;
 }

@@ -191,10 +191,10 @@ static void fill(float *x, size_t n, uint32_t seed)
 
 static void free4(float *a, float *b, float *c, float *d)
 {
-    slm_free_aligned(a);
-    slm_free_aligned(b);
-    slm_free_aligned(c);
-    slm_free_aligned(d);
+    free_aligned(a);
+    free_aligned(b);
+    free_aligned(c);
+    free_aligned(d);
 }
 
 static int parse_size(const char *arg, gemm_size *s)
@@ -219,10 +219,10 @@ static int bench_sizes(const gemm_size *sizes, int n_sizes, int threads, int rep
     for (int i = 0; i < n_sizes; i++) {
         const gemm_size *s = &sizes[i];
         size_t a = (size_t)s->M * s->K, b = (size_t)s->K * s->N, c = (size_t)s->M * s->N;
-        float *A = slm_alloc_aligned(a * sizeof(float));
-        float *B = slm_alloc_aligned(b * sizeof(float));
-        float *C = slm_alloc_aligned(c * sizeof(float));
-        float *C2 = slm_alloc_aligned(c * sizeof(float));
+        float *A = alloc_aligned(a * sizeof(float));
+        float *B = alloc_aligned(b * sizeof(float));
+        float *C = alloc_aligned(c * sizeof(float));
+        float *C2 = alloc_aligned(c * sizeof(float));
         if (!A || !B || !C || !C2) {
             free4(A, B, C, C2);
             return cli_error(CLI_RUNTIME, "bench gemm: out of memory for %dx%dx%d", s->M, s->N,

@@ -103,23 +103,23 @@ static int synthetic_text(size_t target, char **buf, size_t *len)
     const size_t nw = sizeof words / sizeof *words;
     char *b = malloc(target + 64);
     if (!b) return -1;
-    slm_rng r;
-    slm_rng_seed(&r, 2024);
+    rng_state r;
+    rng_seed(&r, 2024);
     size_t n = 0, in_sentence = 0;
     while (n < target) {
         /* Zipf-like: the square of a uniform favours the first words. */
-        double u = slm_rng_uniform(&r);
+        double u = rng_uniform(&r);
         const char *w = words[(size_t)(u * u * (double)nw)];
-        if (slm_rng_below(&r, 40) == 0) {
+        if (rng_below(&r, 40) == 0) {
             n += (size_t)snprintf(b + n, 64, "%s%llu", in_sentence ? " " : "",
-                                  (unsigned long long)slm_rng_below(&r, 100000));
+                                  (unsigned long long)rng_below(&r, 100000));
         } else {
             n += (size_t)snprintf(b + n, 64, "%s%s", in_sentence ? " " : "", w);
         }
-        if (in_sentence && slm_rng_below(&r, 12) == 0) {
-            b[n++] = ".,;!?"[slm_rng_below(&r, 5)];
-            if (slm_rng_below(&r, 10) == 0) b[n++] = '\n';
-            b[n++] = slm_rng_below(&r, 10) == 0 ? '\n' : ' ';
+        if (in_sentence && rng_below(&r, 12) == 0) {
+            b[n++] = ".,;!?"[rng_below(&r, 5)];
+            if (rng_below(&r, 10) == 0) b[n++] = '\n';
+            b[n++] = rng_below(&r, 10) == 0 ? '\n' : ' ';
             in_sentence = 0;
         } else {
             in_sentence = 1;

@@ -84,13 +84,13 @@ static double train_memory_bytes(const slm_config *c, const train_args *a, int r
     return 4.0 * ((resumed ? 1.0 : 4.0) * P + act);
 }
 
-static int check_memory(const train_args *a, const slm_config *c, int resumed)
+static int check_train_memory(const train_args *a, const slm_config *c, int resumed)
 {
     char err[512], what[160];
     snprintf(what, sizeof what,
              "training this model (%d layer%s, width %d; batch %d × context %d)", c->n_layer,
              c->n_layer == 1 ? "" : "s", c->n_embd, a->batch, a->context);
-    if (slm_check_memory(train_memory_bytes(c, a, resumed), what, err, sizeof err))
+    if (check_memory(train_memory_bytes(c, a, resumed), what, err, sizeof err))
         return cli_error(CLI_RUNTIME, "train: %s%s", err,
                          resumed ? "" : " (use a smaller --dim, --layers, --batch or --context)");
     return 0;
@@ -120,7 +120,7 @@ static int start_run(train_args *a, int force, slm_model **m, slm_tokenizer **to
                              "or pass --force to start over",
                              a->out, a->out);
     }
-    int rc = check_memory(a, &c, 0);
+    int rc = check_train_memory(a, &c, 0);
     if (rc) return rc;
     if (train_tokenizer_new(a, c.vocab_size, tok, err, sizeof err))
         return cli_error(CLI_RUNTIME, "train: %s", err);
@@ -173,7 +173,7 @@ static int resume_run(const char *dir, train_args *a, int steps_given, int stop_
         return 0;
     }
     /* The parameters and moments are loaded; gradients and activations come. */
-    if ((rc = check_memory(a, c, 1))) return rc;
+    if ((rc = check_train_memory(a, c, 1))) return rc;
     if (slm_tokenizer_load(c->tokenizer, a->out, c->vocab_size, tok, err, sizeof err))
         return cli_error(CLI_RUNTIME, "train: %s", err);
     if ((rc = train_data_load(a, *tok, c->vocab_size, data_hash, d))) return rc;

@@ -12,7 +12,7 @@
 
 static int exists_in(const char *dir, const char *name)
 {
-    char *p = slm_path_join(dir, name);
+    char *p = path_join(dir, name);
     struct stat st;
     int yes = p && stat(p, &st) == 0;
     free(p);
@@ -65,7 +65,7 @@ int cli_open_tokenizer(const char *cmd, const char *dir, slm_tokenizer **tok)
     char err[512];
     slm_config c;
     if (!dir) return cli_error(CLI_USAGE, "%s: no model directory given (-m DIR)", cmd);
-    char *path = slm_path_join(dir, "config.json");
+    char *path = path_join(dir, "config.json");
     if (!path) return cli_error(CLI_RUNTIME, "%s: out of memory", cmd);
     int rc = slm_config_load(path, &c, err, sizeof err);
     free(path);
@@ -94,14 +94,14 @@ int cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
     size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16, n = 0;
     char err[256] = "";
     const char *what = "its text and token ids";
-    char *buf = slm_check_memory(TEXT_MEMORY_PER_BYTE * (double)cap, what, err, sizeof err)
+    char *buf = check_memory(TEXT_MEMORY_PER_BYTE * (double)cap, what, err, sizeof err)
                     ? NULL
                     : malloc(cap + 1);
     int failed = buf == NULL;
     while (!failed) {
         if (n == cap) {
             char *bigger = NULL;
-            if (!slm_check_memory(TEXT_MEMORY_PER_BYTE * 2.0 * (double)cap, what, err,
+            if (!check_memory(TEXT_MEMORY_PER_BYTE * 2.0 * (double)cap, what, err,
                                   sizeof err))
                 bigger = realloc(buf, 2 * cap + 1);
             if (!bigger) {

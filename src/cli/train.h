@@ -56,7 +56,7 @@ int train_prepare_dir(const train_args *a, char *err, size_t errlen);
 int train_tokenizer_new(const train_args *a, int vocab_size, slm_tokenizer **tok, char *err,
                         size_t errlen);
 /* Removes temporary files that a killed checkpoint write left in DIR
- * (".model.safetensors.slm-tmp.XXXXXX" and the like: slm_atomic_clean_temps). */
+ * (".model.safetensors.slm-tmp.XXXXXX" and the like: atomic_clean_temps). */
 void train_clean_temps(const char *dir);
 
 /* The model config a run's arguments describe. */

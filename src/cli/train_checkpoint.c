@@ -70,23 +70,23 @@ static int copy_file(const char *from, const char *to, char *err, size_t errlen)
 {
     char *buf;
     size_t len;
-    int rc = slm_read_file(from, (size_t)64 << 20, &buf, &len, err, errlen);
+    int rc = read_file(from, (size_t)64 << 20, &buf, &len, err, errlen);
     if (rc) return rc;
-    rc = slm_atomic_write(to, buf, len, err, errlen);
+    rc = atomic_write(to, buf, len, err, errlen);
     free(buf);
     return rc;
 }
 
 int train_prepare_dir(const train_args *a, char *err, size_t errlen)
 {
-    int rc = slm_mkdir_p(a->out, err, errlen);
+    int rc = mkdir_p(a->out, err, errlen);
     if (rc || a->tokenizer != SLM_TOKENIZER_GPT2) return rc;
     const char *files[2] = {"vocab.json", "merges.txt"};
     for (int i = 0; i < 2 && !rc; i++) {
         char from[4096];
         snprintf(from, sizeof from, "%s/gpt2/%s", data_dir(), files[i]);
-        char *to = slm_path_join(a->out, files[i]);
-        rc = to ? copy_file(from, to, err, errlen) : slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+        char *to = path_join(a->out, files[i]);
+        rc = to ? copy_file(from, to, err, errlen) : fail(err, errlen, SLM_ENOMEM, "out of memory");
         free(to);
     }
     return rc;
@@ -100,49 +100,49 @@ int train_tokenizer_new(const train_args *a, int vocab_size, slm_tokenizer **tok
     return slm_tokenizer_load(a->tokenizer, dir, vocab_size, tok, err, errlen);
 }
 
-void train_clean_temps(const char *dir) { slm_atomic_clean_temps(dir); }
+void train_clean_temps(const char *dir) { atomic_clean_temps(dir); }
 
 /* The run's arguments as one JSON object (a metadata string). */
 static int args_to_json(const train_args *a, char **out, char *err, size_t errlen)
 {
-    slm_json_writer w;
-    slm_jw_init(&w, 0);
-    slm_jw_begin_object(&w);
-    slm_jw_key(&w, "data", 4);
-    slm_jw_begin_array(&w);
-    for (int i = 0; i < a->data.n; i++) slm_jw_string(&w, a->data.items[i], strlen(a->data.items[i]));
-    slm_jw_end_array(&w);
-    slm_jw_key(&w, "seed", 4);
+    json_writer w;
+    jw_init(&w, 0);
+    jw_begin_object(&w);
+    jw_key(&w, "data", 4);
+    jw_begin_array(&w);
+    for (int i = 0; i < a->data.n; i++) jw_string(&w, a->data.items[i], strlen(a->data.items[i]));
+    jw_end_array(&w);
+    jw_key(&w, "seed", 4);
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)a->seed);
-    slm_jw_string(&w, seed, strlen(seed));
+    jw_string(&w, seed, strlen(seed));
     for (size_t i = 0; i < N_FIELDS; i++) {
         const char *p = (const char *)a + fields[i].offset;
-        slm_jw_key(&w, fields[i].name, strlen(fields[i].name));
+        jw_key(&w, fields[i].name, strlen(fields[i].name));
         /* memcpy: the field is reached through a char pointer. */
         if (fields[i].is_double) {
             double dv;
             memcpy(&dv, p, sizeof dv);
-            slm_jw_double(&w, dv);
+            jw_double(&w, dv);
         } else {
             int iv;
             memcpy(&iv, p, sizeof iv);
-            slm_jw_int(&w, iv);
+            jw_int(&w, iv);
         }
     }
-    slm_jw_end_object(&w);
+    jw_end_object(&w);
     size_t len;
-    return slm_jw_finish(&w, out, &len, err, errlen);
+    return jw_finish(&w, out, &len, err, errlen);
 }
 
 int train_checkpoint_save(const train_args *a, slm_model *m, int step, uint64_t data_hash,
                           char *err, size_t errlen)
 {
     float *mom1 = slm_model_adam_state(m, 0), *mom2 = slm_model_adam_state(m, 1);
-    if (!mom1 || !mom2) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
-    char *args = NULL, *path = slm_path_join(a->out, STATE_FILE);
+    if (!mom1 || !mom2) return fail(err, errlen, SLM_ENOMEM, "out of memory");
+    char *args = NULL, *path = path_join(a->out, STATE_FILE);
     int rc = path ? args_to_json(a, &args, err, errlen)
-                  : slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+                  : fail(err, errlen, SLM_ENOMEM, "out of memory");
     if (!rc) {
         char step_s[32], hash_s[32];
         snprintf(step_s, sizeof step_s, "%d", step);
@@ -190,22 +190,22 @@ int train_checkpoint_sync(const train_args *a, slm_model *m, int *rewritten, cha
 }
 
 /* Copies the strings the arguments need (data paths, DIR) into one block. */
-static int keep_strings(const slm_json_value *data, const char *dir, train_args *a,
+static int keep_strings(const json_value *data, const char *dir, train_args *a,
                         char **strings, char *err, size_t errlen)
 {
     size_t total = strlen(dir) + 1;
-    slm_json_iter it = slm_json_iterate(data);
-    const slm_json_value *k, *v;
-    while (slm_json_next(&it, &k, &v)) {
+    json_iter it = json_iterate(data);
+    const json_value *k, *v;
+    while (json_next(&it, &k, &v)) {
         if (v->type != SLM_JSON_STRING || a->data.n >= CLI_MAX_LIST)
-            return slm_fail(err, errlen, SLM_EFORMAT, "bad data list in the training state");
+            return fail(err, errlen, SLM_EFORMAT, "bad data list in the training state");
         total += v->len + 1;
         a->data.n++;
     }
     char *block = malloc(total), *p = block;
-    if (!block) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
-    it = slm_json_iterate(data);
-    for (int i = 0; slm_json_next(&it, &k, &v); i++) {
+    if (!block) return fail(err, errlen, SLM_ENOMEM, "out of memory");
+    it = json_iterate(data);
+    for (int i = 0; json_next(&it, &k, &v); i++) {
         memcpy(p, v->u.str, v->len + 1);
         a->data.items[i] = p;
         p += v->len + 1;
@@ -219,34 +219,34 @@ static int keep_strings(const slm_json_value *data, const char *dir, train_args 
 static int args_from_json(const char *json, const char *dir, train_args *a, char **strings,
                           char *err, size_t errlen)
 {
-    slm_json doc;
-    int rc = slm_json_parse(json, strlen(json), STATE_FILE " args", &doc, err, errlen);
+    json_doc doc;
+    int rc = json_parse(json, strlen(json), STATE_FILE " args", &doc, err, errlen);
     if (rc) return rc;
     memset(a, 0, sizeof *a);
-    const slm_json_value *root = slm_json_root(&doc), *data = slm_json_get(root, "data");
-    const slm_json_value *seed = slm_json_get(root, "seed");
+    const json_value *root = json_root(&doc), *data = json_get(root, "data");
+    const json_value *seed = json_get(root, "seed");
     rc = SLM_OK;
     if (!data || data->type != SLM_JSON_ARRAY || !seed || seed->type != SLM_JSON_STRING)
-        rc = slm_fail(err, errlen, SLM_EFORMAT, STATE_FILE ": arguments lack data or seed");
+        rc = fail(err, errlen, SLM_EFORMAT, STATE_FILE ": arguments lack data or seed");
     else
         a->seed = strtoull(seed->u.str, NULL, 10);
     for (size_t i = 0; i < N_FIELDS && !rc; i++) {
-        const slm_json_value *v = slm_json_get(root, fields[i].name);
+        const json_value *v = json_get(root, fields[i].name);
         int64_t iv;
         char *p = (char *)a + fields[i].offset;
         if (!v || v->type != SLM_JSON_NUMBER)
-            rc = slm_fail(err, errlen, SLM_EFORMAT, STATE_FILE ": argument '%s' missing",
+            rc = fail(err, errlen, SLM_EFORMAT, STATE_FILE ": argument '%s' missing",
                           fields[i].name);
         else if (fields[i].is_double)
-            memcpy(p, &(double){slm_json_number(v)}, sizeof(double));
-        else if (!slm_json_int(v, &iv) || iv < 0 || iv > 0x7fffffff)
-            rc = slm_fail(err, errlen, SLM_EFORMAT, STATE_FILE ": argument '%s' is not a count",
+            memcpy(p, &(double){json_number(v)}, sizeof(double));
+        else if (!json_int(v, &iv) || iv < 0 || iv > 0x7fffffff)
+            rc = fail(err, errlen, SLM_EFORMAT, STATE_FILE ": argument '%s' is not a count",
                           fields[i].name);
         else
             memcpy(p, &(int){(int)iv}, sizeof(int));
     }
     if (!rc) rc = keep_strings(data, dir, a, strings, err, errlen);
-    slm_json_free(&doc);
+    json_free(&doc);
     return rc;
 }
 
@@ -256,7 +256,7 @@ static int read_vector(const slm_safetensors *f, const char *name, float *dst, s
 {
     const slm_safetensors_tensor *t = slm_safetensors_find(f, name);
     if (!t || t->dtype != SLM_DTYPE_F32 || t->numel != n)
-        return slm_fail(err, errlen, SLM_EFORMAT,
+        return fail(err, errlen, SLM_EFORMAT,
                         STATE_FILE ": tensor '%s' is missing or does not match the model", name);
     return slm_safetensors_read(f, t, SLM_DTYPE_F32, 0, n, dst, err, errlen);
 }
@@ -266,10 +266,10 @@ int train_checkpoint_load(const char *dir, train_args *a, char **strings, slm_mo
 {
     *m = NULL;
     *strings = NULL;
-    char *path = slm_path_join(dir, STATE_FILE);
+    char *path = path_join(dir, STATE_FILE);
     slm_safetensors *f = NULL;
     int rc = path ? slm_safetensors_open(path, &f, err, errlen)
-                  : slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+                  : fail(err, errlen, SLM_ENOMEM, "out of memory");
     free(path);
     if (rc) return rc;
     const char *format = slm_safetensors_metadata(f, "format");
@@ -280,7 +280,7 @@ int train_checkpoint_load(const char *dir, train_args *a, char **strings, slm_mo
     long s = step_s ? strtol(step_s, &end, 10) : -1;
     if (!format || strcmp(format, STATE_FORMAT) || !args || !hash_s || !end || *end || s < 0) {
         slm_safetensors_close(f);
-        return slm_fail(err, errlen, SLM_EFORMAT, STATE_FILE " is not an slm training state");
+        return fail(err, errlen, SLM_EFORMAT, STATE_FILE " is not an slm training state");
     }
     *step = (int)s;
     *data_hash = strtoull(hash_s, NULL, 16);
@@ -293,7 +293,7 @@ int train_checkpoint_load(const char *dir, train_args *a, char **strings, slm_mo
     if (!rc) {
         size_t n = slm_model_num_params(*m);
         float *mom1 = slm_model_adam_state(*m, 0), *mom2 = slm_model_adam_state(*m, 1);
-        rc = !mom1 || !mom2 ? slm_fail(err, errlen, SLM_ENOMEM, "out of memory")
+        rc = !mom1 || !mom2 ? fail(err, errlen, SLM_ENOMEM, "out of memory")
                             : read_vector(f, "params", slm_model_params(*m), n, err, errlen);
         if (!rc) rc = read_vector(f, "adam.m", mom1, n, err, errlen);
         if (!rc) rc = read_vector(f, "adam.v", mom2, n, err, errlen);

@@ -60,7 +60,7 @@ static int tokens_for(const train_args *a, const slm_tokenizer *tok, const char 
                       train_data *d)
 {
     char err[512];
-    char *cache = slm_path_join(a->out, "train_data.tokens");
+    char *cache = path_join(a->out, "train_data.tokens");
     if (!cache) return cli_error(CLI_RUNTIME, "train: out of memory");
     slm_token_meta found;
     int rc = slm_token_file_read(cache, &d->tokens, &d->n, &found, err, sizeof err);
@@ -80,7 +80,7 @@ int train_data_save_cache(const train_args *a, train_data *d)
 {
     if (!d->cache_stale) return 0;
     char err[512];
-    char *cache = slm_path_join(a->out, "train_data.tokens");
+    char *cache = path_join(a->out, "train_data.tokens");
     if (!cache) return cli_error(CLI_RUNTIME, "train: out of memory");
     int rc = slm_token_file_write(cache, d->tokens, d->n, &d->meta, err, sizeof err);
     free(cache);
@@ -127,12 +127,12 @@ int train_data_load(const train_args *a, const slm_tokenizer *tok, int vocab_siz
 void train_data_batch(const train_data *d, const train_args *a, int step, int micro,
                       int32_t *inputs, int32_t *targets)
 {
-    slm_rng r;
-    slm_rng_seed(&r, a->seed ^ ((uint64_t)step << 20) ^ (uint64_t)micro ^ 0x5eed0fda7aULL);
+    rng_state r;
+    rng_seed(&r, a->seed ^ ((uint64_t)step << 20) ^ (uint64_t)micro ^ 0x5eed0fda7aULL);
     int T = a->context;
     uint64_t starts = d->n_train - (size_t)T; /* a window needs T+1 tokens */
     for (int b = 0; b < a->batch; b++) {
-        size_t s = (size_t)slm_rng_below(&r, starts);
+        size_t s = (size_t)rng_below(&r, starts);
         memcpy(inputs + (size_t)b * T, d->tokens + s, (size_t)T * sizeof *inputs);
         memcpy(targets + (size_t)b * T, d->tokens + s + 1, (size_t)T * sizeof *targets);
     }

@@ -120,7 +120,7 @@ static void trim_log(const char *path, int start)
 {
     char *text;
     size_t len, kept = 0;
-    if (slm_read_file(path, (size_t)1 << 30, &text, &len, NULL, 0)) return;
+    if (read_file(path, (size_t)1 << 30, &text, &len, NULL, 0)) return;
     for (size_t at = 0; at < len;) {
         char *nl = memchr(text + at, '\n', len - at);
         size_t end = nl ? (size_t)(nl - text) + 1 : len;
@@ -131,7 +131,7 @@ static void trim_log(const char *path, int start)
         }
         at = end;
     }
-    if (kept != len) slm_atomic_write(path, text, kept, NULL, 0);
+    if (kept != len) atomic_write(path, text, kept, NULL, 0);
     free(text);
 }
 

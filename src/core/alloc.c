@@ -2,7 +2,7 @@
 
 #include <stdlib.h>
 
-void *slm_alloc_aligned(size_t bytes)
+void *alloc_aligned(size_t bytes)
 {
     if (bytes == 0) return NULL;
     size_t rounded = (bytes + 63) & ~(size_t)63;
@@ -10,4 +10,4 @@ void *slm_alloc_aligned(size_t bytes)
     return aligned_alloc(64, rounded);
 }
 
-void slm_free_aligned(void *p) { free(p); }
+void free_aligned(void *p) { free(p); }

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 /* *out = a*b (and returns 1) unless that overflows size_t (returns 0). */
-static inline int slm_mul_size(size_t a, size_t b, size_t *out)
+static inline int mul_size(size_t a, size_t b, size_t *out)
 {
     if (a != 0 && b > SIZE_MAX / a) return 0;
     *out = a * b;
@@ -14,8 +14,8 @@ static inline int slm_mul_size(size_t a, size_t b, size_t *out)
 }
 
 /* 64-byte aligned allocation (cache line, one AVX-512 vector); NULL on failure
- * or size 0. Free with slm_free_aligned. */
-void *slm_alloc_aligned(size_t bytes);
-void slm_free_aligned(void *p);
+ * or size 0. Free with free_aligned. */
+void *alloc_aligned(size_t bytes);
+void free_aligned(void *p);
 
 #endif

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-void slm_assert_fail(const char *what, const char *file, int line)
+void assert_fail(const char *what, const char *file, int line)
 {
     fprintf(stderr, "slm: internal error: %s (%s:%d)\n", what, file, line);
     abort();

@@ -22,7 +22,7 @@ const char *slm_strerror(int err)
 
 const char *slm_version(void) { return SLM_VERSION_STRING; }
 
-int slm_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 {
     if (err && errlen > 0) {
         va_list ap;

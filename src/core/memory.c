@@ -19,7 +19,7 @@ static double read_number(const char *path)
     return v;
 }
 
-double slm_mem_available(void)
+double mem_available(void)
 {
     double avail = 0;
     FILE *f = fopen("/proc/meminfo", "r");
@@ -52,11 +52,11 @@ static const char *human(double bytes, char buf[32])
     return buf;
 }
 
-int slm_check_memory(double bytes, const char *what, char *err, size_t errlen)
+int check_memory(double bytes, const char *what, char *err, size_t errlen)
 {
-    double avail = slm_mem_available();
+    double avail = mem_available();
     if (avail <= 0 || bytes <= avail) return SLM_OK;
     char need_s[32], avail_s[32];
-    return slm_fail(err, errlen, SLM_ENOMEM, "%s: %s needed but only %s of memory is available",
+    return fail(err, errlen, SLM_ENOMEM, "%s: %s needed but only %s of memory is available",
                     what, human(bytes, need_s), human(avail, avail_s));
 }

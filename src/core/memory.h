@@ -9,11 +9,11 @@
 /* Bytes this process can still use without swapping: MemAvailable from
  * /proc/meminfo, lowered to the headroom of a cgroup v2 limit
  * (memory.max − memory.current) when one is set. 0 when unknown. */
-double slm_mem_available(void);
+double mem_available(void);
 
-/* SLM_OK if `bytes` fit in slm_mem_available() (or that is unknown), else
+/* SLM_OK if `bytes` fit in mem_available() (or that is unknown), else
  * SLM_ENOMEM with "<what>: 2.5 GiB needed but only 1.2 GiB of memory
  * is available". A double so callers can add up sizes without overflow. */
-int slm_check_memory(double bytes, const char *what, char *err, size_t errlen);
+int check_memory(double bytes, const char *what, char *err, size_t errlen);
 
 #endif

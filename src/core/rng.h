@@ -8,15 +8,15 @@
 
 typedef struct {
     uint64_t s[4];
-} slm_rng;
+} rng_state;
 
-void slm_rng_seed(slm_rng *r, uint64_t seed);
-uint64_t slm_rng_next(slm_rng *r);
+void rng_seed(rng_state *r, uint64_t seed);
+uint64_t rng_next(rng_state *r);
 /* Uniform in [0, 1) with 24 random bits (exactly representable as float). */
-float slm_rng_uniform(slm_rng *r);
+float rng_uniform(rng_state *r);
 /* Uniform integer in [0, n), n > 0, without modulo bias. */
-uint64_t slm_rng_below(slm_rng *r, uint64_t n);
+uint64_t rng_below(rng_state *r, uint64_t n);
 /* Standard normal (Box–Muller, one draw per call). */
-double slm_rng_normal(slm_rng *r);
+double rng_normal(rng_state *r);
 
 #endif

@@ -18,7 +18,7 @@
 /* Temporary files are ".<name>.slm-tmp.XXXXXX" (mkstemp fills the X's). */
 #define TEMP_MARK ".slm-tmp."
 
-struct slm_atomic_out {
+struct atomic_out {
     int fd;
     const char *path; /* the target, for messages */
     char *err;
@@ -27,7 +27,7 @@ struct slm_atomic_out {
     char buf[OUT_BUF_BYTES];
 };
 
-char *slm_path_join(const char *dir, const char *name)
+char *path_join(const char *dir, const char *name)
 {
     size_t a = strlen(dir), b = strlen(name);
     char *p = malloc(a + b + 2);
@@ -39,13 +39,13 @@ char *slm_path_join(const char *dir, const char *name)
     return p;
 }
 
-static int write_all(slm_atomic_out *o, const char *p, size_t n)
+static int write_all(atomic_out *o, const char *p, size_t n)
 {
     while (n) {
         ssize_t w = write(o->fd, p, n > ((size_t)1 << 30) ? (size_t)1 << 30 : n);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0)
-            return slm_fail(o->err, o->errlen, SLM_EIO, "cannot write to '%s': %s", o->path,
+            return fail(o->err, o->errlen, SLM_EIO, "cannot write to '%s': %s", o->path,
                             w < 0 ? strerror(errno) : "no space written");
         p += w;
         n -= (size_t)w;
@@ -53,14 +53,14 @@ static int write_all(slm_atomic_out *o, const char *p, size_t n)
     return SLM_OK;
 }
 
-static int flush_out(slm_atomic_out *o)
+static int flush_out(atomic_out *o)
 {
     int rc = write_all(o, o->buf, o->used);
     o->used = 0;
     return rc;
 }
 
-int slm_atomic_out_write(slm_atomic_out *o, const void *p, size_t n)
+int atomic_out_write(atomic_out *o, const void *p, size_t n)
 {
     if (n == 0) return SLM_OK;
     if (o->used + n <= OUT_BUF_BYTES) {
@@ -102,28 +102,28 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
-int slm_atomic_write_stream(const char *path, slm_atomic_writer_fn fn, void *ctx, char *err,
+int atomic_write_stream(const char *path, atomic_writer_fn fn, void *ctx, char *err,
                             size_t errlen)
 {
-    if (!path || !*path || !fn) return slm_fail(err, errlen, SLM_EINVAL, "no output path");
+    if (!path || !*path || !fn) return fail(err, errlen, SLM_EINVAL, "no output path");
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return slm_fail(err, errlen, SLM_EIO, "cannot write to '%s': it is a directory", path);
+        return fail(err, errlen, SLM_EIO, "cannot write to '%s': it is a directory", path);
     char *dir = dir_of(path);
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     char *tmp = malloc(strlen(path) + sizeof TEMP_MARK + 8);
-    slm_atomic_out *o = malloc(sizeof *o);
+    atomic_out *o = malloc(sizeof *o);
     if (!dir || !tmp || !o) {
         free(dir), free(tmp), free(o);
-        return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+        return fail(err, errlen, SLM_ENOMEM, "out of memory");
     }
     /* Hidden, in the same directory (so rename is atomic), unique, and
-     * marked as ours so slm_atomic_clean_temps can find it after a crash. */
+     * marked as ours so atomic_clean_temps can find it after a crash. */
     sprintf(tmp, "%.*s.%s" TEMP_MARK "XXXXXX", (int)(base - path), path, base);
     int rc = SLM_OK;
     o->fd = mkstemp(tmp);
     if (o->fd < 0) {
-        rc = slm_fail(err, errlen, SLM_EIO, "cannot write to '%s': %s", path, strerror(errno));
+        rc = fail(err, errlen, SLM_EIO, "cannot write to '%s': %s", path, strerror(errno));
         goto out;
     }
     o->path = path;
@@ -134,16 +134,16 @@ int slm_atomic_write_stream(const char *path, slm_atomic_writer_fn fn, void *ctx
     rc = fn(ctx, o, err, errlen);
     if (!rc) rc = flush_out(o);
     if (!rc && fsync(o->fd))
-        rc = slm_fail(err, errlen, SLM_EIO, "cannot write to '%s': fsync: %s", path,
+        rc = fail(err, errlen, SLM_EIO, "cannot write to '%s': fsync: %s", path,
                       strerror(errno));
     if (close(o->fd) && !rc)
-        rc = slm_fail(err, errlen, SLM_EIO, "cannot write to '%s': %s", path, strerror(errno));
+        rc = fail(err, errlen, SLM_EIO, "cannot write to '%s': %s", path, strerror(errno));
     if (!rc && rename(tmp, path))
-        rc = slm_fail(err, errlen, SLM_EIO, "cannot write to '%s': %s", path, strerror(errno));
+        rc = fail(err, errlen, SLM_EIO, "cannot write to '%s': %s", path, strerror(errno));
     if (rc) {
         unlink(tmp);
     } else if (fsync_dir(dir)) {
-        rc = slm_fail(err, errlen, SLM_EIO, "cannot sync directory '%s': %s", dir, strerror(errno));
+        rc = fail(err, errlen, SLM_EIO, "cannot sync directory '%s': %s", dir, strerror(errno));
     }
 out:
     free(dir);
@@ -164,14 +164,14 @@ static int is_our_temp(const char *entry)
     return 1;
 }
 
-int slm_atomic_clean_temps(const char *dir)
+int atomic_clean_temps(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d) return 0;
     int removed = 0;
     for (struct dirent *e; (e = readdir(d));) {
         if (!is_our_temp(e->d_name)) continue;
-        char *p = slm_path_join(dir, e->d_name);
+        char *p = path_join(dir, e->d_name);
         removed += p && unlink(p) == 0;
         free(p);
     }
@@ -184,17 +184,17 @@ typedef struct {
     size_t len;
 } whole_buffer;
 
-static int write_whole(void *ctx, slm_atomic_out *out, char *err, size_t errlen)
+static int write_whole(void *ctx, atomic_out *out, char *err, size_t errlen)
 {
     (void)err, (void)errlen;
     const whole_buffer *b = ctx;
-    return slm_atomic_out_write(out, b->buf, b->len);
+    return atomic_out_write(out, b->buf, b->len);
 }
 
-int slm_atomic_write(const char *path, const void *buf, size_t len, char *err, size_t errlen)
+int atomic_write(const char *path, const void *buf, size_t len, char *err, size_t errlen)
 {
     whole_buffer b = {buf, len};
-    return slm_atomic_write_stream(path, write_whole, &b, err, errlen);
+    return atomic_write_stream(path, write_whole, &b, err, errlen);
 }
 
 /* Makes one directory level, or checks that it exists as a directory. */
@@ -206,18 +206,18 @@ static int make_one(const char *p, const char *full, char *err, size_t errlen)
     if (stat(p, &st) == 0) {
         if (S_ISDIR(st.st_mode)) return SLM_OK;
         if (!strcmp(p, full))
-            return slm_fail(err, errlen, SLM_EIO, "output directory '%s' is a file", full);
-        return slm_fail(err, errlen, SLM_EIO, "cannot create directory '%s': '%s' is a file", full,
+            return fail(err, errlen, SLM_EIO, "output directory '%s' is a file", full);
+        return fail(err, errlen, SLM_EIO, "cannot create directory '%s': '%s' is a file", full,
                         p);
     }
-    return slm_fail(err, errlen, SLM_EIO, "cannot create directory '%s': %s", full, strerror(e));
+    return fail(err, errlen, SLM_EIO, "cannot create directory '%s': %s", full, strerror(e));
 }
 
-int slm_mkdir_p(const char *dir, char *err, size_t errlen)
+int mkdir_p(const char *dir, char *err, size_t errlen)
 {
-    if (!dir || !*dir) return slm_fail(err, errlen, SLM_EINVAL, "no output directory");
+    if (!dir || !*dir) return fail(err, errlen, SLM_EINVAL, "no output directory");
     char *p = strdup(dir);
-    if (!p) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    if (!p) return fail(err, errlen, SLM_ENOMEM, "out of memory");
     int rc = SLM_OK;
     for (char *s = p + 1; *s && !rc; s++) {
         if (*s != '/') continue;
@@ -230,37 +230,37 @@ int slm_mkdir_p(const char *dir, char *err, size_t errlen)
     return rc;
 }
 
-int slm_read_file(const char *path, size_t max_bytes, char **out, size_t *len, char *err,
+int read_file(const char *path, size_t max_bytes, char **out, size_t *len, char *err,
                   size_t errlen)
 {
     *out = NULL;
     *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return slm_fail(err, errlen, SLM_EIO, "cannot open '%s': %s", path, strerror(errno));
+        return fail(err, errlen, SLM_EIO, "cannot open '%s': %s", path, strerror(errno));
     struct stat st;
     int rc = SLM_OK;
     char *buf = NULL;
     if (fstat(fd, &st)) {
-        rc = slm_fail(err, errlen, SLM_EIO, "cannot stat '%s': %s", path, strerror(errno));
+        rc = fail(err, errlen, SLM_EIO, "cannot stat '%s': %s", path, strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
-        rc = slm_fail(err, errlen, SLM_EIO, "'%s' is not a regular file", path);
+        rc = fail(err, errlen, SLM_EIO, "'%s' is not a regular file", path);
     } else if ((uint64_t)st.st_size > max_bytes) {
-        rc = slm_fail(err, errlen, SLM_EFORMAT, "'%s' is too large (%lld bytes, limit %zu)", path,
+        rc = fail(err, errlen, SLM_EFORMAT, "'%s' is too large (%lld bytes, limit %zu)", path,
                       (long long)st.st_size, max_bytes);
     } else if (!(buf = malloc((size_t)st.st_size + 1))) {
-        rc = slm_fail(err, errlen, SLM_ENOMEM, "out of memory reading '%s'", path);
+        rc = fail(err, errlen, SLM_ENOMEM, "out of memory reading '%s'", path);
     } else {
         size_t want = (size_t)st.st_size, got = 0;
         while (got < want) {
             ssize_t r = read(fd, buf + got, want - got);
             if (r < 0 && errno == EINTR) continue;
             if (r < 0) {
-                rc = slm_fail(err, errlen, SLM_EIO, "cannot read '%s': %s", path, strerror(errno));
+                rc = fail(err, errlen, SLM_EIO, "cannot read '%s': %s", path, strerror(errno));
                 break;
             }
             if (r == 0) {
-                rc = slm_fail(err, errlen, SLM_EIO, "'%s' shrank while being read", path);
+                rc = fail(err, errlen, SLM_EIO, "'%s' shrank while being read", path);
                 break;
             }
             got += (size_t)r;

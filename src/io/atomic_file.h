@@ -11,35 +11,35 @@
 #include "slm.h"
 
 /* Buffered sink handed to a stream writer. */
-typedef struct slm_atomic_out slm_atomic_out;
+typedef struct atomic_out atomic_out;
 
 /* Appends n bytes. SLM_OK or SLM_EIO (with a message naming the target). */
-int slm_atomic_out_write(slm_atomic_out *o, const void *p, size_t n);
+int atomic_out_write(atomic_out *o, const void *p, size_t n);
 
-/* Produces the file's contents through slm_atomic_out_write; returns SLM_OK
+/* Produces the file's contents through atomic_out_write; returns SLM_OK
  * or an error (which aborts the write). */
-typedef int (*slm_atomic_writer_fn)(void *ctx, slm_atomic_out *out, char *err, size_t errlen);
+typedef int (*atomic_writer_fn)(void *ctx, atomic_out *out, char *err, size_t errlen);
 
-int slm_atomic_write_stream(const char *path, slm_atomic_writer_fn fn, void *ctx, char *err,
+int atomic_write_stream(const char *path, atomic_writer_fn fn, void *ctx, char *err,
                             size_t errlen);
-int slm_atomic_write(const char *path, const void *buf, size_t len, char *err, size_t errlen);
+int atomic_write(const char *path, const void *buf, size_t len, char *err, size_t errlen);
 
 /* Removes the temporary files that writes into dir left when the process
  * was killed mid-write (".<name>.slm-tmp.XXXXXX"); returns how many. Call it
  * only while no other process writes into dir: their write would fail. */
-int slm_atomic_clean_temps(const char *dir);
+int atomic_clean_temps(const char *dir);
 
 /* mkdir -p with mode 0755. SLM_EIO with "output directory 'x' is a file",
  * "cannot create directory 'x': <reason>". */
-int slm_mkdir_p(const char *dir, char *err, size_t errlen);
+int mkdir_p(const char *dir, char *err, size_t errlen);
 
 /* Reads a whole regular file of at most max_bytes into a malloc'd buffer
  * (NUL-terminated for convenience; *len excludes the NUL). Errors: SLM_EIO
  * (missing, unreadable, not a regular file), SLM_EFORMAT (over max_bytes). */
-int slm_read_file(const char *path, size_t max_bytes, char **out, size_t *len, char *err,
+int read_file(const char *path, size_t max_bytes, char **out, size_t *len, char *err,
                   size_t errlen);
 
 /* dir + "/" + name into a malloc'd string (NULL if out of memory). */
-char *slm_path_join(const char *dir, const char *name);
+char *path_join(const char *dir, const char *name);
 
 #endif

@@ -18,7 +18,7 @@
 
 #define GPT2_EOT 50256
 
-static const char *type_name(const slm_json_value *v)
+static const char *type_name(const json_value *v)
 {
     static const char *names[] = {"null",     "false",    "true",     "a number",
                                   "a string", "an array", "an object"};
@@ -26,42 +26,42 @@ static const char *type_name(const slm_json_value *v)
 }
 
 /* A required positive int member. */
-static int get_size(const char *name, const slm_json_value *root, const char *key, int *out,
+static int get_size(const char *name, const json_value *root, const char *key, int *out,
                     char *err, size_t errlen)
 {
-    const slm_json_value *v = slm_json_get(root, key);
+    const json_value *v = json_get(root, key);
     int64_t x;
-    if (!v) return slm_fail(err, errlen, SLM_EFORMAT, "%s: %s is missing", name, key);
+    if (!v) return fail(err, errlen, SLM_EFORMAT, "%s: %s is missing", name, key);
     if (v->type != SLM_JSON_NUMBER)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: %s must be an integer, got %s", name, key,
+        return fail(err, errlen, SLM_EFORMAT, "%s: %s must be an integer, got %s", name, key,
                         type_name(v));
-    if (!slm_json_int(v, &x)) {
-        double d = slm_json_number(v);
+    if (!json_int(v, &x)) {
+        double d = json_number(v);
         if (d > INT_MAX) /* an integer too large for int64, or 1e12 */
-            return slm_fail(err, errlen, SLM_ERANGE, "%s: %s = %g is too large", name, key, d);
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: %s must be an integer, got %g", name, key,
+            return fail(err, errlen, SLM_ERANGE, "%s: %s = %g is too large", name, key, d);
+        return fail(err, errlen, SLM_EFORMAT, "%s: %s must be an integer, got %g", name, key,
                         d);
     }
     if (x <= 0)
-        return slm_fail(err, errlen, SLM_EINVAL, "%s: %s must be positive, got %lld", name, key,
+        return fail(err, errlen, SLM_EINVAL, "%s: %s must be positive, got %lld", name, key,
                         (long long)x);
     if (x > INT_MAX)
-        return slm_fail(err, errlen, SLM_ERANGE, "%s: %s = %lld is too large", name, key,
+        return fail(err, errlen, SLM_ERANGE, "%s: %s = %lld is too large", name, key,
                         (long long)x);
     *out = (int)x;
     return SLM_OK;
 }
 
 /* An optional number member (absent: *out keeps its default). */
-static int get_number(const char *name, const slm_json_value *root, const char *key, float *out,
+static int get_number(const char *name, const json_value *root, const char *key, float *out,
                       char *err, size_t errlen)
 {
-    const slm_json_value *v = slm_json_get(root, key);
+    const json_value *v = json_get(root, key);
     if (!v) return SLM_OK;
     if (v->type != SLM_JSON_NUMBER)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: %s must be a number, got %s", name, key,
+        return fail(err, errlen, SLM_EFORMAT, "%s: %s must be a number, got %s", name, key,
                         type_name(v));
-    double d = slm_json_number(v);
+    double d = json_number(v);
     /* Out-of-range double → float is undefined behaviour: saturate, and let
      * slm_config_validate reject the infinity. */
     *out = fabs(d) > FLT_MAX ? (d > 0 ? INFINITY : -INFINITY) : (float)d;
@@ -69,33 +69,33 @@ static int get_number(const char *name, const slm_json_value *root, const char *
 }
 
 /* An optional boolean that must have the value `want` if present. */
-static int require_bool(const char *name, const slm_json_value *root, const char *key, int want,
+static int require_bool(const char *name, const json_value *root, const char *key, int want,
                         const char *why, char *err, size_t errlen)
 {
-    const slm_json_value *v = slm_json_get(root, key);
+    const json_value *v = json_get(root, key);
     if (!v || (v->type == SLM_JSON_NULL && !want)) return SLM_OK;
     if (v->type != SLM_JSON_TRUE && v->type != SLM_JSON_FALSE)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: %s must be true or false, got %s", name, key,
+        return fail(err, errlen, SLM_EFORMAT, "%s: %s must be true or false, got %s", name, key,
                         type_name(v));
     if ((v->type == SLM_JSON_TRUE) != want)
-        return slm_fail(err, errlen, SLM_EUNSUPPORTED, "%s: %s = %s is not supported (%s)", name,
+        return fail(err, errlen, SLM_EUNSUPPORTED, "%s: %s = %s is not supported (%s)", name,
                         key, want ? "false" : "true", why);
     return SLM_OK;
 }
 
 /* An optional string member, matched against choices[] (values[] gives the
  * result); absent keeps *out. */
-static int get_choice(const char *name, const slm_json_value *root, const char *key,
+static int get_choice(const char *name, const json_value *root, const char *key,
                       const char *const *choices, const int *values, int n, int *out, char *err,
                       size_t errlen)
 {
-    const slm_json_value *v = slm_json_get(root, key);
+    const json_value *v = json_get(root, key);
     if (!v) return SLM_OK;
     if (v->type != SLM_JSON_STRING)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: %s must be a string, got %s", name, key,
+        return fail(err, errlen, SLM_EFORMAT, "%s: %s must be a string, got %s", name, key,
                         type_name(v));
     for (int i = 0; i < n; i++) {
-        if (slm_json_str_eq(v, choices[i])) {
+        if (json_str_eq(v, choices[i])) {
             *out = values[i];
             return SLM_OK;
         }
@@ -107,17 +107,17 @@ static int get_choice(const char *name, const slm_json_value *root, const char *
         shown[k] = c < 0x20 || c == 0x7f ? '?' : (char)c;
     }
     shown[k] = '\0';
-    return slm_fail(err, errlen, SLM_EUNSUPPORTED, "%s: %s '%s' is not supported", name, key,
+    return fail(err, errlen, SLM_EUNSUPPORTED, "%s: %s '%s' is not supported", name, key,
                     shown);
 }
 
-static int parse_root(const char *name, const slm_json_value *root, slm_config *c, char *err,
+static int parse_root(const char *name, const json_value *root, slm_config *c, char *err,
                       size_t errlen)
 {
     if (root->type != SLM_JSON_OBJECT)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: not a JSON object", name);
-    const slm_json_value *mt = slm_json_get(root, "model_type");
-    if (!mt) return slm_fail(err, errlen, SLM_EFORMAT, "%s: model_type is missing", name);
+        return fail(err, errlen, SLM_EFORMAT, "%s: not a JSON object", name);
+    const json_value *mt = json_get(root, "model_type");
+    if (!mt) return fail(err, errlen, SLM_EFORMAT, "%s: model_type is missing", name);
     static const char *const gpt2[] = {"gpt2"};
     int dummy = 0, rc;
     if ((rc = get_choice(name, root, "model_type", gpt2, &dummy, 1, &dummy, err, errlen)))
@@ -156,11 +156,11 @@ static int parse_root(const char *name, const slm_json_value *root, slm_config *
              require_bool(name, root, "add_cross_attention", 0, "decoder-only model", err, errlen)))
         return rc;
     if (c->dropout == 0.0f) c->dropout = 0.0f; /* -0.0 (from "-0.0") is 0 */
-    const slm_json_value *inner = slm_json_get(root, "n_inner");
+    const json_value *inner = json_get(root, "n_inner");
     int64_t ni;
     if (inner && inner->type != SLM_JSON_NULL &&
-        !(slm_json_int(inner, &ni) && ni == 4 * (int64_t)c->n_embd))
-        return slm_fail(err, errlen, SLM_EUNSUPPORTED,
+        !(json_int(inner, &ni) && ni == 4 * (int64_t)c->n_embd))
+        return fail(err, errlen, SLM_EUNSUPPORTED,
                         "%s: n_inner must be null or 4 * n_embd (%lld)", name,
                         4 * (long long)c->n_embd);
     char verr[200];
@@ -168,51 +168,51 @@ static int parse_root(const char *name, const slm_json_value *root, slm_config *
     if (rc) {
         /* slm_config_validate says "config: ..."; name the file instead. */
         const char *what = strncmp(verr, "config: ", 8) ? verr : verr + 8;
-        return slm_fail(err, errlen, rc, "%s: %s", name, what);
+        return fail(err, errlen, rc, "%s: %s", name, what);
     }
     return SLM_OK;
 }
 
-int slm_config_parse(const char *text, size_t len, const char *name, slm_config *cfg, char *err,
+int config_parse(const char *text, size_t len, const char *name, slm_config *cfg, char *err,
                      size_t errlen)
 {
     if (!name) name = "config.json";
-    if (!cfg) return slm_fail(err, errlen, SLM_EINVAL, "no config");
+    if (!cfg) return fail(err, errlen, SLM_EINVAL, "no config");
     if (len > SLM_CONFIG_MAX_BYTES)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: %zu bytes is too large for a config", name,
+        return fail(err, errlen, SLM_EFORMAT, "%s: %zu bytes is too large for a config", name,
                         len);
-    slm_json doc;
-    int rc = slm_json_parse(text, len, name, &doc, err, errlen);
+    json_doc doc;
+    int rc = json_parse(text, len, name, &doc, err, errlen);
     if (rc) return rc;
     slm_config c;
-    rc = parse_root(name, slm_json_root(&doc), &c, err, errlen);
-    slm_json_free(&doc);
+    rc = parse_root(name, json_root(&doc), &c, err, errlen);
+    json_free(&doc);
     if (!rc) *cfg = c;
     return rc;
 }
 
 int slm_config_load(const char *path, slm_config *cfg, char *err, size_t errlen)
 {
-    if (!path || !cfg) return slm_fail(err, errlen, SLM_EINVAL, "slm_config_load: bad arguments");
+    if (!path || !cfg) return fail(err, errlen, SLM_EINVAL, "slm_config_load: bad arguments");
     char *text;
     size_t len;
-    int rc = slm_read_file(path, SLM_CONFIG_MAX_BYTES, &text, &len, err, errlen);
+    int rc = read_file(path, SLM_CONFIG_MAX_BYTES, &text, &len, err, errlen);
     if (rc) return rc;
-    rc = slm_config_parse(text, len, path, cfg, err, errlen);
+    rc = config_parse(text, len, path, cfg, err, errlen);
     free(text);
     return rc;
 }
 
-static void key(slm_json_writer *w, const char *k)
+static void key(json_writer *w, const char *k)
 {
-    slm_jw_key(w, k, strlen(k));
+    jw_key(w, k, strlen(k));
 }
-static void str(slm_json_writer *w, const char *s)
+static void str(json_writer *w, const char *s)
 {
-    slm_jw_string(w, s, strlen(s));
+    jw_string(w, s, strlen(s));
 }
 
-int slm_config_to_json(const slm_config *c, char **out, size_t *len, char *err, size_t errlen)
+int config_to_json(const slm_config *c, char **out, size_t *len, char *err, size_t errlen)
 {
     int rc = slm_config_validate(c, err, errlen);
     if (rc) return rc;
@@ -221,65 +221,65 @@ int slm_config_to_json(const slm_config *c, char **out, size_t *len, char *err, 
      * byte uses when the vocabulary is padded (and is byte 0xFF otherwise,
      * which UTF-8 text never contains). */
     int eot = gpt2 && c->vocab_size > GPT2_EOT ? GPT2_EOT : c->vocab_size - 1;
-    slm_json_writer w;
-    slm_jw_init(&w, 2);
+    json_writer w;
+    jw_init(&w, 2);
     /* Keys sorted, as transformers writes them. */
-    slm_jw_begin_object(&w);
+    jw_begin_object(&w);
     key(&w, "activation_function");
     str(&w, c->activation == SLM_ACT_RELU ? "relu" : "gelu_new");
     key(&w, "architectures");
-    slm_jw_begin_array(&w);
+    jw_begin_array(&w);
     str(&w, "GPT2LMHeadModel");
-    slm_jw_end_array(&w);
+    jw_end_array(&w);
     key(&w, "attn_pdrop");
-    slm_jw_float(&w, c->dropout);
+    jw_float(&w, c->dropout);
     key(&w, "bos_token_id");
-    slm_jw_int(&w, eot);
+    jw_int(&w, eot);
     key(&w, "embd_pdrop");
-    slm_jw_float(&w, c->dropout);
+    jw_float(&w, c->dropout);
     key(&w, "eos_token_id");
-    slm_jw_int(&w, eot);
+    jw_int(&w, eot);
     key(&w, "initializer_range");
-    slm_jw_double(&w, 0.02);
+    jw_double(&w, 0.02);
     key(&w, "layer_norm_epsilon");
-    slm_jw_float(&w, c->layer_norm_epsilon);
+    jw_float(&w, c->layer_norm_epsilon);
     key(&w, "model_type");
     str(&w, "gpt2");
     key(&w, "n_ctx");
-    slm_jw_int(&w, c->n_positions);
+    jw_int(&w, c->n_positions);
     key(&w, "n_embd");
-    slm_jw_int(&w, c->n_embd);
+    jw_int(&w, c->n_embd);
     key(&w, "n_head");
-    slm_jw_int(&w, c->n_head);
+    jw_int(&w, c->n_head);
     key(&w, "n_inner");
-    slm_jw_null(&w);
+    jw_null(&w);
     key(&w, "n_layer");
-    slm_jw_int(&w, c->n_layer);
+    jw_int(&w, c->n_layer);
     key(&w, "n_positions");
-    slm_jw_int(&w, c->n_positions);
+    jw_int(&w, c->n_positions);
     key(&w, "resid_pdrop");
-    slm_jw_float(&w, c->dropout);
+    jw_float(&w, c->dropout);
     key(&w, "slm_tokenizer");
     str(&w, gpt2 ? "gpt2" : "byte");
     key(&w, "tie_word_embeddings");
-    slm_jw_bool(&w, 1);
+    jw_bool(&w, 1);
     key(&w, "torch_dtype");
     str(&w, "float32");
     key(&w, "vocab_size");
-    slm_jw_int(&w, c->vocab_size);
-    slm_jw_end_object(&w);
-    slm_jw_raw(&w, "\n", 1);
-    return slm_jw_finish(&w, out, len, err, errlen);
+    jw_int(&w, c->vocab_size);
+    jw_end_object(&w);
+    jw_raw(&w, "\n", 1);
+    return jw_finish(&w, out, len, err, errlen);
 }
 
 int slm_config_save(const slm_config *cfg, const char *path, char *err, size_t errlen)
 {
-    if (!path || !cfg) return slm_fail(err, errlen, SLM_EINVAL, "slm_config_save: bad arguments");
+    if (!path || !cfg) return fail(err, errlen, SLM_EINVAL, "slm_config_save: bad arguments");
     char *text;
     size_t len;
-    int rc = slm_config_to_json(cfg, &text, &len, err, errlen);
+    int rc = config_to_json(cfg, &text, &len, err, errlen);
     if (rc) return rc;
-    rc = slm_atomic_write(path, text, len, err, errlen);
+    rc = atomic_write(path, text, len, err, errlen);
     free(text);
     return rc;
 }

@@ -10,9 +10,9 @@
 
 /* Parses len bytes of config.json text (name prefixes messages). The rules
  * and error codes are slm_config_load's. */
-int slm_config_parse(const char *text, size_t len, const char *name, slm_config *cfg, char *err,
+int config_parse(const char *text, size_t len, const char *name, slm_config *cfg, char *err,
                      size_t errlen);
 /* cfg as config.json text (malloc'd, NUL-terminated, ends with a newline). */
-int slm_config_to_json(const slm_config *cfg, char **out, size_t *len, char *err, size_t errlen);
+int config_to_json(const slm_config *cfg, char **out, size_t *len, char *err, size_t errlen);
 
 #endif

@@ -18,7 +18,7 @@ typedef struct {
     const char *name;
     char *err;
     size_t errlen;
-    slm_json *doc;
+    json_doc *doc;
     char *arena_pos;
 } parser;
 
@@ -57,15 +57,15 @@ static void skip_ws(parser *ps)
 /* Appends a value to the tape; returns its index or -1 (out of memory). */
 static long new_value(parser *ps, int type)
 {
-    slm_json *d = ps->doc;
+    json_doc *d = ps->doc;
     if (d->n == d->cap) {
         size_t cap = d->cap * 2;
-        slm_json_value *v = realloc(d->v, cap * sizeof *v);
+        json_value *v = realloc(d->v, cap * sizeof *v);
         if (!v) return -1;
         d->v = v;
         d->cap = cap;
     }
-    slm_json_value *v = &d->v[d->n];
+    json_value *v = &d->v[d->n];
     memset(v, 0, sizeof *v);
     v->type = (uint8_t)type;
     v->span = 1;
@@ -74,7 +74,7 @@ static long new_value(parser *ps, int type)
     return (long)d->n++;
 }
 
-int slm_utf8_len(const unsigned char *p, const unsigned char *end)
+int utf8_len(const unsigned char *p, const unsigned char *end)
 {
     unsigned char c = p[0];
     int n;
@@ -141,7 +141,7 @@ static char *put_utf8(char *o, unsigned cp)
 
 /* A string starting at the opening quote at ps->p, decoded into the arena.
  * The arena has room: the decoded form is never longer than the source. */
-static int parse_string(parser *ps, slm_json_value *v)
+static int parse_string(parser *ps, json_value *v)
 {
     const unsigned char *start = ps->p, *p = ps->p + 1, *end = ps->end;
     char *out = ps->arena_pos;
@@ -161,7 +161,7 @@ static int parse_string(parser *ps, slm_json_value *v)
         }
         if (c < 0x20) return perr(ps, p, "control character 0x%02x in a string", c);
         if (c >= 0x80) {
-            int n = slm_utf8_len(p, end);
+            int n = utf8_len(p, end);
             if (!n) return perr(ps, p, "invalid UTF-8 in a string");
             memcpy(out, p, (size_t)n);
             out += n;
@@ -208,7 +208,7 @@ static int parse_string(parser *ps, slm_json_value *v)
 }
 
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-static int parse_number(parser *ps, slm_json_value *v)
+static int parse_number(parser *ps, json_value *v)
 {
     const unsigned char *start = ps->p, *p = start, *end = ps->end;
     int neg = 0, is_int = 1;
@@ -266,7 +266,7 @@ static int parse_number(parser *ps, slm_json_value *v)
     return SLM_OK;
 }
 
-static int parse_literal(parser *ps, slm_json_value *v)
+static int parse_literal(parser *ps, json_value *v)
 {
     static const struct {
         const char *text;
@@ -302,8 +302,8 @@ static int parse_key(parser *ps)
 
 static int key_cmp(const void *a, const void *b)
 {
-    const slm_json_value *x = *(const slm_json_value *const *)a;
-    const slm_json_value *y = *(const slm_json_value *const *)b;
+    const json_value *x = *(const json_value *const *)a;
+    const json_value *y = *(const json_value *const *)b;
     if (x->len != y->len) return x->len < y->len ? -1 : 1;
     int c = memcmp(x->u.str, y->u.str, x->len);
     if (c) return c;
@@ -313,30 +313,30 @@ static int key_cmp(const void *a, const void *b)
 /* Rejects objects with two equal keys, naming the later one. */
 static int check_duplicates(parser *ps)
 {
-    slm_json *d = ps->doc;
+    json_doc *d = ps->doc;
     size_t most = 0;
     for (size_t i = 0; i < d->n; i++)
         if (d->v[i].type == SLM_JSON_OBJECT && d->v[i].count > most) most = d->v[i].count;
     if (most < 2) return SLM_OK;
-    const slm_json_value **keys = malloc(most * sizeof *keys);
+    const json_value **keys = malloc(most * sizeof *keys);
     if (!keys) return SLM_ENOMEM;
     int rc = SLM_OK;
     for (size_t i = 0; i < d->n && !rc; i++) {
         if (d->v[i].type != SLM_JSON_OBJECT || d->v[i].count < 2) continue;
-        slm_json_iter it = slm_json_iterate(&d->v[i]);
-        const slm_json_value *k, *val;
+        json_iter it = json_iterate(&d->v[i]);
+        const json_value *k, *val;
         size_t n = 0;
-        while (slm_json_next(&it, &k, &val))
+        while (json_next(&it, &k, &val))
             keys[n++] = k;
         qsort(keys, n, sizeof *keys, key_cmp);
         for (size_t j = 1; j < n && !rc; j++) {
             if (keys[j]->len == keys[j - 1]->len &&
                 !memcmp(keys[j]->u.str, keys[j - 1]->u.str, keys[j]->len)) {
-                const slm_json_value *dup = keys[j];
+                const json_value *dup = keys[j];
                 int printable = 1;
                 for (size_t c = 0; c < dup->len; c++)
                     if ((unsigned char)dup->u.str[c] < 0x20) printable = 0;
-                rc = slm_fail(ps->err, ps->errlen, SLM_EFORMAT, "%s:%u:%u: duplicate key '%.*s'",
+                rc = fail(ps->err, ps->errlen, SLM_EFORMAT, "%s:%u:%u: duplicate key '%.*s'",
                               ps->name, dup->line, dup->col,
                               printable ? (int)(dup->len > 80 ? 80 : dup->len) : 1,
                               printable ? dup->u.str : "?");
@@ -349,7 +349,7 @@ static int check_duplicates(parser *ps)
 
 static int parse_document(parser *ps)
 {
-    slm_json *d = ps->doc;
+    json_doc *d = ps->doc;
     uint32_t stack[SLM_JSON_MAX_DEPTH];
     int depth = 0, rc;
     skip_ws(ps);
@@ -359,7 +359,7 @@ static int parse_document(parser *ps)
         unsigned char c = *ps->p;
         long idx = new_value(ps, SLM_JSON_NULL);
         if (idx < 0) return SLM_ENOMEM;
-        slm_json_value *v = &d->v[idx];
+        json_value *v = &d->v[idx];
         if (c == '{' || c == '[') {
             if (depth == SLM_JSON_MAX_DEPTH)
                 return perr(ps, ps->p, "nesting deeper than %d levels", SLM_JSON_MAX_DEPTH);
@@ -391,7 +391,7 @@ static int parse_document(parser *ps)
                 if (ps->p != ps->end) return perr(ps, ps->p, "trailing characters after the value");
                 return SLM_OK;
             }
-            slm_json_value *top = &d->v[stack[depth - 1]];
+            json_value *top = &d->v[stack[depth - 1]];
             int is_obj = top->type == SLM_JSON_OBJECT;
             top->count++;
             if (ps->p == ps->end)
@@ -412,14 +412,14 @@ static int parse_document(parser *ps)
     }
 }
 
-int slm_json_parse(const char *text, size_t len, const char *name, slm_json *doc, char *err,
+int json_parse(const char *text, size_t len, const char *name, json_doc *doc, char *err,
                    size_t errlen)
 {
     memset(doc, 0, sizeof *doc);
     if (!name) name = "json";
-    if (!text && len) return slm_fail(err, errlen, SLM_EINVAL, "%s: no text", name);
+    if (!text && len) return fail(err, errlen, SLM_EINVAL, "%s: no text", name);
     if (len > SLM_JSON_MAX_BYTES)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: %zu bytes exceeds the %zu-byte limit", name,
+        return fail(err, errlen, SLM_EFORMAT, "%s: %zu bytes exceeds the %zu-byte limit", name,
                         len, SLM_JSON_MAX_BYTES);
     doc->cap = len / 16 + 16;
     doc->v = malloc(doc->cap * sizeof *doc->v);
@@ -435,21 +435,21 @@ int slm_json_parse(const char *text, size_t len, const char *name, slm_json *doc
                  doc->arena};
     int rc = doc->v && doc->arena ? parse_document(&ps) : SLM_ENOMEM;
     if (!rc) rc = check_duplicates(&ps);
-    if (rc == SLM_ENOMEM) slm_fail(err, errlen, SLM_ENOMEM, "%s: out of memory", name);
-    if (rc) slm_json_free(doc);
+    if (rc == SLM_ENOMEM) fail(err, errlen, SLM_ENOMEM, "%s: out of memory", name);
+    if (rc) json_free(doc);
     return rc;
 }
 
-void slm_json_free(slm_json *doc)
+void json_free(json_doc *doc)
 {
     free(doc->v);
     free(doc->arena);
     memset(doc, 0, sizeof *doc);
 }
 
-slm_json_iter slm_json_iterate(const slm_json_value *c)
+json_iter json_iterate(const json_value *c)
 {
-    slm_json_iter it = {NULL, NULL, 0};
+    json_iter it = {NULL, NULL, 0};
     if (c && (c->type == SLM_JSON_ARRAY || c->type == SLM_JSON_OBJECT)) {
         it.cur = c + 1;
         it.end = c + c->span;
@@ -458,7 +458,7 @@ slm_json_iter slm_json_iterate(const slm_json_value *c)
     return it;
 }
 
-int slm_json_next(slm_json_iter *it, const slm_json_value **key, const slm_json_value **value)
+int json_next(json_iter *it, const json_value **key, const json_value **value)
 {
     if (it->cur >= it->end) return 0;
     if (it->object) {
@@ -472,18 +472,18 @@ int slm_json_next(slm_json_iter *it, const slm_json_value **key, const slm_json_
     return 1;
 }
 
-int slm_json_str_eq(const slm_json_value *v, const char *s)
+int json_str_eq(const json_value *v, const char *s)
 {
     size_t n = strlen(s);
     return v && v->type == SLM_JSON_STRING && v->len == n && !memcmp(v->u.str, s, n);
 }
 
-const slm_json_value *slm_json_get(const slm_json_value *obj, const char *key)
+const json_value *json_get(const json_value *obj, const char *key)
 {
     if (!obj || obj->type != SLM_JSON_OBJECT) return NULL;
-    slm_json_iter it = slm_json_iterate(obj);
-    const slm_json_value *k, *v;
-    while (slm_json_next(&it, &k, &v))
-        if (slm_json_str_eq(k, key)) return v;
+    json_iter it = json_iterate(obj);
+    const json_value *k, *v;
+    while (json_next(&it, &k, &v))
+        if (json_str_eq(k, key)) return v;
     return NULL;
 }

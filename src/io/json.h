@@ -53,16 +53,16 @@ typedef struct {
         double num;      /* number unless is_int                            */
         int64_t inum;    /* number when is_int (exact)                      */
     } u;
-} slm_json_value;
+} json_value;
 
 /* A number's value as a double (0 for non-numbers). */
-static inline double slm_json_number(const slm_json_value *v)
+static inline double json_number(const json_value *v)
 {
     if (!v || v->type != SLM_JSON_NUMBER) return 0.0;
     return v->is_int ? (double)v->u.inum : v->u.num;
 }
 /* 1 and *out if v is an integer literal that fits int64, else 0. */
-static inline int slm_json_int(const slm_json_value *v, int64_t *out)
+static inline int json_int(const json_value *v, int64_t *out)
 {
     if (!v || v->type != SLM_JSON_NUMBER || !v->is_int) return 0;
     *out = v->u.inum;
@@ -70,50 +70,50 @@ static inline int slm_json_int(const slm_json_value *v, int64_t *out)
 }
 
 typedef struct {
-    slm_json_value *v; /* the tape; v[0] is the root                         */
+    json_value *v; /* the tape; v[0] is the root                         */
     size_t n, cap;
     char *arena; /* decoded strings                                     */
-} slm_json;
+} json_doc;
 
 /* Parses len bytes of text. `name` prefixes error messages (e.g. the file
- * name; NULL means "json"). On success *doc owns its memory (slm_json_free);
+ * name; NULL means "json"). On success *doc owns its memory (json_free);
  * on failure *doc is empty and needs no free (freeing it is harmless). */
-int slm_json_parse(const char *text, size_t len, const char *name, slm_json *doc, char *err,
+int json_parse(const char *text, size_t len, const char *name, json_doc *doc, char *err,
                    size_t errlen);
-void slm_json_free(slm_json *doc);
+void json_free(json_doc *doc);
 
-static inline const slm_json_value *slm_json_root(const slm_json *d)
+static inline const json_value *json_root(const json_doc *d)
 {
     return d->v;
 }
 
 /* The member `key` of object `obj`, or NULL (absent, or obj not an object).
  * Linear in the number of members. */
-const slm_json_value *slm_json_get(const slm_json_value *obj, const char *key);
+const json_value *json_get(const json_value *obj, const char *key);
 
 /* 1 if v is a string equal to the C string s. */
-int slm_json_str_eq(const slm_json_value *v, const char *s);
+int json_str_eq(const json_value *v, const char *s);
 
 /* Walks an array's elements or an object's members in order:
- *     slm_json_iter it = slm_json_iterate(obj);
- *     const slm_json_value *k, *v;
- *     while (slm_json_next(&it, &k, &v)) ...
+ *     json_iter it = json_iterate(obj);
+ *     const json_value *k, *v;
+ *     while (json_next(&it, &k, &v)) ...
  * For arrays *key is set to NULL. */
 typedef struct {
-    const slm_json_value *cur, *end;
+    const json_value *cur, *end;
     int object;
-} slm_json_iter;
-slm_json_iter slm_json_iterate(const slm_json_value *container);
-int slm_json_next(slm_json_iter *it, const slm_json_value **key, const slm_json_value **value);
+} json_iter;
+json_iter json_iterate(const json_value *container);
+int json_next(json_iter *it, const json_value **key, const json_value **value);
 
 /* Length of the valid UTF-8 sequence at p (1..4; RFC 3629: no overlongs, no
  * surrogates, nothing above U+10FFFF), or 0 if invalid or cut off by end. */
-int slm_utf8_len(const unsigned char *p, const unsigned char *end);
+int utf8_len(const unsigned char *p, const unsigned char *end);
 
 /* ---- writer -------------------------------------------------------------- */
 
 /* Builds a document into a growing buffer. Calls after a failure do nothing;
- * slm_jw_finish reports it. `indent` 0 writes compactly (no spaces at all),
+ * jw_finish reports it. `indent` 0 writes compactly (no spaces at all),
  * otherwise pretty-prints with that many spaces per level. */
 typedef struct {
     char *buf;
@@ -121,28 +121,28 @@ typedef struct {
     int indent, depth, failed;
     uint8_t first[SLM_JSON_MAX_DEPTH + 1]; /* no member written yet at depth */
     int after_key;
-} slm_json_writer;
+} json_writer;
 
-void slm_jw_init(slm_json_writer *w, int indent);
-void slm_jw_begin_object(slm_json_writer *w);
-void slm_jw_end_object(slm_json_writer *w);
-void slm_jw_begin_array(slm_json_writer *w);
-void slm_jw_end_array(slm_json_writer *w);
-void slm_jw_key(slm_json_writer *w, const char *key, size_t len);
-void slm_jw_string(slm_json_writer *w, const char *s, size_t len);
-void slm_jw_int(slm_json_writer *w, int64_t x);
+void jw_init(json_writer *w, int indent);
+void jw_begin_object(json_writer *w);
+void jw_end_object(json_writer *w);
+void jw_begin_array(json_writer *w);
+void jw_end_array(json_writer *w);
+void jw_key(json_writer *w, const char *key, size_t len);
+void jw_string(json_writer *w, const char *s, size_t len);
+void jw_int(json_writer *w, int64_t x);
 /* Shortest decimal that reads back as the same double (non-finite: fails). */
-void slm_jw_double(slm_json_writer *w, double x);
+void jw_double(json_writer *w, double x);
 /* Shortest decimal that reads back as the same float ("1e-05" for 1e-5f). */
-void slm_jw_float(slm_json_writer *w, float x);
-void slm_jw_bool(slm_json_writer *w, int b);
-void slm_jw_null(slm_json_writer *w);
+void jw_float(json_writer *w, float x);
+void jw_bool(json_writer *w, int b);
+void jw_null(json_writer *w);
 /* Appends raw bytes (e.g. padding); the caller keeps it valid JSON. */
-void slm_jw_raw(slm_json_writer *w, const char *s, size_t len);
+void jw_raw(json_writer *w, const char *s, size_t len);
 /* Hands the NUL-terminated text to *out (free with free()) and its length to
  * *len. SLM_ENOMEM, or SLM_EINVAL for misuse (unbalanced, non-finite). */
-int slm_jw_finish(slm_json_writer *w, char **out, size_t *len, char *err, size_t errlen);
+int jw_finish(json_writer *w, char **out, size_t *len, char *err, size_t errlen);
 /* Frees the buffer of a writer that is not finished. */
-void slm_jw_discard(slm_json_writer *w);
+void jw_discard(json_writer *w);
 
 #endif

@@ -13,14 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-void slm_jw_init(slm_json_writer *w, int indent)
+void jw_init(json_writer *w, int indent)
 {
     memset(w, 0, sizeof *w);
     w->indent = indent;
     w->first[0] = 1;
 }
 
-void slm_jw_raw(slm_json_writer *w, const char *s, size_t n)
+void jw_raw(json_writer *w, const char *s, size_t n)
 {
     if (w->failed) return;
     if (w->cap - w->len <= n) {
@@ -45,12 +45,12 @@ void slm_jw_raw(slm_json_writer *w, const char *s, size_t n)
     w->buf[w->len] = '\0';
 }
 
-static void put(slm_json_writer *w, const char *s)
+static void put(json_writer *w, const char *s)
 {
-    slm_jw_raw(w, s, strlen(s));
+    jw_raw(w, s, strlen(s));
 }
 
-static void newline(slm_json_writer *w, int depth)
+static void newline(json_writer *w, int depth)
 {
     if (!w->indent) return;
     put(w, "\n");
@@ -59,7 +59,7 @@ static void newline(slm_json_writer *w, int depth)
 }
 
 /* Separator and indentation before a value (or a key) at the current depth. */
-static void before_value(slm_json_writer *w)
+static void before_value(json_writer *w)
 {
     if (w->after_key) {
         w->after_key = 0;
@@ -73,7 +73,7 @@ static void before_value(slm_json_writer *w)
     w->first[w->depth] = 0;
 }
 
-static void open_container(slm_json_writer *w, const char *c)
+static void open_container(json_writer *w, const char *c)
 {
     before_value(w);
     put(w, c);
@@ -84,7 +84,7 @@ static void open_container(slm_json_writer *w, const char *c)
     w->first[++w->depth] = 1;
 }
 
-static void close_container(slm_json_writer *w, const char *c)
+static void close_container(json_writer *w, const char *c)
 {
     if (w->depth == 0 || w->after_key) {
         w->failed = SLM_EINVAL;
@@ -96,24 +96,24 @@ static void close_container(slm_json_writer *w, const char *c)
     put(w, c);
 }
 
-void slm_jw_begin_object(slm_json_writer *w)
+void jw_begin_object(json_writer *w)
 {
     open_container(w, "{");
 }
-void slm_jw_end_object(slm_json_writer *w)
+void jw_end_object(json_writer *w)
 {
     close_container(w, "}");
 }
-void slm_jw_begin_array(slm_json_writer *w)
+void jw_begin_array(json_writer *w)
 {
     open_container(w, "[");
 }
-void slm_jw_end_array(slm_json_writer *w)
+void jw_end_array(json_writer *w)
 {
     close_container(w, "]");
 }
 
-static void put_escaped(slm_json_writer *w, const char *s, size_t n)
+static void put_escaped(json_writer *w, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     put(w, "\"");
@@ -121,17 +121,17 @@ static void put_escaped(slm_json_writer *w, const char *s, size_t n)
         const unsigned char *run = p;
         while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
             p++;
-        slm_jw_raw(w, (const char *)run, (size_t)(p - run));
+        jw_raw(w, (const char *)run, (size_t)(p - run));
         if (p == end) break;
         unsigned char c = *p;
         char esc[8];
         if (c >= 0x80) {
-            int len = slm_utf8_len(p, end);
+            int len = utf8_len(p, end);
             if (!len) { /* the writer only emits valid JSON, which is UTF-8 */
                 w->failed = SLM_EINVAL;
                 return;
             }
-            slm_jw_raw(w, (const char *)p, (size_t)len);
+            jw_raw(w, (const char *)p, (size_t)len);
             p += len;
             continue;
         }
@@ -150,7 +150,7 @@ static void put_escaped(slm_json_writer *w, const char *s, size_t n)
     put(w, "\"");
 }
 
-void slm_jw_key(slm_json_writer *w, const char *key, size_t len)
+void jw_key(json_writer *w, const char *key, size_t len)
 {
     if (w->depth == 0 || w->after_key) w->failed = SLM_EINVAL;
     before_value(w);
@@ -159,13 +159,13 @@ void slm_jw_key(slm_json_writer *w, const char *key, size_t len)
     w->after_key = 1;
 }
 
-void slm_jw_string(slm_json_writer *w, const char *s, size_t len)
+void jw_string(json_writer *w, const char *s, size_t len)
 {
     before_value(w);
     put_escaped(w, s, len);
 }
 
-void slm_jw_int(slm_json_writer *w, int64_t x)
+void jw_int(json_writer *w, int64_t x)
 {
     char buf[32];
     snprintf(buf, sizeof buf, "%" PRId64, x);
@@ -174,7 +174,7 @@ void slm_jw_int(slm_json_writer *w, int64_t x)
 }
 
 /* Shortest "%.Ng" that reads back as x (as a float if is_float). */
-static void put_shortest(slm_json_writer *w, double x, int is_float)
+static void put_shortest(json_writer *w, double x, int is_float)
 {
     char buf[40];
     before_value(w);
@@ -189,34 +189,34 @@ static void put_shortest(slm_json_writer *w, double x, int is_float)
     put(w, buf);
 }
 
-void slm_jw_double(slm_json_writer *w, double x)
+void jw_double(json_writer *w, double x)
 {
     put_shortest(w, x, 0);
 }
-void slm_jw_float(slm_json_writer *w, float x)
+void jw_float(json_writer *w, float x)
 {
     put_shortest(w, x, 1);
 }
 
-void slm_jw_bool(slm_json_writer *w, int b)
+void jw_bool(json_writer *w, int b)
 {
     before_value(w);
     put(w, b ? "true" : "false");
 }
 
-void slm_jw_null(slm_json_writer *w)
+void jw_null(json_writer *w)
 {
     before_value(w);
     put(w, "null");
 }
 
-int slm_jw_finish(slm_json_writer *w, char **out, size_t *len, char *err, size_t errlen)
+int jw_finish(json_writer *w, char **out, size_t *len, char *err, size_t errlen)
 {
     int rc = w->failed;
     if (!rc && (w->depth != 0 || w->after_key || w->first[0])) rc = SLM_EINVAL;
     if (rc) {
-        slm_jw_discard(w);
-        return slm_fail(err, errlen, rc,
+        jw_discard(w);
+        return fail(err, errlen, rc,
                         rc == SLM_ENOMEM ? "out of memory writing JSON"
                                          : "invalid JSON writer use");
     }
@@ -227,7 +227,7 @@ int slm_jw_finish(slm_json_writer *w, char **out, size_t *len, char *err, size_t
     return SLM_OK;
 }
 
-void slm_jw_discard(slm_json_writer *w)
+void jw_discard(json_writer *w)
 {
     free(w->buf);
     w->buf = NULL;

@@ -78,9 +78,9 @@ static int check_tensor(const char *path, const slm_safetensors_tensor *t,
                         const slm_tensor_info *want, char *err, size_t errlen)
 {
     char safe[96], a[160], b[160];
-    slm_st_printable(t->name, safe);
+    st_printable(t->name, safe);
     if (!is_float(t->dtype))
-        return slm_fail(err, errlen, SLM_EFORMAT,
+        return fail(err, errlen, SLM_EFORMAT,
                         "%s: tensor '%s' has dtype %s; expected F32, F16 or BF16", path, safe,
                         slm_dtype_name(t->dtype));
     int64_t ws[2] = {want->shape[0], want->shape[1]};
@@ -88,7 +88,7 @@ static int check_tensor(const char *path, const slm_safetensors_tensor *t,
     for (int i = 0; same && i < want->ndim; i++)
         same = t->shape[i] == ws[i];
     if (!same)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: tensor '%s' has shape %s, expected %s", path,
+        return fail(err, errlen, SLM_EFORMAT, "%s: tensor '%s' has shape %s, expected %s", path,
                         safe, shape_str(t->ndim, t->shape, a), shape_str(want->ndim, ws, b));
     return SLM_OK;
 }
@@ -102,11 +102,11 @@ static int check_size(const slm_config *c, const slm_safetensors *f, const char 
     double n = (double)c->vocab_size * C + (double)c->n_positions * C +
                L * (12.0 * C * C + 13.0 * C) + 2.0 * C;
     if ((double)f->data_len < 2.0 * n)
-        return slm_fail(err, errlen, SLM_EFORMAT,
+        return fail(err, errlen, SLM_EFORMAT,
                         "%s: %zu bytes of tensor data cannot hold the %.0f parameters that "
                         "config.json describes",
                         path, f->data_len, n);
-    return slm_check_memory(4.0 * n, "the model's parameters", err, errlen);
+    return check_memory(4.0 * n, "the model's parameters", err, errlen);
 }
 
 /* lm_head.weight is accepted only as a copy of wte (GPT-2 ties them). */
@@ -117,12 +117,12 @@ static int check_tied(const slm_model *m, const slm_safetensors *f,
     if (rc) return rc;
     enum { CHUNK = 16384 };
     float *buf = malloc(CHUNK * sizeof *buf);
-    if (!buf) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    if (!buf) return fail(err, errlen, SLM_ENOMEM, "out of memory");
     for (size_t at = 0; at < lm->numel && !rc; at += CHUNK) {
         size_t k = lm->numel - at < CHUNK ? lm->numel - at : CHUNK;
         rc = slm_safetensors_read(f, lm, SLM_DTYPE_F32, at, k, buf, err, errlen);
         if (!rc && memcmp(buf, m->w.wte + at, k * sizeof *buf))
-            rc = slm_fail(err, errlen, SLM_EUNSUPPORTED,
+            rc = fail(err, errlen, SLM_EUNSUPPORTED,
                           "%s: lm_head.weight differs from wte.weight: untied output "
                           "embeddings are not supported",
                           path);
@@ -143,7 +143,7 @@ static int map_tensors(const slm_model *m, const slm_safetensors *f, const char 
     for (int i = 0; i < f->n; i++) {
         const char *full = f->t[i].name;
         const char *name = strncmp(full, PREFIX, PREFIX_LEN) ? full : full + PREFIX_LEN;
-        slm_st_printable(full, safe);
+        st_printable(full, safe);
         if (!strcmp(full, "lm_head.weight")) {
             *lm = i;
             continue;
@@ -152,12 +152,12 @@ static int map_tensors(const slm_model *m, const slm_safetensors *f, const char 
         if (ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias")) continue;
         int j = table_index(m, name);
         if (j < 0)
-            return slm_fail(err, errlen, SLM_EFORMAT,
+            return fail(err, errlen, SLM_EFORMAT,
                             "%s: unexpected tensor '%s' (not part of a GPT-2 model with %d "
                             "layers)",
                             path, safe, m->cfg.n_layer);
         if (seen[j] >= 0)
-            return slm_fail(err, errlen, SLM_EFORMAT, "%s: tensor '%s' appears twice", path,
+            return fail(err, errlen, SLM_EFORMAT, "%s: tensor '%s' appears twice", path,
                             m->tensors[j].name);
         seen[j] = i;
         int rc = check_tensor(path, &f->t[i], &m->tensors[j], err, errlen);
@@ -165,7 +165,7 @@ static int map_tensors(const slm_model *m, const slm_safetensors *f, const char 
     }
     for (int j = 0; j < m->n_tensors; j++)
         if (seen[j] < 0)
-            return slm_fail(err, errlen, SLM_EFORMAT, "%s: tensor '%s' is missing", path,
+            return fail(err, errlen, SLM_EFORMAT, "%s: tensor '%s' is missing", path,
                             m->tensors[j].name);
     return SLM_OK;
 }
@@ -185,7 +185,7 @@ static void warn_non_finite(const slm_model *m, const char *path, char *warn, si
         bad += here;
     }
     if (bad)
-        slm_fail(warn, warnlen, 0,
+        fail(warn, warnlen, 0,
                  "%s: %zu non-finite values (NaN or inf) in %d tensor%s, first '%s'", path, bad,
                  tensors, tensors == 1 ? "" : "s", m->tensors[first].name);
 }
@@ -202,7 +202,7 @@ static int load(const char *cfg_path, const char *st_path, slm_model **out, char
     if (!rc) rc = check_size(&cfg, f, st_path, err, errlen);
     if (!rc) rc = gpt_model_alloc(&cfg, &m, err, errlen);
     if (!rc && !(seen = malloc((size_t)m->n_tensors * sizeof *seen)))
-        rc = slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+        rc = fail(err, errlen, SLM_ENOMEM, "out of memory");
     if (!rc) rc = map_tensors(m, f, st_path, seen, &lm, err, errlen);
     for (int j = 0; !rc && j < m->n_tensors; j++)
         rc = slm_safetensors_read(f, &f->t[seen[j]], SLM_DTYPE_F32, 0, m->tensors[j].numel,
@@ -223,13 +223,13 @@ int slm_model_load_ex(const char *dir, slm_model **out, char *warn, size_t warnl
                       size_t errlen)
 {
     if (warn && warnlen) warn[0] = '\0';
-    if (!out) return slm_fail(err, errlen, SLM_EINVAL, "no output pointer");
+    if (!out) return fail(err, errlen, SLM_EINVAL, "no output pointer");
     *out = NULL;
-    if (!dir) return slm_fail(err, errlen, SLM_EINVAL, "no model directory");
-    char *cfg_path = slm_path_join(dir, "config.json");
-    char *st_path = slm_path_join(dir, "model.safetensors");
+    if (!dir) return fail(err, errlen, SLM_EINVAL, "no model directory");
+    char *cfg_path = path_join(dir, "config.json");
+    char *st_path = path_join(dir, "model.safetensors");
     int rc = cfg_path && st_path ? load(cfg_path, st_path, out, warn, warnlen, err, errlen)
-                                 : slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+                                 : fail(err, errlen, SLM_ENOMEM, "out of memory");
     free(cfg_path);
     free(st_path);
     return rc;
@@ -242,17 +242,17 @@ int slm_model_load(const char *dir, slm_model **out, char *err, size_t errlen)
 
 int slm_model_save(const slm_model *m, const char *dir, char *err, size_t errlen)
 {
-    if (!m || !dir) return slm_fail(err, errlen, SLM_EINVAL, "slm_model_save: bad arguments");
-    int rc = slm_mkdir_p(dir, err, errlen);
+    if (!m || !dir) return fail(err, errlen, SLM_EINVAL, "slm_model_save: bad arguments");
+    int rc = mkdir_p(dir, err, errlen);
     if (rc) return rc;
     int n = m->n_tensors;
     slm_safetensors_entry *e = calloc((size_t)n, sizeof *e);
     int64_t *shapes = calloc((size_t)n * 2, sizeof *shapes);
     char *names = calloc((size_t)n, 64 + PREFIX_LEN);
-    char *st_path = slm_path_join(dir, "model.safetensors");
-    char *cfg_path = slm_path_join(dir, "config.json");
+    char *st_path = path_join(dir, "model.safetensors");
+    char *cfg_path = path_join(dir, "config.json");
     if (!e || !shapes || !names || !st_path || !cfg_path) {
-        rc = slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+        rc = fail(err, errlen, SLM_ENOMEM, "out of memory");
         goto out;
     }
     /* GPT2LMHeadModel's state dict names; lm_head.weight is tied, not saved. */

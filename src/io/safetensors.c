@@ -45,7 +45,7 @@ size_t slm_dtype_size(int dtype)
     return dtype >= 0 && dtype < SLM_DTYPE_COUNT ? DTYPES[dtype].size : 0;
 }
 
-float slm_f16_to_f32(uint16_t h)
+float f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
@@ -68,7 +68,7 @@ float slm_f16_to_f32(uint16_t h)
     return f;
 }
 
-float slm_bf16_to_f32(uint16_t b)
+float bf16_to_f32(uint16_t b)
 {
     uint32_t bits = (uint32_t)b << 16; /* bfloat16 is float's top half */
     float f;
@@ -76,7 +76,7 @@ float slm_bf16_to_f32(uint16_t b)
     return f;
 }
 
-void slm_st_printable(const char *name, char out[96])
+void st_printable(const char *name, char out[96])
 {
     size_t i = 0;
     for (; name[i] && i < 80; i++) {
@@ -87,10 +87,10 @@ void slm_st_printable(const char *name, char out[96])
     out[i] = '\0';
 }
 
-static int lookup_dtype(const slm_json_value *v)
+static int lookup_dtype(const json_value *v)
 {
     for (int d = 0; d < SLM_DTYPE_COUNT; d++)
-        if (slm_json_str_eq(v, DTYPES[d].name)) return d;
+        if (json_str_eq(v, DTYPES[d].name)) return d;
     return -1;
 }
 
@@ -119,26 +119,26 @@ __attribute__((format(printf, 3, 4))) static int tensor_fail(ctx *c, const char 
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    slm_st_printable(tname, safe);
-    return slm_fail(c->err, c->errlen, SLM_EFORMAT, "%s: tensor '%s': %s", c->f->path, safe, what);
+    st_printable(tname, safe);
+    return fail(c->err, c->errlen, SLM_EFORMAT, "%s: tensor '%s': %s", c->f->path, safe, what);
 }
 
 /* One header entry → t and *begin, validated against the data section. */
-static int parse_tensor(ctx *c, const slm_json_value *key, const slm_json_value *v,
+static int parse_tensor(ctx *c, const json_value *key, const json_value *v,
                         slm_safetensors_tensor *t, size_t *begin)
 {
     const char *name = key->u.str;
     t->name = name;
     if (memchr(name, '\0', key->len)) return TFAIL(c, name, "name contains a NUL byte");
     if (v->type != SLM_JSON_OBJECT) return TFAIL(c, name, "entry is not an object");
-    const slm_json_value *dt = slm_json_get(v, "dtype"), *shape = slm_json_get(v, "shape"),
-                         *offs = slm_json_get(v, "data_offsets");
+    const json_value *dt = json_get(v, "dtype"), *shape = json_get(v, "shape"),
+                         *offs = json_get(v, "data_offsets");
     if (!dt || !shape || !offs)
         return TFAIL(c, name, "missing '%s'", !dt ? "dtype" : !shape ? "shape" : "data_offsets");
     t->dtype = lookup_dtype(dt);
     if (t->dtype < 0) {
         char safe[96];
-        slm_st_printable(dt->type == SLM_JSON_STRING ? dt->u.str : "(not a string)", safe);
+        st_printable(dt->type == SLM_JSON_STRING ? dt->u.str : "(not a string)", safe);
         return TFAIL(c, name, "unknown dtype '%s'", safe);
     }
     if (shape->type != SLM_JSON_ARRAY) return TFAIL(c, name, "shape is not an array");
@@ -149,18 +149,18 @@ static int parse_tensor(ctx *c, const slm_json_value *key, const slm_json_value 
     size_t numel = 1;
     int overflow = 0;
     for (int i = 0; i < t->ndim; i++) {
-        const slm_json_value *d = shape + 1 + i; /* scalars: each spans one entry */
-        if (!slm_json_int(d, &t->shape[i]) || t->shape[i] < 0)
+        const json_value *d = shape + 1 + i; /* scalars: each spans one entry */
+        if (!json_int(d, &t->shape[i]) || t->shape[i] < 0)
             return TFAIL(c, name, "shape entries must be non-negative integers");
-        if (!slm_mul_size(numel, (size_t)t->shape[i], &numel)) overflow = 1;
+        if (!mul_size(numel, (size_t)t->shape[i], &numel)) overflow = 1;
     }
     char sh[160];
-    if (overflow || !slm_mul_size(numel, slm_dtype_size(t->dtype), &t->nbytes))
+    if (overflow || !mul_size(numel, slm_dtype_size(t->dtype), &t->nbytes))
         return TFAIL(c, name, "shape %s is too large", shape_str(t->shape, t->ndim, sh));
     t->numel = numel;
     int64_t b, e;
-    if (offs->type != SLM_JSON_ARRAY || offs->count != 2 || !slm_json_int(offs + 1, &b) ||
-        !slm_json_int(offs + 2, &e) || b < 0 || e < 0)
+    if (offs->type != SLM_JSON_ARRAY || offs->count != 2 || !json_int(offs + 1, &b) ||
+        !json_int(offs + 2, &e) || b < 0 || e < 0)
         return TFAIL(c, name, "data_offsets must be two non-negative integers [begin, end]");
     if (b > e)
         return TFAIL(c, name, "data_offsets [%lld, %lld] end before they begin", (long long)b,
@@ -176,24 +176,24 @@ static int parse_tensor(ctx *c, const slm_json_value *key, const slm_json_value 
     return SLM_OK;
 }
 
-static int parse_metadata(ctx *c, const slm_json_value *m)
+static int parse_metadata(ctx *c, const json_value *m)
 {
     slm_safetensors *f = c->f;
     if (m->type != SLM_JSON_OBJECT)
-        return slm_fail(c->err, c->errlen, SLM_EFORMAT, "%s: __metadata__ is not an object",
+        return fail(c->err, c->errlen, SLM_EFORMAT, "%s: __metadata__ is not an object",
                         f->path);
     f->meta = malloc((2 * (size_t)m->count + 1) * sizeof *f->meta);
-    if (!f->meta) return slm_fail(c->err, c->errlen, SLM_ENOMEM, "out of memory");
-    slm_json_iter it = slm_json_iterate(m);
-    const slm_json_value *k, *v;
-    while (slm_json_next(&it, &k, &v)) {
+    if (!f->meta) return fail(c->err, c->errlen, SLM_ENOMEM, "out of memory");
+    json_iter it = json_iterate(m);
+    const json_value *k, *v;
+    while (json_next(&it, &k, &v)) {
         char safe[96];
-        slm_st_printable(k->u.str, safe);
+        st_printable(k->u.str, safe);
         if (v->type != SLM_JSON_STRING)
-            return slm_fail(c->err, c->errlen, SLM_EFORMAT, "%s: __metadata__ '%s' is not a string",
+            return fail(c->err, c->errlen, SLM_EFORMAT, "%s: __metadata__ '%s' is not a string",
                             f->path, safe);
         if (memchr(k->u.str, 0, k->len) || memchr(v->u.str, 0, v->len))
-            return slm_fail(c->err, c->errlen, SLM_EFORMAT,
+            return fail(c->err, c->errlen, SLM_EFORMAT,
                             "%s: __metadata__ '%s' contains a NUL byte", f->path, safe);
         f->meta[2 * f->n_meta] = k->u.str;
         f->meta[2 * f->n_meta + 1] = v->u.str;
@@ -237,7 +237,7 @@ static int check_coverage(ctx *c, sort_key *keys)
         const char *name = f->t[keys[i].idx].name;
         if (keys[i].begin < at) {
             char other[96];
-            slm_st_printable(f->t[keys[i - 1].idx].name, other);
+            st_printable(f->t[keys[i - 1].idx].name, other);
             return TFAIL(c, name, "data_offsets [%zu, %zu] overlap tensor '%s'", keys[i].begin,
                          keys[i].end, other);
         }
@@ -249,7 +249,7 @@ static int check_coverage(ctx *c, sort_key *keys)
         at = keys[i].end;
     }
     if (at != f->data_len)
-        return slm_fail(c->err, c->errlen, SLM_EFORMAT,
+        return fail(c->err, c->errlen, SLM_EFORMAT,
                         "%s: the tensors do not cover the data section: %zu trailing bytes "
                         "after byte %zu",
                         f->path, f->data_len - at, at);
@@ -264,14 +264,14 @@ static int parse_header(slm_safetensors *f, const char *hdr, size_t n, uint64_t 
     f->data_start = 8 + (uint64_t)n;
     f->data_len = (size_t)(file_size - f->data_start);
     char *jname = malloc(strlen(f->path) + 16);
-    if (!jname) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    if (!jname) return fail(err, errlen, SLM_ENOMEM, "out of memory");
     sprintf(jname, "%s: header", f->path);
-    int rc = slm_json_parse(hdr, n, jname, &f->doc, err, errlen);
+    int rc = json_parse(hdr, n, jname, &f->doc, err, errlen);
     free(jname);
     if (rc) return rc;
-    const slm_json_value *root = slm_json_root(&f->doc);
+    const json_value *root = json_root(&f->doc);
     if (root->type != SLM_JSON_OBJECT)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: the header is not a JSON object", f->path);
+        return fail(err, errlen, SLM_EFORMAT, "%s: the header is not a JSON object", f->path);
     size_t cap = root->count;
     f->t = calloc(cap + 1, sizeof *f->t);
     f->begin = calloc(cap + 1, sizeof *f->begin);
@@ -279,12 +279,12 @@ static int parse_header(slm_safetensors *f, const char *hdr, size_t n, uint64_t 
     sort_key *keys = calloc(cap + 1, sizeof *keys);
     if (!f->t || !f->begin || !f->by_name || !keys) {
         free(keys);
-        return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+        return fail(err, errlen, SLM_ENOMEM, "out of memory");
     }
-    slm_json_iter it = slm_json_iterate(root);
-    const slm_json_value *k, *v;
-    while (!rc && slm_json_next(&it, &k, &v)) {
-        if (slm_json_str_eq(k, "__metadata__")) {
+    json_iter it = json_iterate(root);
+    const json_value *k, *v;
+    while (!rc && json_next(&it, &k, &v)) {
+        if (json_str_eq(k, "__metadata__")) {
             rc = parse_metadata(&c, v);
         } else {
             rc = parse_tensor(&c, k, v, &f->t[f->n], &f->begin[f->n]);
@@ -324,27 +324,27 @@ static int check_prefix(const char *path, const unsigned char *p8, uint64_t size
     for (int i = 7; i >= 0; i--)
         len = len << 8 | p8[i];
     if (len > SLM_SAFETENSORS_MAX_HEADER)
-        return slm_fail(err, errlen, SLM_EFORMAT,
+        return fail(err, errlen, SLM_EFORMAT,
                         "%s: header length %llu exceeds the %d-byte limit", path,
                         (unsigned long long)len, SLM_SAFETENSORS_MAX_HEADER);
     if (len > size - 8)
-        return slm_fail(err, errlen, SLM_EFORMAT,
+        return fail(err, errlen, SLM_EFORMAT,
                         "%s: header length %llu exceeds the file size (%llu bytes)", path,
                         (unsigned long long)len, (unsigned long long)size);
     *n = (size_t)len;
     return SLM_OK;
 }
 
-int slm_st_open_memory(const void *buf, size_t len, const char *name, slm_safetensors **out,
+int st_open_memory(const void *buf, size_t len, const char *name, slm_safetensors **out,
                        char *err, size_t errlen)
 {
     *out = NULL;
     slm_safetensors *f = new_file(name);
-    if (!f) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    if (!f) return fail(err, errlen, SLM_ENOMEM, "out of memory");
     size_t n = 0;
     int rc = SLM_OK;
     if (len < 8)
-        rc = slm_fail(err, errlen, SLM_EFORMAT, "%s: %zu bytes is too small for a safetensors file",
+        rc = fail(err, errlen, SLM_EFORMAT, "%s: %zu bytes is too small for a safetensors file",
                       f->path, len);
     if (!rc) rc = check_prefix(f->path, buf, len, &n, err, errlen);
     if (!rc) rc = parse_header(f, (const char *)buf + 8, n, len, err, errlen);
@@ -371,7 +371,7 @@ static int read_bytes(const slm_safetensors *f, size_t off, size_t n, void *dst,
         ssize_t r = pread(f->fd, d, n, (off_t)pos);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0)
-            return slm_fail(err, errlen, SLM_EIO, "%s: %s", f->path,
+            return fail(err, errlen, SLM_EIO, "%s: %s", f->path,
                             r < 0 ? strerror(errno) : "the file shrank while being read");
         d += r;
         pos += (uint64_t)r;
@@ -384,7 +384,7 @@ int slm_safetensors_open(const char *path, slm_safetensors **out, char *err, siz
 {
     *out = NULL;
     slm_safetensors *f = new_file(path);
-    if (!f) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    if (!f) return fail(err, errlen, SLM_ENOMEM, "out of memory");
     int rc = SLM_OK;
     struct stat st;
     unsigned char p8[8];
@@ -392,14 +392,14 @@ int slm_safetensors_open(const char *path, slm_safetensors **out, char *err, siz
     char *hdr = NULL;
     f->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (f->fd < 0)
-        rc = slm_fail(err, errlen, SLM_EIO, "cannot open '%s': %s", path, strerror(errno));
+        rc = fail(err, errlen, SLM_EIO, "cannot open '%s': %s", path, strerror(errno));
     else if (fstat(f->fd, &st))
-        rc = slm_fail(err, errlen, SLM_EIO, "cannot stat '%s': %s", path, strerror(errno));
+        rc = fail(err, errlen, SLM_EIO, "cannot stat '%s': %s", path, strerror(errno));
     else if (!S_ISREG(st.st_mode))
-        rc = slm_fail(err, errlen, SLM_EIO, "'%s' is not a regular file", path);
+        rc = fail(err, errlen, SLM_EIO, "'%s' is not a regular file", path);
     else if (st.st_size < 8)
         rc =
-            slm_fail(err, errlen, SLM_EFORMAT, "%s: %lld bytes is too small for a safetensors file",
+            fail(err, errlen, SLM_EFORMAT, "%s: %lld bytes is too small for a safetensors file",
                      path, (long long)st.st_size);
     if (!rc) {
         f->data_start = 0;
@@ -407,7 +407,7 @@ int slm_safetensors_open(const char *path, slm_safetensors **out, char *err, siz
     }
     if (!rc) rc = check_prefix(path, p8, (uint64_t)st.st_size, &n, err, errlen);
     if (!rc && !(hdr = malloc(n ? n : 1)))
-        rc = slm_fail(err, errlen, SLM_ENOMEM, "out of memory reading the header of '%s'", path);
+        rc = fail(err, errlen, SLM_ENOMEM, "out of memory reading the header of '%s'", path);
     if (!rc) {
         f->data_start = 8;
         rc = read_bytes(f, 0, n, hdr, err, errlen);
@@ -426,7 +426,7 @@ void slm_safetensors_close(slm_safetensors *f)
 {
     if (!f) return;
     if (f->fd >= 0) close(f->fd);
-    slm_json_free(&f->doc);
+    json_free(&f->doc);
     free(f->t);
     free(f->begin);
     free(f->by_name);
@@ -471,16 +471,16 @@ int slm_safetensors_read(const slm_safetensors *f, const slm_safetensors_tensor 
                          size_t start, size_t count, void *out, char *err, size_t errlen)
 {
     if (!f || !t || t < f->t || t >= f->t + f->n || (!out && count))
-        return slm_fail(err, errlen, SLM_EINVAL, "slm_safetensors_read: bad arguments");
+        return fail(err, errlen, SLM_EINVAL, "slm_safetensors_read: bad arguments");
     char safe[96];
-    slm_st_printable(t->name, safe);
+    st_printable(t->name, safe);
     if (start > t->numel || count > t->numel - start)
-        return slm_fail(err, errlen, SLM_EINVAL, "%s: tensor '%s': elements [%zu, %zu) out of %zu",
+        return fail(err, errlen, SLM_EINVAL, "%s: tensor '%s': elements [%zu, %zu) out of %zu",
                         f->path, safe, start, start + count, t->numel);
     size_t off = f->begin[t - f->t], esz = slm_dtype_size(t->dtype);
     if (dtype == t->dtype) return read_bytes(f, off + start * esz, count * esz, out, err, errlen);
     if (dtype != SLM_DTYPE_F32 || (t->dtype != SLM_DTYPE_F16 && t->dtype != SLM_DTYPE_BF16))
-        return slm_fail(err, errlen, SLM_EINVAL, "%s: tensor '%s': cannot read %s as %s", f->path,
+        return fail(err, errlen, SLM_EINVAL, "%s: tensor '%s': cannot read %s as %s", f->path,
                         safe, DTYPES[t->dtype].name,
                         slm_dtype_name(dtype) ? slm_dtype_name(dtype) : "?");
     /* 16-bit floats: read a chunk, widen it; 32 KiB on the stack. */
@@ -492,10 +492,10 @@ int slm_safetensors_read(const slm_safetensors *f, const slm_safetensors_tensor 
         if (rc) return rc;
         if (t->dtype == SLM_DTYPE_F16)
             for (size_t i = 0; i < k; i++)
-                o[done + i] = slm_f16_to_f32(chunk[i]);
+                o[done + i] = f16_to_f32(chunk[i]);
         else
             for (size_t i = 0; i < k; i++)
-                o[done + i] = slm_bf16_to_f32(chunk[i]);
+                o[done + i] = bf16_to_f32(chunk[i]);
         done += k;
     }
     return SLM_OK;

@@ -28,20 +28,20 @@ struct slm_safetensors {
     int *by_name;              /* indices sorted by name                    */
     int n_meta;
     const char **meta; /* key, value pairs (strings in doc's arena) */
-    slm_json doc;      /* owns the names and metadata strings       */
+    json_doc doc;      /* owns the names and metadata strings       */
 };
 
 /* Validates a whole safetensors file held in memory (len bytes at buf, which
  * must outlive *out); `name` is used in messages. For tests and fuzzing. */
-int slm_st_open_memory(const void *buf, size_t len, const char *name, slm_safetensors **out,
+int st_open_memory(const void *buf, size_t len, const char *name, slm_safetensors **out,
                        char *err, size_t errlen);
 
 /* IEEE half and bfloat16 to float, exact for every input. */
-float slm_f16_to_f32(uint16_t h);
-float slm_bf16_to_f32(uint16_t b);
+float f16_to_f32(uint16_t h);
+float bf16_to_f32(uint16_t b);
 
 /* A tensor name made safe for a one-line message: control bytes become '?',
  * long names are cut with "...". */
-void slm_st_printable(const char *name, char out[96]);
+void st_printable(const char *name, char out[96]);
 
 #endif

@@ -21,17 +21,17 @@ typedef struct {
     size_t header_len;
 } save_job;
 
-static int write_file(void *vctx, slm_atomic_out *out, char *err, size_t errlen)
+static int write_file(void *vctx, atomic_out *out, char *err, size_t errlen)
 {
     (void)err, (void)errlen;
     const save_job *j = vctx;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)j->header_len >> (8 * i));
-    int rc = slm_atomic_out_write(out, len8, 8);
-    if (!rc) rc = slm_atomic_out_write(out, j->header, j->header_len);
+    int rc = atomic_out_write(out, len8, 8);
+    if (!rc) rc = atomic_out_write(out, j->header, j->header_len);
     for (int i = 0; i < j->n && !rc; i++)
-        rc = slm_atomic_out_write(out, j->t[i].data, j->nbytes[i]);
+        rc = atomic_out_write(out, j->t[i].data, j->nbytes[i]);
     return rc;
 }
 
@@ -47,32 +47,32 @@ static int check_entries(const slm_safetensors_entry *t, int n, size_t *nbytes,
     for (int i = 0; i < n; i++) {
         const char *name = t[i].name;
         if (!name || !*name || !strcmp(name, "__metadata__"))
-            return slm_fail(err, errlen, SLM_EINVAL, "safetensors: tensor %d has an invalid name",
+            return fail(err, errlen, SLM_EINVAL, "safetensors: tensor %d has an invalid name",
                             i);
         char safe[96];
-        slm_st_printable(name, safe);
+        st_printable(name, safe);
         if (!slm_dtype_name(t[i].dtype) || t[i].ndim < 0 || t[i].ndim > SLM_SAFETENSORS_MAX_DIMS ||
             (t[i].ndim && !t[i].shape))
-            return slm_fail(err, errlen, SLM_EINVAL, "safetensors: tensor '%s': bad dtype or shape",
+            return fail(err, errlen, SLM_EINVAL, "safetensors: tensor '%s': bad dtype or shape",
                             safe);
         size_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++)
-            if (t[i].shape[d] < 0 || !slm_mul_size(numel, (size_t)t[i].shape[d], &numel))
-                return slm_fail(err, errlen, SLM_EINVAL, "safetensors: tensor '%s': bad shape",
+            if (t[i].shape[d] < 0 || !mul_size(numel, (size_t)t[i].shape[d], &numel))
+                return fail(err, errlen, SLM_EINVAL, "safetensors: tensor '%s': bad shape",
                                 safe);
-        if (!slm_mul_size(numel, slm_dtype_size(t[i].dtype), &nbytes[i]) ||
+        if (!mul_size(numel, slm_dtype_size(t[i].dtype), &nbytes[i]) ||
             (nbytes[i] && !t[i].data))
-            return slm_fail(err, errlen, SLM_EINVAL, "safetensors: tensor '%s': no data", safe);
+            return fail(err, errlen, SLM_EINVAL, "safetensors: tensor '%s': no data", safe);
     }
     for (int i = 0; i < 2 * n_meta; i++)
-        if (!meta[i]) return slm_fail(err, errlen, SLM_EINVAL, "safetensors: NULL metadata");
+        if (!meta[i]) return fail(err, errlen, SLM_EINVAL, "safetensors: NULL metadata");
     for (int i = 0; i < n_meta; i++)
         for (int k = 0; k < i; k++)
             if (!strcmp(meta[2 * i], meta[2 * k]))
-                return slm_fail(err, errlen, SLM_EINVAL, "safetensors: metadata key repeated");
+                return fail(err, errlen, SLM_EINVAL, "safetensors: metadata key repeated");
     /* Names must be unique: sort a copy and compare neighbours. */
     const char **names = malloc(((size_t)n + 1) * sizeof *names);
-    if (!names) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    if (!names) return fail(err, errlen, SLM_ENOMEM, "out of memory");
     for (int i = 0; i < n; i++)
         names[i] = t[i].name;
     qsort(names, (size_t)n, sizeof *names, str_ptr_cmp);
@@ -80,8 +80,8 @@ static int check_entries(const slm_safetensors_entry *t, int n, size_t *nbytes,
     for (int i = 1; i < n && !rc; i++) {
         if (!strcmp(names[i], names[i - 1])) {
             char safe[96];
-            slm_st_printable(names[i], safe);
-            rc = slm_fail(err, errlen, SLM_EINVAL, "safetensors: tensor '%s' given twice", safe);
+            st_printable(names[i], safe);
+            rc = fail(err, errlen, SLM_EINVAL, "safetensors: tensor '%s' given twice", safe);
         }
     }
     free(names);
@@ -93,45 +93,45 @@ static int build_header(const slm_safetensors_entry *t, int n, const size_t *nby
                         const char *const *meta, int n_meta, char **out, size_t *len, char *err,
                         size_t errlen)
 {
-    slm_json_writer w;
-    slm_jw_init(&w, 0);
-    slm_jw_begin_object(&w);
+    json_writer w;
+    jw_init(&w, 0);
+    jw_begin_object(&w);
     if (n_meta > 0) {
-        slm_jw_key(&w, "__metadata__", 12);
-        slm_jw_begin_object(&w);
+        jw_key(&w, "__metadata__", 12);
+        jw_begin_object(&w);
         for (int i = 0; i < n_meta; i++) {
-            slm_jw_key(&w, meta[2 * i], strlen(meta[2 * i]));
-            slm_jw_string(&w, meta[2 * i + 1], strlen(meta[2 * i + 1]));
+            jw_key(&w, meta[2 * i], strlen(meta[2 * i]));
+            jw_string(&w, meta[2 * i + 1], strlen(meta[2 * i + 1]));
         }
-        slm_jw_end_object(&w);
+        jw_end_object(&w);
     }
     uint64_t at = 0;
     for (int i = 0; i < n; i++) {
-        slm_jw_key(&w, t[i].name, strlen(t[i].name));
-        slm_jw_begin_object(&w);
-        slm_jw_key(&w, "dtype", 5);
+        jw_key(&w, t[i].name, strlen(t[i].name));
+        jw_begin_object(&w);
+        jw_key(&w, "dtype", 5);
         const char *dt = slm_dtype_name(t[i].dtype);
-        slm_jw_string(&w, dt, strlen(dt));
-        slm_jw_key(&w, "shape", 5);
-        slm_jw_begin_array(&w);
+        jw_string(&w, dt, strlen(dt));
+        jw_key(&w, "shape", 5);
+        jw_begin_array(&w);
         for (int d = 0; d < t[i].ndim; d++)
-            slm_jw_int(&w, t[i].shape[d]);
-        slm_jw_end_array(&w);
-        slm_jw_key(&w, "data_offsets", 12);
-        slm_jw_begin_array(&w);
-        slm_jw_int(&w, (int64_t)at);
+            jw_int(&w, t[i].shape[d]);
+        jw_end_array(&w);
+        jw_key(&w, "data_offsets", 12);
+        jw_begin_array(&w);
+        jw_int(&w, (int64_t)at);
         if (nbytes[i] > INT64_MAX - at) w.failed = SLM_EINVAL;
         at += nbytes[i];
-        slm_jw_int(&w, (int64_t)at);
-        slm_jw_end_array(&w);
-        slm_jw_end_object(&w);
+        jw_int(&w, (int64_t)at);
+        jw_end_array(&w);
+        jw_end_object(&w);
     }
-    slm_jw_end_object(&w);
+    jw_end_object(&w);
     while (!w.failed && (w.len + 8) % 8)
-        slm_jw_raw(&w, " ", 1);
-    int rc = slm_jw_finish(&w, out, len, err, errlen);
+        jw_raw(&w, " ", 1);
+    int rc = jw_finish(&w, out, len, err, errlen);
     if (rc == SLM_EINVAL)
-        slm_fail(err, errlen, rc, "safetensors: tensor names and metadata must be valid UTF-8");
+        fail(err, errlen, rc, "safetensors: tensor names and metadata must be valid UTF-8");
     return rc;
 }
 
@@ -139,19 +139,19 @@ int slm_safetensors_save(const char *path, const slm_safetensors_entry *tensors,
                          const char *const *meta, int n_meta, char *err, size_t errlen)
 {
     if (!path || n < 0 || (n && !tensors) || n_meta < 0 || (n_meta && !meta))
-        return slm_fail(err, errlen, SLM_EINVAL, "slm_safetensors_save: bad arguments");
+        return fail(err, errlen, SLM_EINVAL, "slm_safetensors_save: bad arguments");
     size_t *nbytes = calloc((size_t)n + 1, sizeof *nbytes);
-    if (!nbytes) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    if (!nbytes) return fail(err, errlen, SLM_ENOMEM, "out of memory");
     char *header = NULL;
     size_t header_len = 0;
     int rc = check_entries(tensors, n, nbytes, meta, n_meta, err, errlen);
     if (!rc) rc = build_header(tensors, n, nbytes, meta, n_meta, &header, &header_len, err, errlen);
     if (!rc && header_len > SLM_SAFETENSORS_MAX_HEADER)
-        rc = slm_fail(err, errlen, SLM_EINVAL, "safetensors: the header would exceed %d bytes",
+        rc = fail(err, errlen, SLM_EINVAL, "safetensors: the header would exceed %d bytes",
                       SLM_SAFETENSORS_MAX_HEADER);
     if (!rc) {
         save_job j = {tensors, nbytes, n, header, header_len};
-        rc = slm_atomic_write_stream(path, write_file, &j, err, errlen);
+        rc = atomic_write_stream(path, write_file, &j, err, errlen);
     }
     free(header);
     free(nbytes);

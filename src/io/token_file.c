@@ -120,16 +120,16 @@ typedef struct {
     const unsigned char *header;
 } write_job;
 
-static int write_ids(void *ctx, slm_atomic_out *out, char *err, size_t errlen)
+static int write_ids(void *ctx, atomic_out *out, char *err, size_t errlen)
 {
     (void)err, (void)errlen;
     const write_job *j = ctx;
     id_chunk buf;
-    int rc = slm_atomic_out_write(out, j->header, SLM_TOKEN_HEADER_BYTES);
+    int rc = atomic_out_write(out, j->header, SLM_TOKEN_HEADER_BYTES);
     for (size_t at = 0; at < j->n && !rc; at += CHUNK) {
         size_t k = j->n - at < CHUNK ? j->n - at : CHUNK;
         narrow(j->ids + at, k, j->width, &buf);
-        rc = slm_atomic_out_write(out, &buf, k * j->width);
+        rc = atomic_out_write(out, &buf, k * j->width);
     }
     return rc;
 }
@@ -138,10 +138,10 @@ int slm_token_file_write(const char *path, const int32_t *ids, size_t n, const s
                          char *err, size_t errlen)
 {
     if (!path || !meta || (n && !ids))
-        return slm_fail(err, errlen, SLM_EINVAL, "slm_token_file_write: bad arguments");
+        return fail(err, errlen, SLM_EINVAL, "slm_token_file_write: bad arguments");
     if (meta->vocab_size <= 0 ||
         (meta->tokenizer != SLM_TOKENIZER_GPT2 && meta->tokenizer != SLM_TOKENIZER_BYTE))
-        return slm_fail(err, errlen, SLM_EINVAL, "%s: bad vocab_size or tokenizer", path);
+        return fail(err, errlen, SLM_EINVAL, "%s: bad vocab_size or tokenizer", path);
     unsigned width = meta->vocab_size <= 65536 ? 2 : 4;
     id_chunk buf;
     hash_state hs = {HASH_SEED, 0};
@@ -149,7 +149,7 @@ int slm_token_file_write(const char *path, const int32_t *ids, size_t n, const s
         size_t k = n - at < CHUNK ? n - at : CHUNK;
         for (size_t i = 0; i < k; i++)
             if (ids[at + i] < 0 || ids[at + i] >= meta->vocab_size)
-                return slm_fail(err, errlen, SLM_EINVAL, "%s: token %zu is %d, outside [0, %d)",
+                return fail(err, errlen, SLM_EINVAL, "%s: token %zu is %d, outside [0, %d)",
                                 path, at + i, (int)ids[at + i], meta->vocab_size);
         narrow(ids + at, k, width, &buf);
         hash_update(&hs, &buf, k * width);
@@ -165,7 +165,7 @@ int slm_token_file_write(const char *path, const int32_t *ids, size_t n, const s
     put64(h + 40, meta->source_hash);
     put64(h + 48, hash_final(&hs));
     write_job j = {ids, n, width, h};
-    return slm_atomic_write_stream(path, write_ids, &j, err, errlen);
+    return atomic_write_stream(path, write_ids, &j, err, errlen);
 }
 
 /* Where the bytes come from: a file descriptor or memory. */
@@ -186,7 +186,7 @@ static int read_at(const source *s, uint64_t off, size_t n, void *dst, char *err
         ssize_t r = pread(s->fd, d, n, (off_t)off);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0)
-            return slm_fail(err, errlen, SLM_EIO, "%s: %s", s->name,
+            return fail(err, errlen, SLM_EIO, "%s: %s", s->name,
                             r < 0 ? strerror(errno) : "the file shrank while being read");
         d += r;
         off += (uint64_t)r;
@@ -202,38 +202,38 @@ static int read_tokens(const source *s, uint64_t size, int32_t **ids, size_t *n,
     const char *nm = s->name;
     unsigned char h[SLM_TOKEN_HEADER_BYTES];
     if (size < SLM_TOKEN_HEADER_BYTES)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: %llu bytes is too small for a token file",
+        return fail(err, errlen, SLM_EFORMAT, "%s: %llu bytes is too small for a token file",
                         nm, (unsigned long long)size);
     int rc = read_at(s, 0, sizeof h, h, err, errlen);
     if (rc) return rc;
     if (memcmp(h, SLM_TOKEN_MAGIC, 8))
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: not an slm token file (bad magic)", nm);
+        return fail(err, errlen, SLM_EFORMAT, "%s: not an slm token file (bad magic)", nm);
     uint32_t version = get32(h + 8), width = get32(h + 12), vocab = get32(h + 24),
              tok = get32(h + 28);
     uint64_t count = get64(h + 16);
     if (version != SLM_TOKEN_VERSION)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: token file version %u is not supported", nm,
+        return fail(err, errlen, SLM_EFORMAT, "%s: token file version %u is not supported", nm,
                         version);
     if (width != 2 && width != 4)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: %u bytes per id (expected 2 or 4)", nm,
+        return fail(err, errlen, SLM_EFORMAT, "%s: %u bytes per id (expected 2 or 4)", nm,
                         width);
     if (vocab == 0 || vocab > INT32_MAX || (width == 2 && vocab > 65536))
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: vocab_size %u is invalid for %u-byte ids",
+        return fail(err, errlen, SLM_EFORMAT, "%s: vocab_size %u is invalid for %u-byte ids",
                         nm, vocab, width);
     if (tok != SLM_TOKENIZER_GPT2 && tok != SLM_TOKENIZER_BYTE)
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: unknown tokenizer %u", nm, tok);
+        return fail(err, errlen, SLM_EFORMAT, "%s: unknown tokenizer %u", nm, tok);
     if (get64(h + 56))
-        return slm_fail(err, errlen, SLM_EFORMAT, "%s: reserved header bytes are not zero", nm);
+        return fail(err, errlen, SLM_EFORMAT, "%s: reserved header bytes are not zero", nm);
     if (count > (size - SLM_TOKEN_HEADER_BYTES) / width ||
         SLM_TOKEN_HEADER_BYTES + count * width != size)
-        return slm_fail(err, errlen, SLM_EFORMAT,
+        return fail(err, errlen, SLM_EFORMAT,
                         "%s: the header says %llu ids of %u bytes but the file holds %llu bytes "
                         "of ids",
                         nm, (unsigned long long)count, width,
                         (unsigned long long)(size - SLM_TOKEN_HEADER_BYTES));
     /* count is now bounded by the real file size. */
     int32_t *out = malloc(count ? (size_t)count * sizeof *out : 1);
-    if (!out) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory reading %s", nm);
+    if (!out) return fail(err, errlen, SLM_ENOMEM, "out of memory reading %s", nm);
     hash_state hs = {HASH_SEED, 0};
     id_chunk buf;
     for (uint64_t at = 0; at < count && !rc; at += CHUNK) {
@@ -244,7 +244,7 @@ static int read_tokens(const source *s, uint64_t size, int32_t **ids, size_t *n,
         for (size_t i = 0; i < k; i++) {
             uint32_t id = width == 2 ? buf.u16[i] : buf.u32[i];
             if (id >= vocab) {
-                rc = slm_fail(err, errlen, SLM_EFORMAT,
+                rc = fail(err, errlen, SLM_EFORMAT,
                               "%s: token %llu is %u, not below vocab_size %u", nm,
                               (unsigned long long)(at + i), id, vocab);
                 break;
@@ -253,7 +253,7 @@ static int read_tokens(const source *s, uint64_t size, int32_t **ids, size_t *n,
         }
     }
     if (!rc && hash_final(&hs) != get64(h + 48))
-        rc = slm_fail(err, errlen, SLM_EFORMAT, "%s: checksum mismatch (the file is corrupt)", nm);
+        rc = fail(err, errlen, SLM_EFORMAT, "%s: checksum mismatch (the file is corrupt)", nm);
     if (rc) {
         free(out);
         return rc;
@@ -269,11 +269,11 @@ static int read_tokens(const source *s, uint64_t size, int32_t **ids, size_t *n,
     return SLM_OK;
 }
 
-int slm_token_file_parse(const void *buf, size_t len, const char *name, int32_t **ids, size_t *n,
+int token_file_parse(const void *buf, size_t len, const char *name, int32_t **ids, size_t *n,
                          slm_token_meta *meta, char *err, size_t errlen)
 {
     if (!ids || !n || (!buf && len))
-        return slm_fail(err, errlen, SLM_EINVAL, "slm_token_file_parse: bad arguments");
+        return fail(err, errlen, SLM_EINVAL, "token_file_parse: bad arguments");
     *ids = NULL;
     *n = 0;
     source s = {-1, buf ? buf : (const void *)"", name ? name : "tokens"};
@@ -284,18 +284,18 @@ int slm_token_file_read(const char *path, int32_t **ids, size_t *n, slm_token_me
                         size_t errlen)
 {
     if (!path || !ids || !n)
-        return slm_fail(err, errlen, SLM_EINVAL, "slm_token_file_read: bad arguments");
+        return fail(err, errlen, SLM_EINVAL, "slm_token_file_read: bad arguments");
     *ids = NULL;
     *n = 0;
     source s = {open(path, O_RDONLY | O_CLOEXEC), NULL, path};
     if (s.fd < 0)
-        return slm_fail(err, errlen, SLM_EIO, "cannot open '%s': %s", path, strerror(errno));
+        return fail(err, errlen, SLM_EIO, "cannot open '%s': %s", path, strerror(errno));
     struct stat st;
     int rc;
     if (fstat(s.fd, &st))
-        rc = slm_fail(err, errlen, SLM_EIO, "cannot stat '%s': %s", path, strerror(errno));
+        rc = fail(err, errlen, SLM_EIO, "cannot stat '%s': %s", path, strerror(errno));
     else if (!S_ISREG(st.st_mode))
-        rc = slm_fail(err, errlen, SLM_EIO, "'%s' is not a regular file", path);
+        rc = fail(err, errlen, SLM_EIO, "'%s' is not a regular file", path);
     else
         rc = read_tokens(&s, (uint64_t)st.st_size, ids, n, meta, err, errlen);
     close(s.fd);

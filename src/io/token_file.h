@@ -9,7 +9,7 @@
 #define SLM_TOKEN_HEADER_BYTES 64
 
 /* slm_token_file_read on a whole file held in memory (tests, fuzzing). */
-int slm_token_file_parse(const void *buf, size_t len, const char *name, int32_t **ids, size_t *n,
+int token_file_parse(const void *buf, size_t len, const char *name, int32_t **ids, size_t *n,
                          slm_token_meta *meta, char *err, size_t errlen);
 
 #endif

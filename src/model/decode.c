@@ -48,16 +48,16 @@ int slm_kv_cache_create(const slm_model *m, int max_tokens, slm_kv_cache **out, 
     *out = NULL;
     const slm_config *cfg = &m->cfg;
     if (max_tokens <= 0 || max_tokens > cfg->n_positions)
-        return slm_fail(err, errlen, SLM_ERANGE, "KV cache size %d outside 1..%d (the context)",
+        return fail(err, errlen, SLM_ERANGE, "KV cache size %d outside 1..%d (the context)",
                         max_tokens, cfg->n_positions);
     int C = cfg->n_embd, chunk = DECODE_CHUNK < max_tokens ? DECODE_CHUNK : max_tokens;
     /* k and v, plus the scratch rows below (x, h, qkv, q, att, cat, ff, mask). */
     double bytes = 4.0 * ((double)cfg->n_layer * max_tokens * C * 2.0 +
                           (double)chunk * (12.0 * C + max_tokens));
-    int rc = slm_check_memory(bytes, "the KV cache and its scratch", err, errlen);
+    int rc = check_memory(bytes, "the KV cache and its scratch", err, errlen);
     if (rc) return rc;
     slm_kv_cache *c = calloc(1, sizeof *c);
-    if (!c) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    if (!c) return fail(err, errlen, SLM_ENOMEM, "out of memory");
     c->n_layer = cfg->n_layer;
     c->n_head = cfg->n_head;
     c->head_dim = C / cfg->n_head;
@@ -65,22 +65,22 @@ int slm_kv_cache_create(const slm_model *m, int max_tokens, slm_kv_cache **out, 
     c->chunk = chunk;
     size_t cache = (size_t)cfg->n_layer * max_tokens * C * sizeof(float);
     size_t row = (size_t)c->chunk * sizeof(float);
-    c->k = slm_alloc_aligned(cache);
-    c->v = slm_alloc_aligned(cache);
-    c->x = slm_alloc_aligned(row * C);
-    c->h = slm_alloc_aligned(row * C);
-    c->qkv = slm_alloc_aligned(row * 3 * C);
-    c->q = slm_alloc_aligned(row * C);
-    c->att = slm_alloc_aligned(row * C);
-    c->cat = slm_alloc_aligned(row * C);
-    c->ff = slm_alloc_aligned(row * 4 * C);
-    c->mask = slm_alloc_aligned(row * max_tokens);
-    c->mean = slm_alloc_aligned(row);
-    c->rstd = slm_alloc_aligned(row);
+    c->k = alloc_aligned(cache);
+    c->v = alloc_aligned(cache);
+    c->x = alloc_aligned(row * C);
+    c->h = alloc_aligned(row * C);
+    c->qkv = alloc_aligned(row * 3 * C);
+    c->q = alloc_aligned(row * C);
+    c->att = alloc_aligned(row * C);
+    c->cat = alloc_aligned(row * C);
+    c->ff = alloc_aligned(row * 4 * C);
+    c->mask = alloc_aligned(row * max_tokens);
+    c->mean = alloc_aligned(row);
+    c->rstd = alloc_aligned(row);
     if (!c->k || !c->v || !c->x || !c->h || !c->qkv || !c->q || !c->att || !c->cat || !c->ff ||
         !c->mask || !c->mean || !c->rstd) {
         slm_kv_cache_free(c);
-        return slm_fail(err, errlen, SLM_ENOMEM, "out of memory for a %d-token KV cache (%.1f MiB)",
+        return fail(err, errlen, SLM_ENOMEM, "out of memory for a %d-token KV cache (%.1f MiB)",
                         max_tokens, 2.0 * (double)cache / 1048576.0);
     }
     *out = c;
@@ -92,7 +92,7 @@ void slm_kv_cache_free(slm_kv_cache *c)
     if (!c) return;
     float *bufs[] = {c->k,   c->v,   c->x,  c->h,    c->qkv, c->q,
                      c->att, c->cat, c->ff, c->mask, c->mean, c->rstd};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) slm_free_aligned(bufs[i]);
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free_aligned(bufs[i]);
     free(c);
 }
 
@@ -191,22 +191,22 @@ int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n
                      char *err, size_t errlen)
 {
     const slm_config *cfg = &m->cfg;
-    if (!tokens || n <= 0 || !logits) return slm_fail(err, errlen, SLM_EINVAL, "no tokens");
+    if (!tokens || n <= 0 || !logits) return fail(err, errlen, SLM_EINVAL, "no tokens");
     if (c->n_layer != cfg->n_layer || c->n_head != cfg->n_head ||
         c->head_dim * c->n_head != cfg->n_embd)
-        return slm_fail(err, errlen, SLM_EINVAL, "KV cache was made for another model");
+        return fail(err, errlen, SLM_EINVAL, "KV cache was made for another model");
     if (n > c->max_tokens - c->length)
-        return slm_fail(err, errlen, SLM_ERANGE,
+        return fail(err, errlen, SLM_ERANGE,
                         "%d more tokens do not fit the context (%d of %d used)", n, c->length,
                         c->max_tokens);
     for (int t = 0; t < n; t++)
         if (tokens[t] < 0 || tokens[t] >= cfg->vocab_size)
-            return slm_fail(err, errlen, SLM_ERANGE, "token id %d outside the vocabulary (0..%d)",
+            return fail(err, errlen, SLM_ERANGE, "token id %d outside the vocabulary (0..%d)",
                             tokens[t], cfg->vocab_size - 1);
     for (int done = 0; done < n;) {
         int step = n - done < c->chunk ? n - done : c->chunk;
         int rc = decode_chunk(m, c, tokens + done, step);
-        if (rc) return slm_fail(err, errlen, rc, "attention failed: %s", slm_strerror(rc));
+        if (rc) return fail(err, errlen, rc, "attention failed: %s", slm_strerror(rc));
         done += step;
     }
     /* Output layer for the last position only: ln_f, then logits = wte · x. */

@@ -15,18 +15,18 @@
 
 uint64_t gpt_dropout_site_seed(const gpt_dropout *d, int site, int layer)
 {
-    return slm_mix64(d->seed ^ slm_mix64(((uint64_t)(uint32_t)layer << 8) | (uint64_t)site));
+    return mix64(d->seed ^ mix64(((uint64_t)(uint32_t)layer << 8) | (uint64_t)site));
 }
 
 /* Key of row r of a site: element (r,c) survives iff
- * slm_dropout_keep(key, c, threshold). */
-static uint64_t row_key(uint64_t seed, size_t r) { return slm_dropout_row_key(seed, 0, 0, (int)r); }
+ * dropout_keep(key, c, threshold). */
+static uint64_t row_key(uint64_t seed, size_t r) { return dropout_row_key(seed, 0, 0, (int)r); }
 
 // res, branch, out are (N,C); bias (C). branch may be out.
 void residual_forward(float *out, const float *res, const float *branch, const float *bias,
                       size_t N, int C, float p, uint64_t seed)
 {
-    uint32_t threshold = slm_dropout_threshold(p);
+    uint32_t threshold = dropout_threshold(p);
     float keep_scale = 1.0f / (1.0f - p);
 #pragma omp parallel for schedule(static) if (N * C > 32768)
     for (size_t r = 0; r < N; r++) {
@@ -36,7 +36,7 @@ void residual_forward(float *out, const float *res, const float *branch, const f
             uint64_t key = row_key(seed, r);
 #pragma omp simd
             for (int c = 0; c < C; c++) {
-                float keep = slm_dropout_keep(key, c, threshold) ? keep_scale : 0.0f;
+                float keep = dropout_keep(key, c, threshold) ? keep_scale : 0.0f;
                 o[c] = x[c] + keep * (y[c] + bias[c]);
             }
         } else {
@@ -60,14 +60,14 @@ void dropout_backward(float *dx, const float *dy, size_t N, int C, float p, uint
         if (dx != dy) memcpy(dx, dy, N * C * sizeof *dx);
         return;
     }
-    uint32_t threshold = slm_dropout_threshold(p);
+    uint32_t threshold = dropout_threshold(p);
     float keep_scale = 1.0f / (1.0f - p);
 #pragma omp parallel for schedule(static) if (N * C > 32768)
     for (size_t r = 0; r < N; r++) {
         uint64_t key = row_key(seed, r);
 #pragma omp simd
         for (int c = 0; c < C; c++) {
-            float keep = slm_dropout_keep(key, c, threshold) ? keep_scale : 0.0f;
+            float keep = dropout_keep(key, c, threshold) ? keep_scale : 0.0f;
             dx[r * C + c] = dy[r * C + c] * keep;
         }
     }

@@ -25,25 +25,25 @@ static int validate_forward(const slm_model *m, const int32_t *tokens, const int
                             int B, int T, char *err, size_t errlen)
 {
     const slm_config *c = &m->cfg;
-    if (!tokens) return slm_fail(err, errlen, SLM_EINVAL, "forward: no tokens");
+    if (!tokens) return fail(err, errlen, SLM_EINVAL, "forward: no tokens");
     if (B <= 0 || T <= 0)
-        return slm_fail(err, errlen, SLM_EINVAL, "forward: B and T must be positive (%d, %d)",
+        return fail(err, errlen, SLM_EINVAL, "forward: B and T must be positive (%d, %d)",
                         B, T);
     if (T > c->n_positions)
-        return slm_fail(err, errlen, SLM_ERANGE,
+        return fail(err, errlen, SLM_ERANGE,
                         "forward: sequence length %d exceeds the context of %d", T,
                         c->n_positions);
     size_t N = (size_t)B * (size_t)T;
     if (N > MAX_ROWS)
-        return slm_fail(err, errlen, SLM_ERANGE, "forward: B·T = %zu is too large", N);
+        return fail(err, errlen, SLM_ERANGE, "forward: B·T = %zu is too large", N);
     for (size_t r = 0; r < N; r++) {
         if (tokens[r] < 0 || tokens[r] >= c->vocab_size)
-            return slm_fail(err, errlen, SLM_ERANGE,
+            return fail(err, errlen, SLM_ERANGE,
                             "forward: token %d at position %zu is outside [0, %d)", tokens[r],
                             r, c->vocab_size);
         if (targets && targets[r] != SLM_IGNORE_INDEX &&
             (targets[r] < 0 || targets[r] >= c->vocab_size))
-            return slm_fail(err, errlen, SLM_ERANGE,
+            return fail(err, errlen, SLM_ERANGE,
                             "forward: target %d at position %zu is outside [0, %d)", targets[r],
                             r, c->vocab_size);
     }
@@ -67,7 +67,7 @@ int slm_model_forward(slm_model *m, const int32_t *tokens, const int32_t *target
                       int T, int training, uint64_t dropout_seed, float *loss, char *err,
                       size_t errlen)
 {
-    if (!m) return slm_fail(err, errlen, SLM_EINVAL, "forward: no model");
+    if (!m) return fail(err, errlen, SLM_EINVAL, "forward: no model");
     int rc = validate_forward(m, tokens, targets, B, T, err, errlen);
     if (rc) return rc;
     rc = gpt_train_state_reserve(m, B, T, err, errlen);
@@ -95,7 +95,7 @@ int slm_model_forward(slm_model *m, const int32_t *tokens, const int32_t *target
         layer_norm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, lw->ln_1_w, lw->ln_1_b, N, C,
                            cfg->layer_norm_epsilon);
         rc = multi_head_attention_forward(&d, lw, a, x, &t->s, &t->drop, l, t->attn_impl);
-        if (rc) return slm_fail(err, errlen, rc, "attention: %s", slm_strerror(rc));
+        if (rc) return fail(err, errlen, rc, "attention: %s", slm_strerror(rc));
         layer_norm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res_mid, lw->ln_2_w, lw->ln_2_b,
                            N, C, cfg->layer_norm_epsilon);
         feed_forward_forward(&d, cfg->activation, lw, a, &t->s, &t->drop, l);
@@ -124,14 +124,14 @@ const float *slm_model_logits(const slm_model *m)
 
 int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen)
 {
-    if (!m) return slm_fail(err, errlen, SLM_EINVAL, "backward: no model");
+    if (!m) return fail(err, errlen, SLM_EINVAL, "backward: no model");
     struct gpt_train_state *t = m->train;
     if (!t || !t->backward_ready)
-        return slm_fail(err, errlen, SLM_EINVAL,
+        return fail(err, errlen, SLM_EINVAL,
                         "backward: needs a training forward pass with targets first");
     if (!isfinite(loss_scale))
-        return slm_fail(err, errlen, SLM_EINVAL, "backward: loss_scale is not finite");
-    if (!slm_model_grads(m)) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory for grads");
+        return fail(err, errlen, SLM_EINVAL, "backward: loss_scale is not finite");
+    if (!slm_model_grads(m)) return fail(err, errlen, SLM_ENOMEM, "out of memory for grads");
     t->backward_ready = 0; /* the logits are about to become dlogits */
     const slm_config *cfg = &m->cfg;
     const gpt_dims *d = &t->dims;
@@ -157,7 +157,7 @@ int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen)
         layer_norm_backward(s->dres, lg->ln_2_w, lg->ln_2_b, s->a, a->res_mid, a->ln2_mean,
                             a->ln2_rstd, lw->ln_2_w, N, C);
         int rc = multi_head_attention_backward(d, lw, lg, a, s, &t->drop, l, t->attn_impl);
-        if (rc) return slm_fail(err, errlen, rc, "attention backward: %s", slm_strerror(rc));
+        if (rc) return fail(err, errlen, rc, "attention backward: %s", slm_strerror(rc));
         layer_norm_backward(s->dres, lg->ln_1_w, lg->ln_1_b, s->b, layer_input(t, l),
                             a->ln1_mean, a->ln1_rstd, lw->ln_1_w, N, C);
     }

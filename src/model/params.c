@@ -36,7 +36,7 @@ static size_t count_params(const slm_config *c)
 
 int slm_config_validate(const slm_config *c, char *err, size_t errlen)
 {
-    if (!c) return slm_fail(err, errlen, SLM_EINVAL, "no config");
+    if (!c) return fail(err, errlen, SLM_EINVAL, "no config");
     struct {
         const char *name;
         int value, max;
@@ -47,31 +47,31 @@ int slm_config_validate(const slm_config *c, char *err, size_t errlen)
                  {"vocab_size", c->vocab_size, MAX_VOCAB}};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         if (sizes[i].value <= 0)
-            return slm_fail(err, errlen, SLM_EINVAL, "config: %s must be positive, got %d",
+            return fail(err, errlen, SLM_EINVAL, "config: %s must be positive, got %d",
                             sizes[i].name, sizes[i].value);
         if (sizes[i].value > sizes[i].max)
-            return slm_fail(err, errlen, SLM_ERANGE, "config: %s = %d exceeds the limit %d",
+            return fail(err, errlen, SLM_ERANGE, "config: %s = %d exceeds the limit %d",
                             sizes[i].name, sizes[i].value, sizes[i].max);
     }
     if (c->n_embd % c->n_head)
-        return slm_fail(err, errlen, SLM_EINVAL,
+        return fail(err, errlen, SLM_EINVAL,
                         "config: n_embd (%d) is not a multiple of n_head (%d)", c->n_embd,
                         c->n_head);
     if (!(c->layer_norm_epsilon > 0.0f) || !isfinite(c->layer_norm_epsilon))
-        return slm_fail(err, errlen, SLM_EINVAL, "config: layer_norm_epsilon must be positive");
+        return fail(err, errlen, SLM_EINVAL, "config: layer_norm_epsilon must be positive");
     if (c->activation != SLM_ACT_GELU_NEW && c->activation != SLM_ACT_RELU)
-        return slm_fail(err, errlen, SLM_EINVAL, "config: unknown activation %d", c->activation);
+        return fail(err, errlen, SLM_EINVAL, "config: unknown activation %d", c->activation);
     if (c->tokenizer != SLM_TOKENIZER_GPT2 && c->tokenizer != SLM_TOKENIZER_BYTE)
-        return slm_fail(err, errlen, SLM_EINVAL, "config: unknown tokenizer %d", c->tokenizer);
+        return fail(err, errlen, SLM_EINVAL, "config: unknown tokenizer %d", c->tokenizer);
     if (c->tokenizer == SLM_TOKENIZER_BYTE && c->vocab_size < 256)
-        return slm_fail(err, errlen, SLM_EINVAL,
+        return fail(err, errlen, SLM_EINVAL,
                         "config: a byte tokenizer needs vocab_size >= 256, got %d", c->vocab_size);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
-        return slm_fail(err, errlen, SLM_EINVAL, "config: dropout must be in [0, 1)");
+        return fail(err, errlen, SLM_EINVAL, "config: dropout must be in [0, 1)");
     if (!count_params(c)) {
         double n = (double)c->vocab_size * c->n_embd + (double)c->n_positions * c->n_embd +
                    (double)c->n_layer * (12.0 * c->n_embd * c->n_embd + 13.0 * c->n_embd);
-        return slm_fail(err, errlen, SLM_ERANGE,
+        return fail(err, errlen, SLM_ERANGE,
                         "config: the model would have %.3g parameters, which exceeds the limit of "
                         "%zu",
                         n, MAX_PARAMS);
@@ -151,11 +151,11 @@ int gpt_model_alloc(const slm_config *cfg, slm_model **out, char *err, size_t er
 {
     *out = NULL;
     int rc = slm_config_validate(cfg, err, errlen);
-    if (!rc) rc = slm_check_memory(4.0 * (double)count_params(cfg), "the model's parameters", err,
+    if (!rc) rc = check_memory(4.0 * (double)count_params(cfg), "the model's parameters", err,
                                    errlen);
     if (rc) return rc;
     slm_model *m = calloc(1, sizeof *m);
-    if (!m) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    if (!m) return fail(err, errlen, SLM_ENOMEM, "out of memory");
     m->cfg = *cfg;
     m->n_tensors = 4 + cfg->n_layer * TENSORS_PER_LAYER;
     m->tensors = calloc((size_t)m->n_tensors, sizeof *m->tensors);
@@ -163,10 +163,10 @@ int gpt_model_alloc(const slm_config *cfg, slm_model **out, char *err, size_t er
     m->w.h = calloc((size_t)cfg->n_layer, sizeof *m->w.h);
     m->g.h = calloc((size_t)cfg->n_layer, sizeof *m->g.h);
     m->n_params = count_params(cfg);
-    m->params = slm_alloc_aligned(m->n_params * sizeof(float));
+    m->params = alloc_aligned(m->n_params * sizeof(float));
     if (!m->tensors || !m->name_storage || !m->w.h || !m->g.h || !m->params) {
         slm_model_free(m);
-        return slm_fail(err, errlen, SLM_ENOMEM,
+        return fail(err, errlen, SLM_ENOMEM,
                         "out of memory allocating %zu parameters (%.1f MiB)", count_params(cfg),
                         (double)count_params(cfg) * 4.0 / 1048576.0);
     }
@@ -179,23 +179,23 @@ int gpt_model_alloc(const slm_config *cfg, slm_model **out, char *err, size_t er
     return SLM_OK;
 }
 
-static void fill_normal(slm_rng *r, float *x, size_t n, double std)
+static void fill_normal(rng_state *r, float *x, size_t n, double std)
 {
-    for (size_t i = 0; i < n; i++) x[i] = (float)(std * slm_rng_normal(r));
+    for (size_t i = 0; i < n; i++) x[i] = (float)(std * rng_normal(r));
 }
 
 int slm_model_create(const slm_config *cfg, uint64_t seed, slm_model **out, char *err,
                      size_t errlen)
 {
-    if (!out) return slm_fail(err, errlen, SLM_EINVAL, "no output pointer");
+    if (!out) return fail(err, errlen, SLM_EINVAL, "no output pointer");
     slm_model *m;
     int rc = gpt_model_alloc(cfg, &m, err, errlen);
     if (rc) return rc;
     /* GPT-2 / nanoGPT initialisation: N(0, 0.02) for embeddings and weights;
      * the two projections that write into the residual stream get
      * 0.02/sqrt(2L) so the stream's variance does not grow with depth. */
-    slm_rng r;
-    slm_rng_seed(&r, seed);
+    rng_state r;
+    rng_seed(&r, seed);
     double proj_std = 0.02 / sqrt(2.0 * cfg->n_layer);
     for (int i = 0; i < m->n_tensors; i++) {
         const slm_tensor_info *t = &m->tensors[i];
@@ -217,8 +217,8 @@ void slm_model_free(slm_model *m)
 {
     if (!m) return;
     gpt_train_state_free(m->train);
-    slm_free_aligned(m->params);
-    slm_free_aligned(m->grads);
+    free_aligned(m->params);
+    free_aligned(m->grads);
     free(m->tensors);
     free(m->name_storage);
     free(m->w.h);
@@ -246,7 +246,7 @@ const slm_tensor_info *slm_model_find_tensor(const slm_model *m, const char *nam
 float *slm_model_grads(slm_model *m)
 {
     if (!m->grads) {
-        m->grads = slm_alloc_aligned(m->n_params * sizeof(float));
+        m->grads = alloc_aligned(m->n_params * sizeof(float));
         if (!m->grads) return NULL;
         memset(m->grads, 0, m->n_params * sizeof(float));
         gpt_views_bind(m, m->grads, &m->g);

@@ -25,7 +25,7 @@ struct slm_sampler {
     float temperature;
     int top_k;
     float top_p;
-    slm_rng rng;
+    rng_state rng;
     float *prob;     /* [vocab] */
     candidate *cand; /* [vocab] the tokens still in the running */
 };
@@ -34,24 +34,24 @@ int slm_sampler_create(int vocab_size, float temperature, int top_k, float top_p
                        slm_sampler **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (vocab_size <= 0) return slm_fail(err, errlen, SLM_EINVAL, "vocab_size must be positive");
+    if (vocab_size <= 0) return fail(err, errlen, SLM_EINVAL, "vocab_size must be positive");
     if (!(temperature >= 0.0f) || !isfinite(temperature))
-        return slm_fail(err, errlen, SLM_EINVAL, "temperature must be a finite number >= 0");
-    if (top_k < 0) return slm_fail(err, errlen, SLM_EINVAL, "top-k must be >= 0");
+        return fail(err, errlen, SLM_EINVAL, "temperature must be a finite number >= 0");
+    if (top_k < 0) return fail(err, errlen, SLM_EINVAL, "top-k must be >= 0");
     if (!(top_p > 0.0f && top_p <= 1.0f))
-        return slm_fail(err, errlen, SLM_EINVAL, "top-p must be in (0, 1]");
+        return fail(err, errlen, SLM_EINVAL, "top-p must be in (0, 1]");
     slm_sampler *s = calloc(1, sizeof *s);
-    if (!s) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    if (!s) return fail(err, errlen, SLM_ENOMEM, "out of memory");
     s->vocab = vocab_size;
     s->temperature = temperature;
     s->top_k = top_k;
     s->top_p = top_p;
-    slm_rng_seed(&s->rng, seed);
+    rng_seed(&s->rng, seed);
     s->prob = malloc((size_t)vocab_size * sizeof *s->prob);
     s->cand = malloc((size_t)vocab_size * sizeof *s->cand);
     if (!s->prob || !s->cand) {
         slm_sampler_free(s);
-        return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+        return fail(err, errlen, SLM_ENOMEM, "out of memory");
     }
     *out = s;
     return SLM_OK;
@@ -150,7 +150,7 @@ int32_t slm_sampler_next(slm_sampler *s, const float *logits)
         sum = 0.0;
         for (int i = 0; i < n; i++) sum += s->cand[i].p;
     }
-    double r = (double)slm_rng_uniform(&s->rng) * sum, acc = 0.0;
+    double r = (double)rng_uniform(&s->rng) * sum, acc = 0.0;
     for (int i = 0; i < n; i++) {
         acc += s->cand[i].p;
         if (r < acc) return s->cand[i].id;

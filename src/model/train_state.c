@@ -32,8 +32,8 @@ struct gpt_train_state *gpt_train_state_get(slm_model *m)
 void gpt_train_state_free(struct gpt_train_state *t)
 {
     if (!t) return;
-    slm_free_aligned(t->block);
-    slm_free_aligned(t->adam);
+    free_aligned(t->block);
+    free_aligned(t->adam);
     free(t->layer);
     free(t);
 }
@@ -90,7 +90,7 @@ static void layout(struct gpt_train_state *t, const slm_config *cfg, size_t cap,
 int gpt_train_state_reserve(slm_model *m, int B, int T, char *err, size_t errlen)
 {
     struct gpt_train_state *t = gpt_train_state_get(m);
-    if (!t) return slm_fail(err, errlen, SLM_ENOMEM, "out of memory");
+    if (!t) return fail(err, errlen, SLM_ENOMEM, "out of memory");
     size_t N = (size_t)B * (size_t)T;
     if (t->block && N <= t->capacity) return SLM_OK;
     const slm_config *c = &m->cfg;
@@ -99,18 +99,18 @@ int gpt_train_state_reserve(slm_model *m, int B, int T, char *err, size_t errlen
                  ((double)c->n_layer * (17.0 * c->n_embd + 6.0 + c->n_head) +
                   (double)c->vocab_size + 12.0 * c->n_embd + 6.0);
     if (est > MAX_ACT_BYTES)
-        return slm_fail(err, errlen, SLM_ERANGE,
+        return fail(err, errlen, SLM_ERANGE,
                         "activations for B·T = %zu would take %.0f GiB", N, est / 1073741824.0);
     carver count = {NULL, 0};
     layout(t, c, N, &count);
-    int rc = slm_check_memory((double)count.used, "the activations", err, errlen);
+    int rc = check_memory((double)count.used, "the activations", err, errlen);
     if (rc) return rc;
-    slm_free_aligned(t->block);
-    t->block = slm_alloc_aligned(count.used);
+    free_aligned(t->block);
+    t->block = alloc_aligned(count.used);
     t->capacity = 0;
     t->backward_ready = 0;
     if (!t->block)
-        return slm_fail(err, errlen, SLM_ENOMEM, "out of memory for activations (%.1f MiB)",
+        return fail(err, errlen, SLM_ENOMEM, "out of memory for activations (%.1f MiB)",
                         (double)count.used / 1048576.0);
     t->block_bytes = count.used;
     t->capacity = N;
@@ -125,7 +125,7 @@ float *slm_model_adam_state(slm_model *m, int which)
     struct gpt_train_state *t = gpt_train_state_get(m);
     if (!t) return NULL;
     if (!t->adam) {
-        t->adam = slm_alloc_aligned(2 * m->n_params * sizeof(float));
+        t->adam = alloc_aligned(2 * m->n_params * sizeof(float));
         if (!t->adam) return NULL;
         memset(t->adam, 0, 2 * m->n_params * sizeof(float));
     }

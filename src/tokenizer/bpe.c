@@ -239,7 +239,7 @@ int bpe_encode(const bpe_model *m, bpe_encoder *e, const uint8_t *text, size_t l
     /* English is about 0.23 tokens per byte; reserving a bit more up front
      * saves most regrowth. */
     if (reserve_out(e, len / 3 + 16))
-        return slm_fail(err, errlen, SLM_ENOMEM, "encode: out of memory");
+        return fail(err, errlen, SLM_ENOMEM, "encode: out of memory");
     for (size_t pos = 0; pos < len;) {
         size_t end = tok_pretokenize_next(text, len, pos), n = end - pos;
         const uint8_t *p = text + pos;
@@ -259,7 +259,7 @@ int bpe_encode(const bpe_model *m, bpe_encoder *e, const uint8_t *text, size_t l
                 e->n_out += rc ? 0 : c->n_ids;
             } else {
                 if (n >= INT32_MAX)
-                    return slm_fail(err, errlen, SLM_ERANGE,
+                    return fail(err, errlen, SLM_ERANGE,
                                     "encode: a pre-token of %zu bytes (the limit is 2^31-1)", n);
                 size_t first = e->n_out;
                 rc = merge_piece(m, e, p, (int32_t)n);
@@ -267,7 +267,7 @@ int bpe_encode(const bpe_model *m, bpe_encoder *e, const uint8_t *text, size_t l
                     cache_put(e, p, n, h, e->out + first, e->n_out - first);
             }
         }
-        if (rc) return slm_fail(err, errlen, SLM_ENOMEM, "encode: out of memory");
+        if (rc) return fail(err, errlen, SLM_ENOMEM, "encode: out of memory");
     }
     return 0;
 }

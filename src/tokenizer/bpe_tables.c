@@ -67,7 +67,7 @@ int bpe_build_token_map(bpe_model *m, const char *name, char *err, size_t errlen
 {
     uint32_t cap = table_size((size_t)m->n_tokens);
     if (!(m->tokens = malloc(cap * sizeof *m->tokens)))
-        return slm_fail(err, errlen, SLM_ENOMEM, "%s: out of memory", name);
+        return fail(err, errlen, SLM_ENOMEM, "%s: out of memory", name);
     m->tokens_mask = cap - 1;
     for (uint32_t i = 0; i < cap; i++)
         m->tokens[i].id = -1;
@@ -77,7 +77,7 @@ int bpe_build_token_map(bpe_model *m, const char *name, char *err, size_t errlen
         uint64_t hash = bpe_hash(p, n);
         int32_t dup = bpe_token_find(m, p, n, hash);
         if (dup >= 0)
-            return slm_fail(err, errlen, SLM_EFORMAT, "%s: tokens %d and %d are the same bytes",
+            return fail(err, errlen, SLM_EFORMAT, "%s: tokens %d and %d are the same bytes",
                             name, (int)dup, (int)id);
         uint32_t i = (uint32_t)hash & m->tokens_mask;
         while (m->tokens[i].id >= 0)
@@ -90,7 +90,7 @@ int bpe_build_token_map(bpe_model *m, const char *name, char *err, size_t errlen
     for (int b = 0; b < 256; b++) {
         uint8_t c = (uint8_t)b;
         if ((m->byte_id[b] = bpe_token_find(m, &c, 1, bpe_hash(&c, 1))) < 0)
-            return slm_fail(err, errlen, SLM_EFORMAT, "%s: no token for byte 0x%02X", name, b);
+            return fail(err, errlen, SLM_EFORMAT, "%s: no token for byte 0x%02X", name, b);
     }
     return 0;
 }
@@ -120,7 +120,7 @@ int bpe_build_pairs(bpe_model *m, char *err, size_t errlen)
         if (m->tok_rank[t] != BPE_NO_RANK) splits += m->tok_len[t] - 1;
     uint32_t cap = table_size(splits);
     if (!(m->pairs = malloc(cap * sizeof *m->pairs)))
-        return slm_fail(err, errlen, SLM_ENOMEM, "merge table: out of memory");
+        return fail(err, errlen, SLM_ENOMEM, "merge table: out of memory");
     m->pairs_mask = cap - 1;
     for (uint32_t i = 0; i < cap; i++)
         m->pairs[i].key = UINT64_MAX;
@@ -156,7 +156,7 @@ int bpe_model_from_memory(const uint8_t *vocab, size_t vocab_len, const char *vo
 {
     *out = NULL;
     bpe_model *m = calloc(1, sizeof *m);
-    if (!m) return slm_fail(err, errlen, SLM_ENOMEM, "tokenizer: out of memory");
+    if (!m) return fail(err, errlen, SLM_ENOMEM, "tokenizer: out of memory");
     int rc = bpe_parse_vocab(m, vocab_name, vocab, vocab_len, err, errlen);
     if (!rc) rc = bpe_build_token_map(m, vocab_name, err, errlen);
     if (!rc) rc = bpe_parse_merges(m, merges_name, merges, merges_len, err, errlen);

@@ -18,8 +18,8 @@ int byte_encode(const uint8_t *text, size_t len, int32_t **ids, size_t *n_ids, c
                 size_t errlen)
 {
     size_t bytes;
-    if (!slm_mul_size(len ? len : 1, sizeof **ids, &bytes) || !(*ids = malloc(bytes)))
-        return slm_fail(err, errlen, SLM_ENOMEM, "encode: out of memory for %zu ids", len);
+    if (!mul_size(len ? len : 1, sizeof **ids, &bytes) || !(*ids = malloc(bytes)))
+        return fail(err, errlen, SLM_ENOMEM, "encode: out of memory for %zu ids", len);
     for (size_t i = 0; i < len; i++)
         (*ids)[i] = text[i];
     *n_ids = len;

@@ -28,9 +28,9 @@ static int decode(const ctx *c, size_t line, const uint8_t *s, size_t n, uint8_t
         uint32_t cp;
         int len = tok_utf8_decode(s + i, n - i, &cp);
         if (cp == TOK_UTF8_INVALID)
-            return slm_fail(c->err, c->errlen, SLM_EFORMAT, "%s:%zu: invalid UTF-8", c->name, line);
+            return fail(c->err, c->errlen, SLM_EFORMAT, "%s:%zu: invalid UTF-8", c->name, line);
         if (cp >= BPE_ALPHABET_SIZE || c->cp_to_byte[cp] < 0)
-            return slm_fail(c->err, c->errlen, SLM_EFORMAT,
+            return fail(c->err, c->errlen, SLM_EFORMAT,
                             "%s:%zu: character U+%04X is not in GPT-2's byte alphabet", c->name,
                             line, (unsigned)cp);
         out[k++] = (uint8_t)c->cp_to_byte[cp];
@@ -46,7 +46,7 @@ static int find(const bpe_model *m, const ctx *c, size_t line, const uint8_t *b,
 {
     *id = bpe_token_find(m, b, n, bpe_hash(b, n));
     if (*id >= 0) return 0;
-    return slm_fail(c->err, c->errlen, SLM_EFORMAT, "%s:%zu: %s '%.*s' is not in the vocabulary",
+    return fail(c->err, c->errlen, SLM_EFORMAT, "%s:%zu: %s '%.*s' is not in the vocabulary",
                     c->name, line, what, (int)(text_n > 60 ? 60 : text_n), (const char *)text);
 }
 
@@ -56,7 +56,7 @@ static int merge_line(bpe_model *m, const ctx *c, size_t line, const uint8_t *s,
 {
     const uint8_t *sp = memchr(s, ' ', n);
     if (!sp || sp == s || sp == s + n - 1 || memchr(sp + 1, ' ', (size_t)(s + n - sp - 1)))
-        return slm_fail(c->err, c->errlen, SLM_EFORMAT,
+        return fail(c->err, c->errlen, SLM_EFORMAT,
                         "%s:%zu: expected two tokens separated by one space", c->name, line);
     size_t na = (size_t)(sp - s), nb = n - na - 1, ba, bb;
     int32_t ida, idb, idt;
@@ -67,7 +67,7 @@ static int merge_line(bpe_model *m, const ctx *c, size_t line, const uint8_t *s,
     if ((rc = find(m, c, line, scratch + ba, bb, "token", sp + 1, nb, &idb))) return rc;
     if ((rc = find(m, c, line, scratch, ba + bb, "the merge of", s, n, &idt))) return rc;
     if (idt == m->eot)
-        return slm_fail(c->err, c->errlen, SLM_EFORMAT, "%s:%zu: a merge makes <|endoftext|>",
+        return fail(c->err, c->errlen, SLM_EFORMAT, "%s:%zu: a merge makes <|endoftext|>",
                         c->name, line);
     if (m->tok_rank[idt] == BPE_NO_RANK) m->tok_rank[idt] = rank; /* first line wins */
     return 0;
@@ -78,10 +78,10 @@ int bpe_parse_merges(bpe_model *m, const char *name, const uint8_t *buf, size_t 
 {
     ctx c = {.name = name, .err = err, .errlen = errlen};
     bpe_alphabet(c.cp_to_byte);
-    if (len == 0) return slm_fail(err, errlen, SLM_EFORMAT, "%s: empty file", name);
+    if (len == 0) return fail(err, errlen, SLM_EFORMAT, "%s: empty file", name);
     /* A line decodes to at most as many bytes as it has. */
     uint8_t *scratch = malloc(len);
-    if (!scratch) return slm_fail(err, errlen, SLM_ENOMEM, "%s: out of memory", name);
+    if (!scratch) return fail(err, errlen, SLM_ENOMEM, "%s: out of memory", name);
     size_t pos = 0, line = 1;
     int32_t rank = 0;
     int rc = 0;
@@ -99,11 +99,11 @@ int bpe_parse_merges(bpe_model *m, const char *name, const uint8_t *buf, size_t 
             while (k < len && (buf[k] == '\n' || buf[k] == '\r'))
                 k++;
             if (k == len) break;
-            rc = slm_fail(err, errlen, SLM_EFORMAT, "%s:%zu: empty line", name, line);
+            rc = fail(err, errlen, SLM_EFORMAT, "%s:%zu: empty line", name, line);
             break;
         }
         if (rank == INT32_MAX - 1) {
-            rc = slm_fail(err, errlen, SLM_EFORMAT, "%s:%zu: too many merges", name, line);
+            rc = fail(err, errlen, SLM_EFORMAT, "%s:%zu: too many merges", name, line);
             break;
         }
         rc = merge_line(m, &c, line, buf + pos, end - pos, rank++, scratch);

@@ -14,26 +14,26 @@
 
 /* Reads a whole regular file into a malloc'd buffer (*buf may be NULL when
  * *len is 0). */
-static int read_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t errlen)
+static int read_whole_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return slm_fail(err, errlen, SLM_EIO, "cannot open %s: %s", path, strerror(errno));
+    if (!f) return fail(err, errlen, SLM_EIO, "cannot open %s: %s", path, strerror(errno));
     int rc = 0;
     struct stat st;
     if (fstat(fileno(f), &st) != 0) {
-        rc = slm_fail(err, errlen, SLM_EIO, "cannot read %s: %s", path, strerror(errno));
+        rc = fail(err, errlen, SLM_EIO, "cannot read %s: %s", path, strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
-        rc = slm_fail(err, errlen, SLM_EIO, "%s is not a regular file", path);
+        rc = fail(err, errlen, SLM_EIO, "%s is not a regular file", path);
     } else if ((uint64_t)st.st_size > MAX_FILE_BYTES) {
-        rc = slm_fail(err, errlen, SLM_EFORMAT, "%s: larger than %zu bytes", path, MAX_FILE_BYTES);
+        rc = fail(err, errlen, SLM_EFORMAT, "%s: larger than %zu bytes", path, MAX_FILE_BYTES);
     } else if (st.st_size > 0) {
         size_t size = (size_t)st.st_size;
         if (!(*buf = malloc(size))) {
-            rc = slm_fail(err, errlen, SLM_ENOMEM, "%s: out of memory", path);
+            rc = fail(err, errlen, SLM_ENOMEM, "%s: out of memory", path);
         } else if (fread(*buf, 1, size, f) != size) {
-            rc = slm_fail(err, errlen, SLM_EIO, "cannot read %s", path);
+            rc = fail(err, errlen, SLM_EIO, "cannot read %s", path);
         } else {
             *len = size;
         }
@@ -49,14 +49,14 @@ static int read_file(const char *path, uint8_t **buf, size_t *len, char *err, si
 static int load_gpt2(slm_tokenizer *t, const char *dir, char *err, size_t errlen)
 {
     char vpath[4096], mpath[4096];
-    if (!dir) return slm_fail(err, errlen, SLM_EINVAL, "gpt2 tokenizer: no directory given");
+    if (!dir) return fail(err, errlen, SLM_EINVAL, "gpt2 tokenizer: no directory given");
     if ((size_t)snprintf(vpath, sizeof vpath, "%s/vocab.json", dir) >= sizeof vpath ||
         (size_t)snprintf(mpath, sizeof mpath, "%s/merges.txt", dir) >= sizeof mpath)
-        return slm_fail(err, errlen, SLM_EINVAL, "tokenizer directory path too long");
+        return fail(err, errlen, SLM_EINVAL, "tokenizer directory path too long");
     uint8_t *vocab = NULL, *merges = NULL;
     size_t vlen, mlen;
-    int rc = read_file(vpath, &vocab, &vlen, err, errlen);
-    if (!rc) rc = read_file(mpath, &merges, &mlen, err, errlen);
+    int rc = read_whole_file(vpath, &vocab, &vlen, err, errlen);
+    if (!rc) rc = read_whole_file(mpath, &merges, &mlen, err, errlen);
     if (!rc)
         rc = bpe_model_from_memory(vocab, vlen, vpath, merges, mlen, mpath, &t->bpe, err, errlen);
     free(vocab);
@@ -68,12 +68,12 @@ static int load_gpt2(slm_tokenizer *t, const char *dir, char *err, size_t errlen
 int slm_tokenizer_load(int kind, const char *dir, int vocab_size, slm_tokenizer **out, char *err,
                        size_t errlen)
 {
-    if (!out) return slm_fail(err, errlen, SLM_EINVAL, "tokenizer: out is NULL");
+    if (!out) return fail(err, errlen, SLM_EINVAL, "tokenizer: out is NULL");
     *out = NULL;
     if (kind != SLM_TOKENIZER_BYTE && kind != SLM_TOKENIZER_GPT2)
-        return slm_fail(err, errlen, SLM_EINVAL, "unknown tokenizer kind %d", kind);
+        return fail(err, errlen, SLM_EINVAL, "unknown tokenizer kind %d", kind);
     slm_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) return slm_fail(err, errlen, SLM_ENOMEM, "tokenizer: out of memory");
+    if (!t) return fail(err, errlen, SLM_ENOMEM, "tokenizer: out of memory");
     t->kind = kind;
     int rc = 0;
     if (kind == SLM_TOKENIZER_BYTE)
@@ -81,7 +81,7 @@ int slm_tokenizer_load(int kind, const char *dir, int vocab_size, slm_tokenizer 
     else
         rc = load_gpt2(t, dir, err, errlen);
     if (!rc && vocab_size > 0 && vocab_size < t->n_tokens)
-        rc = slm_fail(err, errlen, SLM_EINVAL, "vocab_size %d is smaller than the tokenizer's %d",
+        rc = fail(err, errlen, SLM_EINVAL, "vocab_size %d is smaller than the tokenizer's %d",
                       vocab_size, (int)t->n_tokens);
     if (rc) {
         slm_tokenizer_free(t);
@@ -103,17 +103,17 @@ int slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t len, i
                          size_t *n_ids, char *err, size_t errlen)
 {
     if (!t || !ids || !n_ids || (!text && len))
-        return slm_fail(err, errlen, SLM_EINVAL, "encode: NULL argument");
+        return fail(err, errlen, SLM_EINVAL, "encode: NULL argument");
     *ids = NULL;
     *n_ids = 0;
     const uint8_t *s = (const uint8_t *)text;
     if (t->kind == SLM_TOKENIZER_BYTE) return byte_encode(s, len, ids, n_ids, err, errlen);
     bpe_encoder *e;
-    if (bpe_encoder_init(&e)) return slm_fail(err, errlen, SLM_ENOMEM, "encode: out of memory");
+    if (bpe_encoder_init(&e)) return fail(err, errlen, SLM_ENOMEM, "encode: out of memory");
     int rc = bpe_encode(t->bpe, e, s, len, err, errlen);
     if (!rc) {
         bpe_encoder_take(e, ids, n_ids);
-        if (!*ids) rc = slm_fail(err, errlen, SLM_ENOMEM, "encode: out of memory");
+        if (!*ids) rc = fail(err, errlen, SLM_ENOMEM, "encode: out of memory");
     }
     bpe_encoder_free(e);
     return rc;
@@ -139,22 +139,22 @@ int slm_tokenizer_decode(const slm_tokenizer *t, const int32_t *ids, size_t n_id
                          size_t *len, char *err, size_t errlen)
 {
     if (!t || !text || !len || (!ids && n_ids))
-        return slm_fail(err, errlen, SLM_EINVAL, "decode: NULL argument");
+        return fail(err, errlen, SLM_EINVAL, "decode: NULL argument");
     *text = NULL;
     *len = 0;
     size_t total = 0;
     for (size_t i = 0; i < n_ids; i++) { /* validate and size before writing */
         int n = slm_tokenizer_token_bytes(t, ids[i], NULL);
         if (n < 0)
-            return slm_fail(err, errlen, SLM_ERANGE,
+            return fail(err, errlen, SLM_ERANGE,
                             "decode: token id %d at position %zu is outside [0, %d)", (int)ids[i],
                             i, (int)t->vocab_size);
         if ((size_t)n > SIZE_MAX - 1 - total)
-            return slm_fail(err, errlen, SLM_ENOMEM, "decode: output too large");
+            return fail(err, errlen, SLM_ENOMEM, "decode: output too large");
         total += (size_t)n;
     }
     char *out = malloc(total + 1);
-    if (!out) return slm_fail(err, errlen, SLM_ENOMEM, "decode: out of memory");
+    if (!out) return fail(err, errlen, SLM_ENOMEM, "decode: out of memory");
     size_t k = 0;
     for (size_t i = 0; i < n_ids; i++) {
         const char *b;

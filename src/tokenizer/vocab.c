@@ -51,7 +51,7 @@ static int fail_at(const parser *p, size_t at, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return slm_fail(p->err, p->errlen, SLM_EFORMAT, "%s:%zu:%zu: %s", p->name, line, col, msg);
+    return fail(p->err, p->errlen, SLM_EFORMAT, "%s:%zu:%zu: %s", p->name, line, col, msg);
 }
 
 static void skip_ws(parser *p)
@@ -188,13 +188,13 @@ static int expect(parser *p, char c, const char *what)
 static int place_tokens(bpe_model *m, const parser *p, const entry *e, size_t n)
 {
     if (n > BPE_MAX_TOKENS)
-        return slm_fail(p->err, p->errlen, SLM_EFORMAT, "%s: %zu tokens, more than %d", p->name, n,
+        return fail(p->err, p->errlen, SLM_EFORMAT, "%s: %zu tokens, more than %d", p->name, n,
                         BPE_MAX_TOKENS);
     m->tok_off = malloc(n * sizeof *m->tok_off);
     m->tok_len = malloc(n * sizeof *m->tok_len);
     m->tok_rank = malloc(n * sizeof *m->tok_rank);
     if (!m->tok_off || !m->tok_len || !m->tok_rank)
-        return slm_fail(p->err, p->errlen, SLM_ENOMEM, "%s: out of memory", p->name);
+        return fail(p->err, p->errlen, SLM_ENOMEM, "%s: out of memory", p->name);
     m->n_tokens = (int32_t)n;
     for (size_t i = 0; i < n; i++)
         m->tok_len[i] = 0, m->tok_rank[i] = BPE_NO_RANK;
@@ -214,10 +214,10 @@ static int parse(parser *p, bpe_model *m, entry **ents)
 {
     size_t n = 0, cap = 0, blob_len = 0;
     int rc;
-    if (p->len == 0) return slm_fail(p->err, p->errlen, SLM_EFORMAT, "%s: empty file", p->name);
+    if (p->len == 0) return fail(p->err, p->errlen, SLM_EFORMAT, "%s: empty file", p->name);
     /* Decoding never lengthens a string, so the file size bounds the blob. */
     if (!(m->blob = malloc(p->len)))
-        return slm_fail(p->err, p->errlen, SLM_ENOMEM, "%s: out of memory", p->name);
+        return fail(p->err, p->errlen, SLM_ENOMEM, "%s: out of memory", p->name);
     if ((rc = expect(p, '{', "'{'"))) return rc;
     skip_ws(p);
     if (p->pos < p->len && p->buf[p->pos] == '}') return fail_at(p, p->pos, "no tokens");
@@ -225,7 +225,7 @@ static int parse(parser *p, bpe_model *m, entry **ents)
         if (n == cap) {
             cap = cap ? 2 * cap : 1024;
             entry *g = realloc(*ents, cap * sizeof *g);
-            if (!g) return slm_fail(p->err, p->errlen, SLM_ENOMEM, "%s: out of memory", p->name);
+            if (!g) return fail(p->err, p->errlen, SLM_ENOMEM, "%s: out of memory", p->name);
             *ents = g;
         }
         entry *e = &(*ents)[n];
@@ -252,7 +252,7 @@ int bpe_parse_vocab(bpe_model *m, const char *name, const uint8_t *buf, size_t l
                     size_t errlen)
 {
     parser p = {.name = name, .buf = buf, .len = len, .err = err, .errlen = errlen};
-    if (len >= UINT32_MAX) return slm_fail(err, errlen, SLM_EFORMAT, "%s: larger than 4 GiB", name);
+    if (len >= UINT32_MAX) return fail(err, errlen, SLM_EFORMAT, "%s: larger than 4 GiB", name);
     bpe_alphabet(p.cp_to_byte);
     entry *ents = NULL;
     int rc = parse(&p, m, &ents);

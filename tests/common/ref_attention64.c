@@ -26,9 +26,9 @@ static double resolved_scale(const ref64_opts *o)
 double ref64_dropout_factor(const ref64_opts *o, int b, int h, int i, int j)
 {
     if (o->dropout == 0.0f) return 1.0;
-    uint64_t key = slm_dropout_row_key(o->seed, b, h, i);
-    uint32_t threshold = slm_dropout_threshold(o->dropout);
-    return slm_dropout_bits(key, j) >= threshold ? 1.0 / (1.0 - (double)o->dropout) : 0.0;
+    uint64_t key = dropout_row_key(o->seed, b, h, i);
+    uint32_t threshold = dropout_threshold(o->dropout);
+    return dropout_bits(key, j) >= threshold ? 1.0 / (1.0 - (double)o->dropout) : 0.0;
 }
 
 /* Scores of query row i of head (b,h) into s[Tk]; invisible keys get -inf.

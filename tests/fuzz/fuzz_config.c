@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     slm_config c, back;
     char err[256] = "";
-    int rc = slm_config_parse((const char *)data, size, "fuzz", &c, err, sizeof err);
+    int rc = config_parse((const char *)data, size, "fuzz", &c, err, sizeof err);
     if (rc) {
         if (rc >= 0 || !err[0]) abort();
         return 0;
@@ -24,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (slm_config_validate(&c, NULL, 0)) abort();
     char *text;
     size_t len;
-    if (slm_config_to_json(&c, &text, &len, err, sizeof err)) abort();
-    if (slm_config_parse(text, len, "again", &back, err, sizeof err)) abort();
+    if (config_to_json(&c, &text, &len, err, sizeof err)) abort();
+    if (config_parse(text, len, "again", &back, err, sizeof err)) abort();
     if (memcmp(&c, &back, sizeof c)) abort();
     free(text);
     return 0;

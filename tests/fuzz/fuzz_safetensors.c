@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data, size);
     slm_safetensors *f;
     char err[512] = "";
-    int rc = slm_st_open_memory(buf, size, "fuzz", &f, err, sizeof err);
+    int rc = st_open_memory(buf, size, "fuzz", &f, err, sizeof err);
     if (rc) {
         if ((rc != SLM_EFORMAT && rc != SLM_ENOMEM) || !err[0]) abort();
         free(buf);

@@ -19,7 +19,7 @@ static void parse(const uint8_t *buf, size_t size)
     size_t n;
     slm_token_meta meta;
     char err[256] = "";
-    int rc = slm_token_file_parse(buf, size, "fuzz", &ids, &n, &meta, err, sizeof err);
+    int rc = token_file_parse(buf, size, "fuzz", &ids, &n, &meta, err, sizeof err);
     if (rc) {
         if ((rc != SLM_EFORMAT && rc != SLM_ENOMEM) || !err[0]) abort();
         return;
