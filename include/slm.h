@@ -545,6 +545,8 @@ SLM_API int slm_corpus_save_cache(const slm_corpus *c, const char *path, char *e
 /* 64-bit hash of the data (slm_hash64 of the text): checkpoints record it so
  * a resumed run refuses other data, and data-parallel ranks compare it. */
 SLM_API uint64_t slm_corpus_hash(const slm_corpus *c);
+/* The vocabulary the ids come from (every id is below it). */
+SLM_API int slm_corpus_vocab_size(const slm_corpus *c);
 /* The ids of a split (SLM_SPLIT_TRAIN or SLM_SPLIT_VAL) and their count
  * (0 and NULL for an absent validation split). */
 SLM_API const int32_t *slm_corpus_tokens(const slm_corpus *c, int split, size_t *n);
@@ -553,7 +555,7 @@ SLM_API const int32_t *slm_corpus_tokens(const slm_corpus *c, int split, size_t 
  * (seed, step, micro): every process, and a resumed run, draws the same. */
 typedef struct {
     int batch;      /* B: windows in the whole (global) micro-batch          */
-    int context;    /* T (<= the corpus's context)                           */
+    int context;    /* T: fewer than the training split's tokens             */
     uint64_t seed;
     int shard;      /* this process fills rows [shard·B/n_shards,           */
     int n_shards;   /*   (shard+1)·B/n_shards) of it; 0 or 1 = all B rows;
@@ -588,6 +590,7 @@ typedef struct {
 typedef struct {
     /* -- the run: saved in checkpoints, restored by slm_checkpoint_load -- */
     int batch;           /* B: windows per micro-batch, all shards (16)      */
+    int context;         /* T: tokens per window; 0 = the model's n_positions */
     int grad_accum;      /* micro-batches per step (1)                       */
     int steps;           /* length of the run; the schedule spans it (1000)  */
     int warmup;          /* linear warmup steps; < 0 = steps/20 (-1)         */
@@ -639,8 +642,8 @@ typedef struct slm_trainer slm_trainer;
  * and callbacks in o must outlive the trainer; m should be fresh from
  * slm_model_create or from slm_checkpoint_load (its AdamW moments). The
  * dropout probability is m's config. SLM_EINVAL (options: sizes, batch %
- * n_shards, context > n_positions, start_step >= steps, the corpus's vocab
- * larger than the model's) with a message, SLM_ENOMEM. */
+ * n_shards, context > n_positions or the corpus's, start_step >= steps, the
+ * corpus's vocab larger than the model's) with a message, SLM_ENOMEM. */
 SLM_API int slm_trainer_create(slm_model *m, const slm_corpus *c, const slm_train_opts *o,
                                int start_step, slm_trainer **out, char *err, size_t errlen);
 SLM_API void slm_trainer_free(slm_trainer *t);
