@@ -4,6 +4,7 @@
  * as training does with its data file. */
 #include "cli/bench.h"
 #include "cli/cli.h"
+#include "cli/model_open.h"
 #include "core/rng.h"
 #include "slm.h"
 
@@ -27,40 +28,13 @@ static const char *help =
     "  --json            one JSON object: {\"bench\":\"tokenize\",\"impl\":...,\"bytes\":...,\n"
     "                    \"tokens\":...,\"ms\":...,\"mb_s\":...,\"tok_s\":...}\n";
 
-static int read_all(FILE *f, char **buf, size_t *len)
-{
-    size_t cap = 1 << 20, n = 0;
-    char *b = malloc(cap);
-    if (!b) return -1;
-    for (;;) {
-        if (n == cap) {
-            char *g = realloc(b, cap *= 2);
-            if (!g) {
-                free(b);
-                return -1;
-            }
-            b = g;
-        }
-        size_t k = fread(b + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    if (ferror(f)) {
-        free(b);
-        return -1;
-    }
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
 /* The whole KJV text via bible(1), if Debian's bible-kjv is installed. */
 static int read_kjv(char **buf, size_t *len)
 {
     if (access("/usr/bin/bible", X_OK) != 0) return -1;
     FILE *p = popen("/usr/bin/bible gen1:1-rev22:21 2>/dev/null", "r");
     if (!p) return -1;
-    int rc = read_all(p, buf, len);
+    int rc = cli_read_stream("bench tokenize", p, "bible(1)", buf, len) ? -1 : 0;
     if (pclose(p) != 0 || (!rc && *len < (1 << 20))) {
         if (!rc) free(*buf);
         return -1;
@@ -168,12 +142,8 @@ int bench_tokenize(int argc, char **argv)
     size_t len = 0;
     const char *source;
     if (file) {
-        FILE *f = fopen(file, "rb");
-        if (!f || read_all(f, &text, &len)) {
-            if (f) fclose(f);
-            return cli_error(CLI_RUNTIME, "bench tokenize: cannot read %s", file);
-        }
-        fclose(f);
+        int rc = cli_read_file("bench tokenize", file, &text, &len);
+        if (rc) return rc;
         source = file;
     } else if (!read_kjv(&text, &len)) {
         source = "King James Bible (bible-kjv)";
