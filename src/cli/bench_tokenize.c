@@ -5,6 +5,7 @@
 #include "cli/bench.h"
 #include "cli/cli.h"
 #include "cli/model_open.h"
+#include "cli/options.h"
 #include "core/rng.h"
 #include "slm.h"
 
@@ -114,29 +115,28 @@ static double now_ms(void)
 int bench_tokenize(int argc, char **argv)
 {
     const char *file = NULL, *dir = "data/gpt2", *kind = "gpt2";
-    long repeat = 3, threads = 0;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            return CLI_OK;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--file") && v) {
-            file = v, i++;
-        } else if (!strcmp(a, "-m") && v) {
-            dir = v, i++;
-        } else if (!strcmp(a, "--tokenizer") && v && (!strcmp(v, "gpt2") || !strcmp(v, "byte"))) {
-            kind = v, i++;
-        } else if (!strcmp(a, "--repeat") && v && !cli_parse_int(v, 1, 1000, &repeat)) {
-            i++;
-        } else if (!strcmp(a, "--threads") && v && !cli_parse_int(v, 0, 4096, &threads)) {
-            i++; /* encoding is single-threaded; accepted like everywhere */
-        } else {
-            return cli_error(CLI_USAGE, "bench tokenize: bad option '%s' (try --help)", a);
-        }
+    int repeat = 3, threads = 0, json = 0;
+    const cli_option opts[] = {
+        {"--json", NULL, OPT_FLAG, &json, 0, 0, NULL},
+        {"--file", NULL, OPT_STRING, &file, 0, 0, NULL},
+        {"--model", "-m", OPT_STRING, &dir, 0, 0, NULL},
+        {"--tokenizer", NULL, OPT_STRING, &kind, 0, 0, NULL},
+        {"--repeat", NULL, OPT_INT, &repeat, 1, 1000, NULL},
+        /* encoding is single-threaded; accepted like everywhere */
+        {"--threads", NULL, OPT_INT, &threads, 0, 4096, NULL},
+    };
+    char *pos[1];
+    int n_pos;
+    int prc = cli_parse_options("bench tokenize", argc, argv, opts, sizeof opts / sizeof *opts,
+                                pos, 0, &n_pos);
+    if (prc == -1) {
+        fputs(help, stdout);
+        return CLI_OK;
     }
+    if (prc) return prc;
+    if (strcmp(kind, "gpt2") && strcmp(kind, "byte"))
+        return cli_error(CLI_USAGE, "bench tokenize: --tokenizer must be gpt2 or byte, got '%s'",
+                         kind);
 
     char *text = NULL, err[512];
     size_t len = 0;
@@ -163,7 +163,7 @@ int bench_tokenize(int argc, char **argv)
     }
     double best = 1e300;
     size_t n_tokens = 0;
-    for (long r = 0; r < repeat && !rc; r++) {
+    for (int r = 0; r < repeat && !rc; r++) {
         int32_t *ids;
         double t0 = now_ms();
         rc = slm_tokenizer_encode(t, text, len, &ids, &n_tokens, err, sizeof err);
@@ -183,7 +183,7 @@ int bench_tokenize(int argc, char **argv)
                "\"ms\":%.3f,\"mb_s\":%.2f,\"tok_s\":%.0f,\"tokens_per_byte\":%.4f}\n",
                impl, len, n_tokens, best, mb_s, tok_s, len ? (double)n_tokens / (double)len : 0.0);
     } else {
-        printf("tokenize: %s, %s, one core, best of %ld\n", impl, source, repeat);
+        printf("tokenize: %s, %s, one core, best of %d\n", impl, source, repeat);
         printf("%12s %12s %10s %9s %12s %12s\n", "bytes", "tokens", "ms", "MB/s", "tokens/s",
                "tokens/byte");
         printf("%12zu %12zu %10.1f %9.2f %12.0f %12.4f\n", len, n_tokens, best, mb_s, tok_s,
