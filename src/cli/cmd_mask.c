@@ -1,4 +1,5 @@
-/* slm mask T — the causal mask matrix of the seeds. */
+/* slm mask T — the causal mask matrix M of masked self-attention
+ * (slm_causal_mask; Vaswani et al. 2017, §3.2.3). */
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "slm.h"

@@ -1,5 +1,6 @@
-/* slm softmax [--causal --row I] S0 S1 ... — the seeds' worked example:
- * token 3 of 4 with affinities [1 1 1 8] → 0.3333 0.3333 0.3333 0.0000. */
+/* slm softmax [--causal --row I] S0 S1 ... — a masked softmax row by hand,
+ * e.g. token 3 of 4 with affinities [1 1 1 8] → 0.3333 0.3333 0.3333 0.0000
+ * (the example README shows). */
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "slm.h"
@@ -16,7 +17,7 @@ static const char *help =
     "query row I. A score may itself be -inf (weight 0); scores must fit a float.\n"
     "  slm softmax --causal --row 2 1 1 1 8   →   0.3333 0.3333 0.3333 0.0000\n";
 
-/* A score: a finite float32, or -inf (a masked position, as in the seeds). */
+/* A score: a finite float32, or -inf (a masked position, as slm mask shows). */
 static int parse_score(const char *s, float *out)
 {
     double v;
