@@ -20,6 +20,10 @@ CFLAGS   += -fvisibility=hidden -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SO
             -Iinclude -Isrc -I$(BLAS_INC) -MMD -MP -DSLM_DATA_DIR='"$(CURDIR)/data"'
 LDFLAGS  += -fopenmp $(SANFLAGS) -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB)
 LDLIBS   += -lopenblas -lm
+# Cairo draws the CLI's PNG pictures (slm attention / plot / mask -o); only
+# build/slm links it, libslm stays free of it.
+CAIRO_CFLAGS ?= $(shell pkg-config --cflags cairo 2>/dev/null)
+CAIRO_LIBS   ?= $(shell pkg-config --libs cairo 2>/dev/null || echo -lcairo)
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
@@ -60,7 +64,9 @@ $(BUILD)/libslm.so: $(LIB_OBJ)
 
 $(BUILD)/slm: $(CLI_OBJ) $(BUILD)/libslm.a
 	@echo "  LD  $@"
-	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(LDLIBS)
+	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(LDLIBS) $(CAIRO_LIBS)
+
+$(BUILD)/obj/src/cli/canvas_cairo.o: CFLAGS += $(CAIRO_CFLAGS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TCOM_OBJ) $(BUILD)/libslm.a
 	@mkdir -p $(dir $@)

@@ -1,6 +1,8 @@
 /* slm softmax [--causal --row I] S0 S1 ... — the seeds' worked example:
  * token 3 of 4 with affinities [1 1 1 8] → 0.3333 0.3333 0.3333 0.0000. */
+#include "cli/canvas.h"
 #include "cli/cli.h"
+#include "cli/figures.h"
 #include "slm.h"
 
 #include <math.h>
@@ -9,11 +11,13 @@
 #include <string.h>
 
 static const char *help =
-    "usage: slm softmax [--causal --row I] [--threads N] [--] S0 S1 ...\n\n"
+    "usage: slm softmax [--causal --row I] [-o FILE.png|FILE.svg] [--threads N] [--] S0 S1 ...\n\n"
     "Prints softmax(S) with 4 decimals. With --causal --row I the scores after\n"
     "position I (0-based) are masked to -inf first, as the causal mask does for\n"
     "query row I. A score may itself be -inf (weight 0); scores must fit a float.\n"
-    "  slm softmax --causal --row 2 1 1 1 8   →   0.3333 0.3333 0.3333 0.0000\n";
+    "  slm softmax --causal --row 2 1 1 1 8   →   0.3333 0.3333 0.3333 0.0000\n"
+    "With -o FILE it draws the scores, the mask and the weights into FILE instead\n"
+    "(PNG or SVG by the extension; up to 64 scores).\n";
 
 /* A score: a finite float32, or -inf (a masked position, as in the seeds). */
 static int parse_score(const char *s, float *out)
@@ -33,6 +37,7 @@ int cmd_softmax(int argc, char **argv)
     int causal = 0;
     long row = -1;
     int first = 1;
+    const char *out = NULL;
     for (int a = 1; a < argc; a++)
         if (cli_is_help(argv[a])) {
             fputs(help, stdout);
@@ -52,6 +57,9 @@ int cmd_softmax(int argc, char **argv)
                 return cli_error(CLI_USAGE, "softmax: --threads needs a number from 0 to 4096");
             cli_set_threads((int)threads);
             first++;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            if (first + 1 >= argc) return cli_error(CLI_USAGE, "softmax: %s needs a value", a);
+            out = argv[++first];
         } else if (!strcmp(a, "--")) {
             first++;
             break;
@@ -61,6 +69,12 @@ int cmd_softmax(int argc, char **argv)
             break;
         }
     }
+    /* -o FILE may also follow the scores: "slm softmax 1 2 3 -o w.svg" */
+    if (argc - first >= 2 && (!strcmp(argv[argc - 2], "-o") || !strcmp(argv[argc - 2], "--output"))) {
+        if (out) return cli_error(CLI_USAGE, "softmax: -o given twice");
+        out = argv[argc - 1];
+        argc -= 2;
+    }
     int n = argc - first;
     if (n <= 0) return cli_error(CLI_USAGE, "softmax: no scores given (try --help)");
     if (causal && row < 0) return cli_error(CLI_USAGE, "softmax: --causal needs --row I");
@@ -68,7 +82,12 @@ int cmd_softmax(int argc, char **argv)
         return cli_error(CLI_USAGE, "softmax: --row only makes sense with --causal");
     if (causal && row >= n)
         return cli_error(CLI_USAGE, "softmax: --row %ld is past the last score (%d given)", row, n);
-    float *s = malloc((size_t)n * sizeof *s);
+    if (out && canvas_kind_of(out) < 0)
+        return cli_error(CLI_USAGE, "softmax: cannot tell the picture format of '%s': the name "
+                         "must end in .png or .svg", out);
+    if (out && n > SOFTMAX_DRAW_MAX)
+        return cli_error(CLI_USAGE, "softmax: -o draws up to %d scores, got %d", SOFTMAX_DRAW_MAX, n);
+    float *s = malloc(2 * (size_t)n * sizeof *s);
     if (!s) return cli_error(CLI_RUNTIME, "softmax: out of memory");
     for (int j = 0; j < n; j++)
         if (parse_score(argv[first + j], &s[j])) {
@@ -78,13 +97,21 @@ int cmd_softmax(int argc, char **argv)
             return rc;
         }
     /* Adding row `row` of the causal mask: -inf for every future position. */
+    memcpy(s + n, s, (size_t)n * sizeof *s); /* the scores as given, for -o */
     if (causal)
         for (int j = (int)row + 1; j < n; j++)
             s[j] = -INFINITY;
     slm_softmax(s, n);
-    for (int j = 0; j < n; j++)
-        printf(j ? " %.4f" : "%.4f", s[j]);
-    putchar('\n');
+    int rc = CLI_OK;
+    char err[512];
+    if (out) {
+        if (softmax_figure_draw(s + n, n, causal ? (int)row : -1, s, out, err, sizeof err))
+            rc = cli_error(CLI_RUNTIME, "softmax: %s: %s", out, err);
+    } else {
+        for (int j = 0; j < n; j++)
+            printf(j ? " %.4f" : "%.4f", s[j]);
+        putchar('\n');
+    }
     free(s);
-    return CLI_OK;
+    return rc;
 }
