@@ -729,6 +729,14 @@ def mask_softmax_pictures():
            [".png or .svg"])
 
 
+@case
+def show_probs_requests():
+    refuse("generate --show-probs 0", gen("--show-probs", "0"), 2, ["--show-probs", "'0'"])
+    refuse("generate --show-probs 51", gen("--show-probs", "51"), 2, ["--show-probs", "50"])
+    refuse("generate --show-probs with --ids", gen("--show-probs", "3", "--ids"), 2,
+           ["--show-probs", "--ids"])
+
+
 # ---- output directory ------------------------------------------------------------
 
 

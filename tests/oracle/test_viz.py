@@ -314,6 +314,36 @@ def test_plot_overlays_runs():
     assert m[-20:] in legend and m2[-20:] in legend and "validation loss" in legend, legend
 
 
+def test_generate_show_probs_is_the_output_softmax():
+    """--show-probs K: per new token, the K most likely next tokens under
+    softmax(logits) with their probabilities, against transformers' logits
+    for the same context; greedy picks the first; then the text."""
+    from transformers import GPT2LMHeadModel
+    m = model()
+    p = slm("generate", "-m", m, "-p", PROMPT, "-n", "6", "--temperature", "0",
+            "--show-probs", "3")
+    lines = p.stdout.decode().splitlines()
+    assert len(lines) == 7 and lines[-1].startswith("text: "), lines
+    hf = GPT2LMHeadModel.from_pretrained(m).eval()
+    ids = list(PROMPT.encode())
+    for n, line in enumerate(lines[:-1], 1):
+        head, rest = line.split(":", 1)
+        assert int(head) == n
+        parts = rest.strip().split("  ")
+        cands = [(c.rsplit(" ", 1)[0], float(c.rsplit(" ", 1)[1])) for c in parts[:-1]]
+        picked = parts[-1].removeprefix("→ ").rsplit(" ", 1)[0]
+        with torch.no_grad():
+            logits = hf(torch.tensor([ids])).logits[0, -1].double()
+        probs = torch.softmax(logits, -1).numpy()
+        order = np.argsort(-probs)[:3]
+        label = lambda t: "␣" if t == 32 else "↵" if t == 10 else chr(t)  # noqa: E731
+        assert [c for c, _ in cands] == [label(t) for t in order], (line, order)
+        assert_close([q for _, q in cands], probs[order], 0, 6e-5, f"line {n}")
+        assert picked == cands[0][0], line
+        ids.append(int(order[0]))
+    assert lines[-1] == "text: " + bytes(ids[len(PROMPT):]).decode(), lines[-1]
+
+
 if __name__ == "__main__":
     try:
         run([test_one_head_png_and_svg_cells_are_the_weights,
@@ -324,6 +354,7 @@ if __name__ == "__main__":
              test_mask_picture,
              test_softmax_picture_is_the_seeds_example,
              test_plot_draws_the_log,
-             test_plot_overlays_runs])
+             test_plot_overlays_runs,
+             test_generate_show_probs_is_the_output_softmax])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
