@@ -36,13 +36,15 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TCOM_OBJ := $(TCOM_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test check asan demo clean format lint help bench fuzz fuzz-build
+.PHONY: all deps test check asan demo tour install clean format lint help bench fuzz fuzz-build
 all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS)
 
 help:
 	@echo "make            build build/slm, build/libslm.a, build/libslm.so and the tests"
 	@echo "make test       install missing packages, build, run every test (C tests also under ASan)"
 	@echo "make demo       install missing packages, build, run the demo"
+	@echo "make tour       regenerate docs/tour/ (the guided tour's pictures; trains a tiny model)"
+	@echo "make install    install slm, libslm, slm.h and the man page under PREFIX (/usr/local)"
 	@echo "make asan       the C test suite under AddressSanitizer + UBSan (build/asan)"
 	@echo "make bench      slm bench (attention, gemm, ...) with PyTorch alongside"
 	@echo "make fuzz       libFuzzer targets (tests/fuzz), FUZZ_SECONDS each (default 60)"
@@ -98,6 +100,24 @@ demo:
 	@tools/install-deps.sh --demo
 	@$(MAKE) --no-print-directory -j2 $(BUILD)/slm
 	@tools/demo.sh $(BUILD)
+
+tour:
+	@tools/install-deps.sh --demo
+	@$(MAKE) --no-print-directory -j2 $(BUILD)/slm
+	@tools/tour.sh $(BUILD)
+
+# make install PREFIX=/opt/slm (DESTDIR for staging): the command, both
+# libraries, the public header and the man page.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BUILD)/slm $(DESTDIR)$(PREFIX)/bin/slm
+	install -m 644 $(BUILD)/libslm.a $(DESTDIR)$(PREFIX)/lib/libslm.a
+	install -m 755 $(BUILD)/libslm.so $(DESTDIR)$(PREFIX)/lib/libslm.so
+	install -m 644 include/slm.h $(DESTDIR)$(PREFIX)/include/slm.h
+	install -m 644 docs/slm.1 $(DESTDIR)$(PREFIX)/share/man/man1/slm.1
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/slm

@@ -146,7 +146,7 @@ static int draw(const attn_args *a, const slm_config *c, const char *const *labe
     else snprintf(title, sizeof title, "Attention weights: layer %d, all %d heads", a->layer, nh);
     snprintf(subtitle, sizeof subtitle, "%s (%d layers, %d heads, width %d) · \"%s\" (%d tokens)",
              a->model_dir, c->n_layer, c->n_head, c->n_embd, prompt, T);
-    int cols = a->all ? nh : nh <= 4 ? nh : (int)ceil(sqrt((double)nh));
+    int cols = a->all ? nh : nh <= 3 ? nh : (int)ceil(sqrt((double)nh));
     matrix_figure f = {MATRIX_WEIGHTS, title, subtitle, T, labels, n, cols, panels,
                        "queries i (rows)", "keys j (columns)"};
     char err[512];
