@@ -28,7 +28,7 @@ int softmax_figure_draw(const float *scores, int n, int row, const float *weight
 {
     int width = M + LW + n * CW + M, y_idx = 74, y_score = y_idx + 10, y_mask = y_score + ROW + 6;
     int y_top = y_mask + ROW + 34, y_base = y_top + BAR_H, height = y_base + 30 + M;
-    char title[128], list[96] = "";
+    char title[160], list[96] = "";
     for (int j = 0, len = 0; j < n && len < 80; j++) {
         char s[24];
         fmt_score(scores[j], s, sizeof s);
