@@ -91,7 +91,7 @@ def groups(root, cls):
 
 def rsvg(svg_path):
     """Renders the SVG with rsvg-convert; returns the decoded PNG."""
-    png = svg_path + ".rsvg.png"
+    png = os.path.join(TMP, os.path.basename(svg_path) + ".rsvg.png")
     p = subprocess.run(["rsvg-convert", "-o", png, svg_path], capture_output=True, timeout=60)
     assert p.returncode == 0, f"rsvg-convert {svg_path}: {p.stderr.decode()}"
     return read_png(png)
@@ -344,6 +344,25 @@ def test_generate_show_probs_is_the_output_softmax():
     assert lines[-1] == "text: " + bytes(ids[len(PROMPT):]).decode(), lines[-1]
 
 
+def test_tour_links_and_committed_pictures():
+    """docs/tour.md: every linked file exists (all.png only after make tour)
+    and every committed SVG renders in rsvg-convert."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    tour = open(os.path.join(root, "docs", "tour.md")).read()
+    links = re.findall(r"\]\(([^)#\s]+)\)", tour)
+    assert len(links) > 25, links
+    for link in links:
+        if link.endswith("all.png") or link.startswith("http"):
+            continue
+        assert os.path.exists(os.path.join(root, "docs", link)), f"tour.md links {link}"
+    svgs = [l for l in links if l.endswith(".svg")]
+    assert len(set(svgs)) == 6, svgs
+    for svg in set(svgs):
+        rsvg(os.path.join(root, "docs", svg))
+    readme = open(os.path.join(root, "README.md")).read()
+    assert "(docs/tour.md)" in readme
+
+
 if __name__ == "__main__":
     try:
         run([test_one_head_png_and_svg_cells_are_the_weights,
@@ -355,6 +374,7 @@ if __name__ == "__main__":
              test_softmax_picture_is_the_seeds_example,
              test_plot_draws_the_log,
              test_plot_overlays_runs,
-             test_generate_show_probs_is_the_output_softmax])
+             test_generate_show_probs_is_the_output_softmax,
+             test_tour_links_and_committed_pictures])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
