@@ -22,8 +22,8 @@ LDFLAGS  += -fopenmp $(SANFLAGS) -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB)
 LDLIBS   += -lopenblas -lm
 # Cairo draws the CLI's PNG pictures (slm attention / plot / mask -o); only
 # build/slm links it, libslm stays free of it.
-CAIRO_CFLAGS ?= $(shell pkg-config --cflags cairo 2>/dev/null)
-CAIRO_LIBS   ?= $(shell pkg-config --libs cairo 2>/dev/null || echo -lcairo)
+CAIRO_CFLAGS ?= $(shell pkg-config --cflags cairo fontconfig 2>/dev/null)
+CAIRO_LIBS   ?= $(shell pkg-config --libs cairo fontconfig 2>/dev/null || echo -lcairo -lfontconfig)
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))

@@ -344,6 +344,29 @@ def test_generate_show_probs_is_the_output_softmax():
     assert lines[-1] == "text: " + bytes(ids[len(PROMPT):]).decode(), lines[-1]
 
 
+def test_every_picture_under_asan():
+    """With the AddressSanitizer + UBSan build (SLM_ASAN_BIN, as make test
+    sets it): every drawing command, PNG and SVG, with leak checking on."""
+    asan = os.environ.get("SLM_ASAN_BIN")
+    if not asan:
+        print("# SLM_ASAN_BIN not set: the sanitizer pass of this test runs in make test")
+        return
+    m = model()
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:exitcode=86",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87")
+    for ext in ("png", "svg"):
+        for args in (["attention", "-m", m, "-p", PROMPT, "--all", "--json"],
+                     ["attention", "-m", m, "-p", PROMPT, "--head", "1"], ["plot", m, m],
+                     ["mask", "7"], ["softmax", "--causal", "--row", "1", "3", "1", "2"]):
+            p = subprocess.run([asan, *args, "-o", out("asan." + ext)], capture_output=True,
+                               env=env, timeout=300)
+            assert p.returncode == 0 and b"Sanitizer" not in p.stderr, \
+                f"asan slm {' '.join(args)}: {p.returncode} {p.stderr[-1500:]!r}"
+    p = subprocess.run([asan, "generate", "-m", m, "-p", PROMPT, "-n", "4", "--show-probs", "3"],
+                       capture_output=True, env=env, timeout=300)
+    assert p.returncode == 0 and b"Sanitizer" not in p.stderr, p.stderr[-1500:]
+
+
 def test_tour_links_and_committed_pictures():
     """docs/tour.md: every linked file exists (all.png only after make tour)
     and every committed SVG renders in rsvg-convert."""
@@ -375,6 +398,7 @@ if __name__ == "__main__":
              test_plot_draws_the_log,
              test_plot_overlays_runs,
              test_generate_show_probs_is_the_output_softmax,
-             test_tour_links_and_committed_pictures])
+             test_tour_links_and_committed_pictures,
+             test_every_picture_under_asan])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
