@@ -262,7 +262,7 @@ SLM_API int slm_kv_cache_length(const slm_kv_cache *c);
 SLM_API int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n,
                      float *logits, char *err, size_t errlen);
 
-/* ---- looking inside (src/model/attention_weights.c) ---------------------- */
+/* ---- looking inside (src/model/attention_weights.c, ffn_activations.c) --- */
 
 /*
  * The attention weights of one real forward pass (inference: no dropout) over
@@ -282,6 +282,20 @@ SLM_API int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *token
  */
 SLM_API int slm_model_attention_weights(slm_model *m, const int32_t *tokens, int T, int layer,
                                         float *weights, char *err, size_t errlen);
+
+/*
+ * The hidden activations of one block's position-wise feed-forward network
+ * for tokens [T], from one inference forward pass:
+ *   act[t][u] = activation(LayerNorm_2(x_t)·W_fc + b_fc)[u],  u < 4·n_embd
+ * (GELU or ReLU as configured), for `layer` in [0, n_layer). Row t depends
+ * on position t's own vector only: the FFN never mixes positions.
+ * Like slm_model_attention_weights it replaces the logits of an earlier pass.
+ * Returns SLM_OK; SLM_EINVAL (NULL model, tokens or act, T <= 0),
+ * SLM_ERANGE (layer out of range, T > n_positions, a token outside the
+ * vocabulary) with nothing written; SLM_ENOMEM.
+ */
+SLM_API int slm_model_ffn_activations(slm_model *m, const int32_t *tokens, int T, int layer,
+                                      float *act, char *err, size_t errlen);
 
 /* Turns logits into a token: temperature (0 = greedy argmax), then top-k
  * (0 = off), then top-p nucleus (1 = off), then a draw from the sampler's own

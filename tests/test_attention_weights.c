@@ -280,6 +280,44 @@ done:
     slm_model_free(m);
 }
 
+/* The FFN activations are the layer's own: fc_act of the pass, and a row
+ * changes only when its own token changes (position-wise), while attention
+ * lets a change reach every later row. */
+static void test_model_ffn_activations(void)
+{
+    slm_model *m = model_with("auto");
+    size_t n = (size_t)T * 4 * C;
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    CHECK(m && a && b, "setup");
+    char err[256] = "";
+    if (!m || !a || !b) goto done;
+    CHECK(!slm_model_ffn_activations(m, prompt, T, 1, a, err, sizeof err), "%s", err);
+    CHECK(!memcmp(a, m->train->layer[1].fc_act, n * sizeof *a), "not the pass's fc_act");
+    /* Block 0 sees the embeddings through attention: changing the last token
+     * changes only the last row of its FFN (earlier rows cannot see it). */
+    int32_t changed[T];
+    memcpy(changed, prompt, sizeof changed);
+    changed[T - 1] = (prompt[T - 1] + 1) % V;
+    CHECK(!slm_model_ffn_activations(m, prompt, T, 0, a, err, sizeof err), "%s", err);
+    CHECK(!slm_model_ffn_activations(m, changed, T, 0, b, err, sizeof err), "%s", err);
+    CHECK(!memcmp(a, b, (size_t)(T - 1) * 4 * C * sizeof *a), "earlier rows changed");
+    CHECK(memcmp(a + (size_t)(T - 1) * 4 * C, b + (size_t)(T - 1) * 4 * C, 4 * C * sizeof *a),
+          "the changed token's row did not change");
+    for (size_t i = 0; i < n; i++) a[i] = 7.0f;
+    CHECK(slm_model_ffn_activations(m, prompt, T, L, a, err, sizeof err) == SLM_ERANGE &&
+              strstr(err, "layer 3"), "layer = n_layer: %s", err);
+    CHECK(slm_model_ffn_activations(m, prompt, T, -1, a, err, sizeof err) == SLM_ERANGE, "-1");
+    CHECK(slm_model_ffn_activations(m, prompt, P + 1, 0, a, err, sizeof err) == SLM_ERANGE,
+          "T > n_positions");
+    CHECK(slm_model_ffn_activations(m, prompt, T, 0, NULL, err, sizeof err) == SLM_EINVAL,
+          "NULL act");
+    CHECK(a[0] == 7.0f && a[n - 1] == 7.0f, "written on error");
+done:
+    free(a);
+    free(b);
+    slm_model_free(m);
+}
+
 int main(void)
 {
     RUN(test_core_from_reference_lse);
@@ -288,5 +326,6 @@ int main(void)
     RUN(test_model_weights_are_the_kernels);
     RUN(test_model_reference_equals_flash);
     RUN(test_model_bad_arguments);
+    RUN(test_model_ffn_activations);
     return test_summary();
 }

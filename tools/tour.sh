@@ -36,6 +36,7 @@ prompt="And God said, Let"
 "$slm" attention -m "$model" -p "$prompt" --layer 1 -o "$out/heads.svg"
 "$slm" attention -m "$model" -p "$prompt" --layer 1 --head 2 -o "$out/head.svg"
 "$slm" attention -m "$model" -p "$prompt" --all -o "$out/all.png"
+"$slm" ffn -m "$model" -p "$prompt" --layer 1 --units 40 -o "$out/ffn.svg"
 "$slm" generate -m "$model" -p "And God said" -n 12 --temperature 0 --show-probs 5 \
     >"$out/show-probs.txt"
 "$slm" generate -m "$model" -p "And God said" -n 200 --temperature 0.8 --seed 7 \

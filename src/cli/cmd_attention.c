@@ -147,8 +147,9 @@ static int draw(const attn_args *a, const slm_config *c, const char *const *labe
     snprintf(subtitle, sizeof subtitle, "%s (%d layers, %d heads, width %d) · \"%s\" (%d tokens)",
              a->model_dir, c->n_layer, c->n_head, c->n_embd, prompt, T);
     int cols = a->all ? nh : nh <= 3 ? nh : (int)ceil(sqrt((double)nh));
-    matrix_figure f = {MATRIX_WEIGHTS, title, subtitle, T, labels, n, cols, panels,
-                       "queries i (rows)", "keys j (columns)"};
+    matrix_figure f = {.style = MATRIX_WEIGHTS, .title = title, .subtitle = subtitle, .T = T,
+                       .labels = labels, .n_panels = n, .n_cols = cols, .panels = panels,
+                       .row_caption = "queries i (rows)", .col_caption = "keys j (columns)"};
     char err[512];
     int rc = matrix_figure_draw(&f, a->out, err, sizeof err);
     free(vals);

@@ -25,9 +25,11 @@ int mask_figure_draw(int T, const char *path, char *err, size_t errlen)
     char title[64];
     snprintf(title, sizeof title, "Causal mask M, T = %d", T);
     matrix_panel panel = {m, NULL, "data-kind=\"mask\""};
-    matrix_figure f = {MATRIX_MASK, title,
-                       "added to the scores before softmax: e^(−∞) = 0, so no token sees its future",
-                       T, labels, 1, 1, &panel, "query i", "key j"};
+    matrix_figure f = {.style = MATRIX_MASK, .title = title,
+                       .subtitle = "added to the scores before softmax: e^(−∞) = 0, so no token "
+                                   "sees its future",
+                       .T = T, .labels = labels, .n_panels = 1, .n_cols = 1, .panels = &panel,
+                       .row_caption = "query i", .col_caption = "key j"};
     rc = matrix_figure_draw(&f, path, err, errlen);
 done:
     free(m);

@@ -26,6 +26,9 @@ enum { MARGIN = 16, GAP = 24, CAPTION = 18, LEGEND_W = 150, PANEL_TITLE = 18 };
 #define MASK_VISIBLE ((rgb){0x9e, 0xd0, 0x9e}) /* the mask's 0 entries */
 
 typedef struct {
+    int cols;                  /* columns of each panel's matrix */
+    const char *const *col_labels;
+    double lo, hi;             /* colour range of the values     */
     int cell, label_every, rows;
     double font, label_w;
     int panel_w, panel_h, grid_x, grid_y, header_h, width, height;
@@ -36,17 +39,24 @@ static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v;
 static void compute_layout(const matrix_figure *f, layout *L)
 {
     int T = f->T;
+    L->cols = f->cols > 0 ? f->cols : T;
+    L->col_labels = f->col_labels ? f->col_labels : f->labels;
+    L->lo = f->style == MATRIX_VALUES ? f->lo : 0.0;
+    L->hi = f->style == MATRIX_VALUES && f->hi > f->lo ? f->hi : L->lo + 1.0;
+    int side = T > L->cols ? T : L->cols;
     int target = f->n_panels == 1 ? 640 : f->n_cols <= 4 ? 320 : 220;
-    L->cell = clampi(target / T, 2, f->style == MATRIX_MASK ? 44 : 36);
+    L->cell = clampi(target / side, 2, f->style == MATRIX_MASK ? 44 : 36);
     L->font = fmin(12.0, fmax(7.0, L->cell * 0.7));
     L->label_every = L->cell >= 8 ? 1 : (int)ceil(9.0 / L->cell);
-    L->label_w = 0.0;
-    for (int i = 0; i < T; i++) L->label_w = fmax(L->label_w, canvas_text_width(f->labels[i], L->font));
-    L->label_w = ceil(L->label_w) + 6;
+    double row_w = 0.0, col_w = 0.0;
+    for (int i = 0; i < T; i++) row_w = fmax(row_w, canvas_text_width(f->labels[i], L->font));
+    for (int j = 0; j < L->cols; j++)
+        col_w = fmax(col_w, canvas_text_width(L->col_labels[j], L->font));
+    L->label_w = ceil(row_w) + 6;
     int has_titles = f->panels[0].title != NULL;
     L->grid_x = (int)L->label_w;
-    L->grid_y = (has_titles ? PANEL_TITLE + 4 : 0) + (int)L->label_w;
-    L->panel_w = L->grid_x + T * L->cell;
+    L->grid_y = (has_titles ? PANEL_TITLE + 4 : 0) + (int)ceil(col_w) + 6;
+    L->panel_w = L->grid_x + L->cols * L->cell;
     L->panel_h = L->grid_y + T * L->cell;
     L->rows = (f->n_panels + f->n_cols - 1) / f->n_cols;
     L->header_h = MARGIN + 18 + (f->subtitle ? 18 : 0) + 6;
@@ -70,23 +80,25 @@ static rgb text_on(rgb bg)
 static void draw_panel(canvas *c, const matrix_figure *f, const matrix_panel *p, const layout *L,
                        int x0, int y0)
 {
-    int T = f->T, cs = L->cell;
+    int T = f->T, N = L->cols, cs = L->cell;
     int gx = x0 + L->grid_x, gy = y0 + L->grid_y;
     char attrs[512];
     snprintf(attrs, sizeof attrs, "class=\"matrix\" data-x=\"%d\" data-y=\"%d\" data-cell=\"%d\" "
-             "data-t=\"%d\"%s%s", gx, gy, cs, T, p->attrs ? " " : "", p->attrs ? p->attrs : "");
+             "data-t=\"%d\" data-cols=\"%d\"%s%s", gx, gy, cs, T, N, p->attrs ? " " : "",
+             p->attrs ? p->attrs : "");
     canvas_group_begin(c, attrs);
     if (p->title) canvas_text(c, x0 + L->grid_x, y0 + 13, p->title, 12, COLOR_TEXT, ANCHOR_START, 0, 1);
-    /* key labels above the columns, reading upwards; query labels left */
-    for (int k = 0; k < T; k += L->label_every) {
-        double mid = k * cs + cs / 2.0 + L->font * 0.35;
-        canvas_text(c, gx + mid, gy - 4, f->labels[k], L->font, COLOR_TEXT, ANCHOR_START, 1, 0);
-        canvas_text(c, gx - 4, gy + mid, f->labels[k], L->font, COLOR_TEXT, ANCHOR_END, 0, 0);
-    }
+    /* column labels above the columns, reading upwards; row labels left */
+    for (int k = 0; k < N; k += L->label_every)
+        canvas_text(c, gx + k * cs + cs / 2.0 + L->font * 0.35, gy - 4, L->col_labels[k], L->font,
+                    COLOR_TEXT, ANCHOR_START, 1, 0);
+    for (int k = 0; k < T; k += L->label_every)
+        canvas_text(c, gx - 4, gy + k * cs + cs / 2.0 + L->font * 0.35, f->labels[k], L->font,
+                    COLOR_TEXT, ANCHOR_END, 0, 0);
     double vfont = cs * 0.34;
     for (int i = 0; i < T; i++)
-        for (int j = 0; j < T; j++) {
-            float v = p->values[(size_t)i * T + j];
+        for (int j = 0; j < N; j++) {
+            float v = p->values[(size_t)i * N + j];
             double x = gx + j * cs, y = gy + i * cs;
             if (f->style == MATRIX_MASK) {
                 int masked = isinf(v);
@@ -97,7 +109,7 @@ static void draw_panel(canvas *c, const matrix_figure *f, const matrix_panel *p,
                 continue;
             }
             if (isnan(v)) continue; /* masked: blank */
-            rgb col = colormap_viridis(v);
+            rgb col = colormap_viridis((v - L->lo) / (L->hi - L->lo));
             canvas_fill_rect(c, x, y, cs, cs, col);
             if (cs >= 30) {
                 char num[16];
@@ -106,11 +118,11 @@ static void draw_panel(canvas *c, const matrix_figure *f, const matrix_panel *p,
                             ANCHOR_MIDDLE, 0, 0);
             }
         }
-    canvas_stroke_rect(c, gx - 0.5, gy - 0.5, T * cs + 1, T * cs + 1, COLOR_FRAME, 1);
+    canvas_stroke_rect(c, gx - 0.5, gy - 0.5, N * cs + 1, T * cs + 1, COLOR_FRAME, 1);
     canvas_group_end(c);
 }
 
-static void draw_legend(canvas *c, const matrix_figure *f, int x, int y)
+static void draw_legend(canvas *c, const matrix_figure *f, const layout *L, int x, int y)
 {
     canvas_group_begin(c, "class=\"legend\"");
     if (f->style == MATRIX_MASK) {
@@ -122,17 +134,21 @@ static void draw_legend(canvas *c, const matrix_figure *f, int x, int y)
         return;
     }
     int h = 150, w = 16;
-    canvas_text(c, x, y + 10, "weight", 12, COLOR_TEXT, ANCHOR_START, 0, 1);
+    canvas_text(c, x, y + 10, f->legend ? f->legend : "weight", 12, COLOR_TEXT, ANCHOR_START, 0, 1);
     int top = y + 20;
     for (int k = 0; k < h; k++) /* one row of pixels per step, 1 at the top */
         canvas_fill_rect(c, x, top + k, w, 1, colormap_viridis(1.0 - (k + 0.5) / h));
     canvas_stroke_rect(c, x - 0.5, top - 0.5, w + 1, h + 1, COLOR_FRAME, 1);
     for (int t = 0; t <= 4; t++) {
         double yy = top + h - h * t / 4.0;
-        char lab[8];
-        snprintf(lab, sizeof lab, "%.2f", t / 4.0);
+        char lab[24];
+        snprintf(lab, sizeof lab, "%.2f", L->lo + (L->hi - L->lo) * t / 4.0);
         canvas_line(c, x + w, yy, x + w + 4, yy, COLOR_FRAME, 1, 0);
         canvas_text(c, x + w + 7, yy + 4, lab, 11, COLOR_TEXT, ANCHOR_START, 0, 0);
+    }
+    if (f->style == MATRIX_VALUES) { /* nothing is masked */
+        canvas_group_end(c);
+        return;
     }
     int sy = top + h + 16;
     canvas_stroke_rect(c, x + 0.5, sy + 0.5, w - 1, w - 1, COLOR_MUTED, 1);
@@ -162,7 +178,7 @@ int matrix_figure_draw(const matrix_figure *f, const char *path, char *err, size
     for (int p = 0; p < f->n_panels; p++)
         draw_panel(c, f, &f->panels[p], &L, body_x + (p % f->n_cols) * (L.panel_w + GAP),
                    body_y + (p / f->n_cols) * (L.panel_h + GAP));
-    draw_legend(c, f, body_x + body_w + GAP, body_y + L.grid_y);
+    draw_legend(c, f, &L, body_x + body_w + GAP, body_y + L.grid_y);
     int rc = canvas_save(c, path, err, errlen);
     canvas_free(c);
     return rc;

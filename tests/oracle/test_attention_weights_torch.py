@@ -1,9 +1,11 @@
-"""slm_model_attention_weights (include/slm.h) against PyTorch: the softmax
+"""slm_model_attention_weights and slm_model_ffn_activations (include/slm.h)
+against PyTorch. Attention: the softmax
 probabilities of every layer and head of a hand-written float64 GPT-2 built
 from the model.safetensors slm writes, and those transformers'
 GPT2LMHeadModel returns with output_attentions=True after from_pretrained on
 the same directory (its own causal mask and attention code). Masked entries
-must be exactly 0 in slm."""
+must be exactly 0 in slm. FFN: the hidden activations act(LN(x)·W_fc + b_fc)
+of every block against the same float64 model."""
 import ctypes as C
 import math
 import os
@@ -25,6 +27,18 @@ torch.set_num_threads(2)
 
 LIB.slm_model_attention_weights.argtypes = [C.c_void_p, C.c_void_p, C.c_int, C.c_int,
                                             C.c_void_p, C.c_char_p, C.c_size_t]
+LIB.slm_model_ffn_activations.argtypes = LIB.slm_model_attention_weights.argtypes
+
+
+def slm_ffn(m, tokens, layer):
+    T, C4 = len(tokens), 4 * m.cfg.n_embd
+    tok = np.ascontiguousarray(tokens, dtype=np.int32)
+    out = np.full((T, C4), np.nan, dtype=np.float32)
+    err = C.create_string_buffer(256)
+    rc = LIB.slm_model_ffn_activations(m.h, tok.ctypes.data, T, layer, out.ctypes.data, err, 256)
+    if rc:
+        raise RuntimeError(f"slm_model_ffn_activations ({rc}): {err.value.decode()}")
+    return out
 
 
 def slm_weights(m, tokens, layer):
@@ -46,14 +60,15 @@ def gelu_new(x):
 
 def torch_attention_probs(P, n_layer, n_head, idx, activation, eps=1e-5):
     """GPT-2 forward in float64 (idx [T]); returns softmax probabilities
-    [L][H][T][T] of every layer, as the seeds write them."""
+    [L][H][T][T] of every layer, as the seeds write them, and the FFN hidden
+    activations [L][T][4C]."""
     T = idx.shape[0]
     wte = P["wte.weight"]
     C_ = wte.shape[1]
     D = C_ // n_head
     x = wte[idx] + P["wpe.weight"][:T]
     mask = torch.triu(torch.full((T, T), float("-inf"), dtype=x.dtype), diagonal=1)
-    probs = []
+    probs, ffn = [], []
     for l in range(n_layer):
         p = lambda s: P[f"h.{l}.{s}"]  # noqa: E731
         h = F.layer_norm(x, (C_,), p("ln_1.weight"), p("ln_1.bias"), eps)
@@ -66,8 +81,9 @@ def torch_attention_probs(P, n_layer, n_head, idx, activation, eps=1e-5):
         h = F.layer_norm(x, (C_,), p("ln_2.weight"), p("ln_2.bias"), eps)
         h = h @ p("mlp.c_fc.weight") + p("mlp.c_fc.bias")
         h = gelu_new(h) if activation == SLM_ACT_GELU_NEW else torch.relu(h)
+        ffn.append(h)
         x = x + (h @ p("mlp.c_proj.weight") + p("mlp.c_proj.bias"))
-    return torch.stack(probs).numpy()
+    return torch.stack(probs).numpy(), torch.stack(ffn).numpy()
 
 
 def make_model(L, H, C_, V, T, act, seed, spread):
@@ -102,8 +118,12 @@ def check(L, H, C_, V, T, act, seed, spread=3.0):
         st = load_file(os.path.join(d, "model.safetensors"))
         P = {k.removeprefix("transformer."): torch.tensor(v, dtype=torch.float64)
              for k, v in st.items()}
-        want = torch_attention_probs(P, L, H, torch.tensor(tokens), act)
+        want, want_ffn = torch_attention_probs(P, L, H, torch.tensor(tokens), act)
         assert_close(got, want, 1e-4, 1e-5, "weights vs float64 PyTorch")
+        for layer in range(L):
+            a = want_ffn[layer]
+            assert_close(slm_ffn(m, tokens, layer), a, 1e-4, 1e-4 * np.abs(a).max(),
+                         f"FFN activations of layer {layer} vs float64 PyTorch")
         if act == SLM_ACT_GELU_NEW:
             from transformers import GPT2LMHeadModel
             hf = GPT2LMHeadModel.from_pretrained(d).eval()

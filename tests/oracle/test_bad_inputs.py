@@ -682,6 +682,21 @@ def attention_requests():
            attn("-p", "hi", "-o", path("no_dir", "a.svg")), 1, ["no_dir"])
 
 
+@case
+def ffn_requests():
+    png = path("ffn.png")
+    ffn = ["ffn", "-m", path("good")]
+    refuse("ffn without -o or --json", [*ffn, "-p", "hi"], 2, ["no output"])
+    refuse("ffn -o with an unknown extension", [*ffn, "-p", "hi", "-o", path("f.tif")], 2,
+           [".png or .svg"])
+    refuse("ffn --layer out of range", [*ffn, "-p", "hi", "--layer", "1", "-o", png], 2,
+           ["--layer 1"])
+    refuse("ffn --units more than the model has", [*ffn, "-p", "hi", "--units", "65", "-o", png],
+           2, ["--units 65", "64 hidden units"])
+    refuse("ffn prompt longer than the context", [*ffn, "-p", "x" * 17, "-o", png], 1,
+           ["17 tokens"])
+
+
 def plot_run(name, log):
     d = path(name)
     shutil.rmtree(d, ignore_errors=True)

@@ -249,6 +249,32 @@ def test_softmax_picture_is_the_seeds_example():
     assert "−∞" in words and "masked" in words and "8" in words, words
 
 
+def test_ffn_picture_cells_are_the_activations():
+    m = model()
+    p = slm("ffn", "-m", m, "-p", PROMPT, "--layer", "1", "--units", "40", "-o", out("ffn.svg"),
+            "--json")
+    slm("ffn", "-m", m, "-p", PROMPT, "--layer", "1", "--units", "40", "-o", out("ffn.png"))
+    data = json.loads(p.stdout)
+    A = np.array(data["activations"], dtype=np.float64)
+    assert A.shape == (len(PROMPT), 128) and data["layer"] == 1
+    root, img = svg_root(out("ffn.svg")), read_png(out("ffn.png"))
+    assert (img[0], img[1]) == (int(root.get("width")), int(root.get("height")))
+    g = groups(root, "matrix")[0]
+    x0, y0, cs = (int(g.get(k)) for k in ("data-x", "data-y", "data-cell"))
+    lo, hi = float(g.get("data-lo")), float(g.get("data-hi"))
+    shown = A[:, :40]
+    assert int(g.get("data-cols")) == 40 and np.isclose(lo, shown.min()) and np.isclose(hi, shown.max())
+    texts = list(g.iter(SVG + "text"))
+    assert [t.text for t in texts if t.get("text-anchor") == "end"] == \
+        [c if c != " " else "␣" for c in PROMPT]
+    assert [t.text for t in texts if "rotate" in (t.get("transform") or "")] == \
+        [str(u) for u in range(40)]
+    for i in range(len(PROMPT)):
+        for u in range(40):
+            want = viridis((np.float32(A[i, u]) - lo) / (hi - lo))
+            close(pixel(img, x0 + u * cs + 2, y0 + i * cs + 2), want, 1, f"ffn pixel ({i},{u})")
+
+
 def log_of(d):
     return [json.loads(line) for line in open(os.path.join(d, "log.jsonl"))]
 
@@ -357,6 +383,7 @@ def test_every_picture_under_asan():
     for ext in ("png", "svg"):
         for args in (["attention", "-m", m, "-p", PROMPT, "--all", "--json"],
                      ["attention", "-m", m, "-p", PROMPT, "--head", "1"], ["plot", m, m],
+                     ["ffn", "-m", m, "-p", PROMPT, "--json"],
                      ["mask", "7"], ["softmax", "--causal", "--row", "1", "3", "1", "2"]):
             p = subprocess.run([asan, *args, "-o", out("asan." + ext)], capture_output=True,
                                env=env, timeout=300)
@@ -379,7 +406,7 @@ def test_tour_links_and_committed_pictures():
             continue
         assert os.path.exists(os.path.join(root, "docs", link)), f"tour.md links {link}"
     svgs = [l for l in links if l.endswith(".svg")]
-    assert len(set(svgs)) == 6, svgs
+    assert len(set(svgs)) == 7, svgs
     for svg in set(svgs):
         rsvg(os.path.join(root, "docs", svg))
     readme = open(os.path.join(root, "README.md")).read()
@@ -399,6 +426,7 @@ if __name__ == "__main__":
              test_plot_overlays_runs,
              test_generate_show_probs_is_the_output_softmax,
              test_tour_links_and_committed_pictures,
+             test_ffn_picture_cells_are_the_activations,
              test_every_picture_under_asan])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
