@@ -14,11 +14,10 @@ rgb colormap_viridis(double t)
     int k = (int)u;
     if (k > 9) k = 9;
     double f = u - k;
-    rgb c;
-    unsigned char *out[3] = {&c.r, &c.g, &c.b};
+    unsigned char ch[3];
     for (int i = 0; i < 3; i++)
-        *out[i] = (unsigned char)lround(stops[k][i] + f * (stops[k + 1][i] - stops[k][i]));
-    return c;
+        ch[i] = (unsigned char)lround(stops[k][i] + f * (stops[k + 1][i] - stops[k][i]));
+    return (rgb){ch[0], ch[1], ch[2]};
 }
 
 rgb colormap_line(int i)
