@@ -2,7 +2,7 @@
 # make tour: regenerates the pictures and outputs of docs/tour.md into
 # docs/tour/. Trains its own tiny model first (build/tour-model: 2 layers,
 # 4 heads, width 128, 600 steps of 16 × 64 bytes of the King James Bible;
-# about 15 s on 2 idle cores), so every picture comes from a real run.
+# about a minute on 2 idle cores), so every picture comes from a real run.
 #   tools/tour.sh [BUILD]     (TOUR_STEPS=N to change the training length)
 set -euo pipefail
 cd "$(dirname "$0")/.."
