@@ -29,5 +29,8 @@ int cmd_eval(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_attention(int argc, char **argv);
+int cmd_ffn(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif

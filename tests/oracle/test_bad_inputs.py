@@ -663,6 +663,109 @@ def unknown_flags():
     refuse("no model given", ["generate", "-p", "x"], 2, ["-m"])
 
 
+# ---- pictures: slm attention, plot, mask -o, softmax -o ---------------------------
+
+
+def attn(*args):
+    return ["attention", "-m", path("good"), *args]
+
+
+@case
+def attention_requests():
+    png = path("attn.png")
+    refuse("attention without -o or --json", attn("-p", "hi"), 2, ["no output", "-o"])
+    refuse("attention -o with an unknown extension", attn("-p", "hi", "-o", path("a.jpg")), 2,
+           ["a.jpg", ".png or .svg"])
+    refuse("attention -o without an extension", attn("-p", "hi", "-o", path("attn")), 2,
+           [".png or .svg"])
+    refuse("attention --layer out of range", attn("-p", "hi", "--layer", "1", "-o", png), 2,
+           ["--layer 1", "1 layers"])
+    refuse("attention --layer negative", attn("-p", "hi", "--layer", "-1", "-o", png), 2,
+           ["--layer"])
+    refuse("attention --head out of range", attn("-p", "hi", "--head", "2", "-o", png), 2,
+           ["--head 2", "2 heads"])
+    refuse("attention --all with --layer", attn("-p", "hi", "--all", "--layer", "0", "-o", png),
+           2, ["--all"])
+    refuse("attention prompt longer than the context", attn("-p", "x" * 17, "-o", png), 1,
+           ["17 tokens", "context holds 16"])
+    refuse("attention empty prompt", attn("-p", "", "-o", png), 2, ["empty"])
+    refuse("attention without a prompt", attn("-o", png), 2, ["-p"])
+    refuse("attention model directory does not exist",
+           ["attention", "-m", path("no_such_model"), "-p", "hi", "-o", png], 1, ["config.json"])
+    refuse("attention -o into a missing directory",
+           attn("-p", "hi", "-o", path("no_dir", "a.svg")), 1, ["no_dir"])
+
+
+@case
+def ffn_requests():
+    png = path("ffn.png")
+    ffn = ["ffn", "-m", path("good")]
+    refuse("ffn without -o or --json", [*ffn, "-p", "hi"], 2, ["no output"])
+    refuse("ffn -o with an unknown extension", [*ffn, "-p", "hi", "-o", path("f.tif")], 2,
+           [".png or .svg"])
+    refuse("ffn --layer out of range", [*ffn, "-p", "hi", "--layer", "1", "-o", png], 2,
+           ["--layer 1"])
+    refuse("ffn --units more than the model has", [*ffn, "-p", "hi", "--units", "65", "-o", png],
+           2, ["--units 65", "64 hidden units"])
+    refuse("ffn prompt longer than the context", [*ffn, "-p", "x" * 17, "-o", png], 1,
+           ["17 tokens"])
+
+
+def plot_run(name, log):
+    d = path(name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    if log is not None:
+        write(os.path.join(d, "log.jsonl"), log)
+    return d
+
+
+@case
+def plot_requests():
+    png = path("plot.png")
+    good = '{"step":1,"loss":5.5,"lr":0.001,"grad_norm":1,"tok_s":10}\n'
+    refuse("plot a directory that does not exist", ["plot", path("no_run"), "-o", png], 1,
+           ["no_run/log.jsonl"])
+    refuse("plot a directory without log.jsonl", ["plot", plot_run("run_nolog", None), "-o", png],
+           1, ["log.jsonl"])
+    refuse("plot an empty log.jsonl", ["plot", plot_run("run_empty", ""), "-o", png], 1,
+           ["log.jsonl", "no training steps"])
+    refuse("plot a malformed log.jsonl line",
+           ["plot", plot_run("run_bad", good + "{\"step\":2,\"loss\":\n" + good), "-o", png], 1,
+           ["log.jsonl:2"])
+    refuse("plot a log line without loss",
+           ["plot", plot_run("run_noloss", '{"step":1,"lr":0.1}\n'), "-o", png], 1,
+           ["log.jsonl:1", "loss"])
+    write(path("run_dirlog", "log.jsonl", "x"), "")
+    refuse("plot log.jsonl is a directory", ["plot", path("run_dirlog"), "-o", png], 1,
+           ["log.jsonl", "not a regular file"])
+    ok = plot_run("run_ok", good)
+    refuse("plot without -o", ["plot", ok], 2, ["no output", "-o"])
+    refuse("plot -o with an unknown extension", ["plot", ok, "-o", path("p.gif")], 2,
+           [".png or .svg"])
+    refuse("plot without a directory", ["plot", "-o", png], 2, ["no run directory"])
+
+
+@case
+def mask_softmax_pictures():
+    refuse("mask -o with an unknown extension", ["mask", "4", "-o", path("m.bmp")], 2,
+           [".png or .svg"])
+    refuse("mask -o with T too large to draw", ["mask", "300", "-o", path("m.png")], 2,
+           ["256", "300"])
+    refuse("mask -o without a file", ["mask", "4", "-o"], 2, ["-o", "needs a value"])
+    refuse("softmax -o with an unknown extension",
+           ["softmax", "--causal", "--row", "2", "1", "1", "1", "8", "-o", path("s.txt")], 2,
+           [".png or .svg"])
+
+
+@case
+def show_probs_requests():
+    refuse("generate --show-probs 0", gen("--show-probs", "0"), 2, ["--show-probs", "'0'"])
+    refuse("generate --show-probs 51", gen("--show-probs", "51"), 2, ["--show-probs", "50"])
+    refuse("generate --show-probs with --ids", gen("--show-probs", "3", "--ids"), 2,
+           ["--show-probs", "--ids"])
+
+
 # ---- output directory ------------------------------------------------------------
 
 
