@@ -117,6 +117,25 @@ SLM_API void slm_causal_mask(int Tq, int Tk, float *mask);
  * -inf becomes all zeros). Returns the log-sum-exp, -inf for such a row. */
 SLM_API float slm_softmax(float *x, int n);
 
+/*
+ * The attention weights P = softmax(q·kᵀ·scale + mask) of a forward pass,
+ * recovered from its inputs and the lse it wrote (exp(score − lse), one exp
+ * per entry, the normaliser the kernel itself used):
+ *   weights[b][h][i][j] = exp(scale·q_i·k_j + mask_ij − lse_i)  if key j is
+ *                         visible to query i (causal, kv_len, mask ≠ -inf),
+ *                       = 0 exactly otherwise (and for rows with lse = -inf).
+ * Shapes: q[B][H][Tq][D], k[B][H][Tk][D], lse[B][H][Tq] as slm_attention_forward
+ * wrote them for the same options; weights[B][H][Tq][Tk]. The weights are
+ * those before dropout (o->dropout is not applied: with dropout the kernel
+ * multiplied them by the keep factors). Each visible row sums to 1, and
+ * weights·v is the forward's out when dropout is 0.
+ * Returns SLM_OK, or SLM_EINVAL (as slm_attention_forward, or a NULL pointer)
+ * with nothing written.
+ */
+SLM_API int slm_attention_weights(const slm_attn_opts *o, int B, int H, int Tq, int Tk, int D,
+                                  const float *q, const float *k, const float *lse,
+                                  float *weights);
+
 /* ==== model (src/model) ================================================ */
 
 /* GPT-2 architecture: token + position embeddings → n_layer pre-LN blocks
@@ -242,6 +261,27 @@ SLM_API int slm_kv_cache_length(const slm_kv_cache *c);
  * context would overflow. */
 SLM_API int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n,
                      float *logits, char *err, size_t errlen);
+
+/* ---- looking inside (src/model/attention_weights.c) ---------------------- */
+
+/*
+ * The attention weights of one real forward pass (inference: no dropout) over
+ * tokens [T] (T <= n_positions), taken from the model's own attention path:
+ * the q, k and log-sum-exp that the attention kernel of each layer produced
+ * (slm_attention_weights), not a separate computation.
+ *   layer in [0, n_layer): weights is [n_head][T][T] for that layer;
+ *   layer = -1:            weights is [n_layer][n_head][T][T], every layer.
+ * Row i is query i, column j is key j: weights[h][i][j] is how much token i
+ * attends to token j. Entries above the diagonal (the causal mask's future)
+ * are exactly 0; every row sums to 1.
+ * The pass reuses the model's forward state like slm_model_forward does (it
+ * replaces the logits of any earlier pass, and ends a pending backward).
+ * Returns SLM_OK; SLM_EINVAL (NULL model, tokens or weights, T <= 0),
+ * SLM_ERANGE (layer outside [-1, n_layer), T > n_positions, a token outside
+ * [0, vocab_size)) with nothing written; SLM_ENOMEM.
+ */
+SLM_API int slm_model_attention_weights(slm_model *m, const int32_t *tokens, int T, int layer,
+                                        float *weights, char *err, size_t errlen);
 
 /* Turns logits into a token: temperature (0 = greedy argmax), then top-k
  * (0 = off), then top-p nucleus (1 = off), then a draw from the sampler's own

@@ -66,6 +66,9 @@ int multi_head_attention_forward(const gpt_dims *d, const gpt_layer_views *w, gp
 int multi_head_attention_backward(const gpt_dims *d, const gpt_layer_views *w,
                                   gpt_layer_views *g, const gpt_layer_acts *a, gpt_scratch *s,
                                   const gpt_dropout *drop, int layer, int attn_impl);
+/* weights (B,H,T,T) = softmax(q·kᵀ/sqrt(D) + M) of the last forward pass,
+ * from a->qkv and a->att_lse (before dropout; see slm_attention_weights) */
+int multi_head_attention_weights(const gpt_dims *d, const gpt_layer_acts *a, float *weights);
 
 /* ---- feed_forward.c ------------------------------------------------------ */
 /* res_out (N,C) = res_mid + dropout(act(ln2·W_fc + b_fc)·W_proj + b_proj);
