@@ -21,6 +21,7 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "text → token ids"},
     {"detokenize", cmd_detokenize, "token ids → text"},
     {"info", cmd_info, "configuration, parameter count and files of a model"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server and a web page"},
     {"bench", cmd_bench, "benchmarks: attention, gemm, train, generate, tokenize"},
 };
 
