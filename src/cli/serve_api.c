@@ -155,7 +155,8 @@ int api_get_ids(serve_ctx *c, const json_value *arr, const char *key, int32_t **
         if (!json_int(v, &id) || id < 0 || id >= vocab) {
             free(x);
             if (v->type == SLM_JSON_NUMBER)
-                api_error(out, 400, "'%s'[%d] is not a token id in [0, %d)", key, i, vocab);
+                api_error(out, 400, "'%s'[%d] = %g is not a token id in [0, %d)", key, i,
+                          json_number(v), vocab);
             else
                 api_error(out, 400, "'%s'[%d] must be an integer token id, got %s", key, i,
                           type_name(v));
