@@ -43,7 +43,10 @@ class Server:
     """`slm serve` on a free port; use as a context manager (always killed)."""
 
     def __init__(self, model, *args, binary=None):
-        self.cmd = [binary or SLM, "serve", "-m", model, "--port", "0", *args]
+        # One thread: with tiny models OpenMP's barriers cost more than they
+        # save, and on a busy machine far more (see README, slm serve).
+        threads = [] if "--threads" in args else ["--threads", "1"]
+        self.cmd = [binary or SLM, "serve", "-m", model, "--port", "0", *threads, *args]
         self.proc = None
         self.port = None
         self.out = tempfile.TemporaryFile()
