@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages slm needs, skipping those already present.
-#   build: gcc, make, the OpenMP build of OpenBLAS (GEMM), BLIS (for `slm bench gemm`)
+#   build: gcc, make, the OpenMP build of OpenBLAS (GEMM), BLIS (for `slm bench gemm`),
+#          libmicrohttpd (the HTTP server of `slm serve`)
 #   demo:  bible-kjv, the public-domain King James Bible as the default corpus
-#   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv
+#   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv,
+#          chromium (headless, for the web page of `slm serve`)
 #   fuzz:  clang 14 with its libFuzzer + sanitizer runtimes and LLVM's OpenMP
 #          runtime (the library sources use OpenMP pragmas), for `make fuzz` only
 # Usage: tools/install-deps.sh [--demo | --fuzz]
@@ -11,9 +13,9 @@
 set -euo pipefail
 case "${1:-}" in
 --fuzz) pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
---demo) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv) ;;
-*) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv python3-venv
-         python3-numpy python3-torch) ;;
+--demo) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev libmicrohttpd-dev bible-kjv) ;;
+*) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev libmicrohttpd-dev bible-kjv
+         python3-venv python3-numpy python3-torch chromium) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

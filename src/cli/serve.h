@@ -87,6 +87,7 @@ typedef struct serve_request {
     size_t ready;       /* text[0..ready) may be sent: no partial character,
                            nothing that could still become a stop string      */
     int32_t *ids;       /* generated ids, [max_tokens]                         */
+    size_t *tok_end;    /* [max_tokens]: ready after each token                */
     int n_ids;
     const char *finish; /* "stop" or "length" once done                        */
     char error[256];    /* non-empty if generation failed                      */

@@ -84,6 +84,7 @@ static void request_free(serve_request *r)
     pthread_cond_destroy(&r->cv);
     free(r->text);
     free(r->ids);
+    free(r->tok_end);
     free(r);
 }
 
@@ -148,8 +149,10 @@ int serve_engine_submit(serve_engine *e, serve_params *p, serve_request **out)
     serve_request *r = calloc(1, sizeof *r);
     if (!r) return SUBMIT_NOMEM;
     r->ids = malloc((size_t)p->max_tokens * sizeof *r->ids);
-    if (!r->ids || pthread_cond_init(&r->cv, NULL)) {
+    r->tok_end = malloc((size_t)p->max_tokens * sizeof *r->tok_end);
+    if (!r->ids || !r->tok_end || pthread_cond_init(&r->cv, NULL)) {
         free(r->ids);
+        free(r->tok_end);
         free(r);
         return SUBMIT_NOMEM;
     }
@@ -162,6 +165,7 @@ int serve_engine_submit(serve_engine *e, serve_params *p, serve_request **out)
         pthread_mutex_unlock(&e->mu);
         pthread_cond_destroy(&r->cv);
         free(r->ids);
+        free(r->tok_end);
         free(r);
         return rc;
     }
@@ -317,6 +321,7 @@ static void step(serve_engine *e, slot *s)
     r->ids[r->n_ids++] = next;
     int stopped = len > 0 ? serve_text_append(r, bytes, (size_t)len) : 0;
     int n_ids = r->n_ids;
+    r->tok_end[n_ids - 1] = r->ready;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&e->mu);
     serve_metrics_tokens(e->metrics, 0, 1);

@@ -309,6 +309,7 @@ static void write_object(gen_state *s, json_writer *w, int whole, size_t from, s
     if (finish) write_usage(w, r);
     jw_end_object(w);
     if (!text) w->failed = SLM_ENOMEM;
+    free(text);
 }
 
 /* ---- streaming ----------------------------------------------------------- */
@@ -348,12 +349,21 @@ static int next_event(gen_state *s)
     }
     s->phase = 1;
     for (;;) {
-        size_t ready = r->ready;
-        int n_ids = r->n_ids;
-        if (ready > s->sent || (s->return_tokens && n_ids > s->sent_ids)) {
-            write_object(s, &w, 0, s->sent, ready, s->sent_ids, n_ids, NULL, 0);
-            s->sent = ready;
-            s->sent_ids = n_ids;
+        /* One event per token, however far ahead the engine is: the text
+         * that became sendable with it (none while a character or a
+         * possible stop string is incomplete). */
+        if (s->sent_ids < r->n_ids) {
+            size_t end = r->tok_end[s->sent_ids] > s->sent ? r->tok_end[s->sent_ids] : s->sent;
+            size_t from = s->sent;
+            int id = s->sent_ids++;
+            s->sent = end;
+            if (end == from && !s->return_tokens) continue;
+            write_object(s, &w, 0, from, end, id, id + 1, NULL, 0);
+            break;
+        }
+        if (r->ready > s->sent) { /* the rest, once the end is known */
+            write_object(s, &w, 0, s->sent, r->ready, 0, 0, NULL, 0);
+            s->sent = r->ready;
             break;
         }
         if (r->state == REQ_DONE) {

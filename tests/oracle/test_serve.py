@@ -118,7 +118,7 @@ def completion_stream_sse():
         c.close()
     assert events[-1] == "[DONE]", events[-3:]
     chunks = events[:-1]
-    assert len(chunks) >= 3, chunks  # streamed, not one blob
+    assert len(chunks) == 31, chunks  # one event per token (ASCII text), then the end
     assert all(e["object"] == "text_completion" for e in chunks)
     assert all(e["choices"][0]["finish_reason"] is None for e in chunks[:-1])
     last = chunks[-1]
@@ -279,6 +279,35 @@ def attention_weights_match_numpy():
         assert [t["id"] for t in r["tokens"]] == ids
     s, _, r = server().post("/v1/attention", {"text": "the face", "layer": 1})
     assert s == 200 and len(r["weights"][0]) == 8
+
+
+@case
+def openai_python_client():
+    """The official client, pointed at the server with base_url, as the README says."""
+    from openai import BadRequestError, OpenAI
+    client = OpenAI(base_url=f"http://127.0.0.1:{server().port}/v1", api_key="unused",
+                    max_retries=0, timeout=60)
+    want = completion({"prompt": "the earth", "max_tokens": 20, "temperature": 0})
+    r = client.completions.create(model="tiny", prompt="the earth", max_tokens=20,
+                                  temperature=0)
+    assert r.choices[0].text == want["choices"][0]["text"] and r.usage.completion_tokens == 20
+    stream = client.completions.create(model="tiny", prompt="the earth", max_tokens=20,
+                                       temperature=0, stream=True)
+    assert "".join(c.choices[0].text for c in stream) == want["choices"][0]["text"]
+    msgs = [{"role": "user", "content": "hello"}]
+    r = client.chat.completions.create(model="tiny", messages=msgs, max_tokens=12,
+                                       temperature=0)
+    text = r.choices[0].message.content
+    chunks = list(client.chat.completions.create(model="tiny", messages=msgs, max_tokens=12,
+                                                 temperature=0, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == text
+    assert chunks[-1].usage.prompt_tokens == r.usage.prompt_tokens
+    assert [m.id for m in client.models.list()] == ["tiny"]
+    try:
+        client.completions.create(model="tiny", prompt="x", max_tokens=0)
+        raise AssertionError("max_tokens 0 accepted")
+    except BadRequestError as e:
+        assert e.status_code == 400 and "max_tokens" in str(e)
 
 
 # ---- bad input ----------------------------------------------------------------------------
@@ -482,6 +511,39 @@ def sigterm_drains_in_flight_requests_and_exits_0():
             raise AssertionError("the port still accepts connections")
         except ConnectionRefusedError:
             pass
+
+
+@case
+def sanitizer_build_serves_and_exits_clean():
+    """The AddressSanitizer + UBSan build (SLM_ASAN_BIN, as `make test` sets):
+    every kind of request, a disconnect, bad input, then SIGTERM: exit 0 and no
+    report (leaks included)."""
+    asan = os.environ.get("SLM_ASAN_BIN")
+    if not asan:
+        return
+    with Server(tiny(), "--parallel", "2", "--max-body", "4096", binary=asan) as srv:
+        greedy = {"prompt": "the earth", "max_tokens": 20, "temperature": 0}
+        assert srv.post("/v1/completions", greedy)[2]["choices"][0]["text"] == \
+            completion(greedy)["choices"][0]["text"]
+        c, resp = srv.stream("/v1/chat/completions", {"messages": [{"role": "user",
+                                                                    "content": "hi"}],
+                                                      "max_tokens": 10, "stream": True,
+                                                      "stop": ["zz"], "seed": 3})
+        assert list(sse_events(resp))[-1] == "[DONE]"
+        c.close()
+        c, resp, _ = open_stream(srv, {"prompt": "a", "max_tokens": 64})
+        c.close()  # gone mid-stream (or just after)
+        for what, path, body, status, _ in BAD:
+            assert srv.post(path, body)[0] == status, what
+        assert srv.post("/v1/completions", b"x" * 5000)[0] == 413
+        assert srv.get("/nope")[0] == 404
+        for path in ("/v1/models", "/health", "/metrics", "/"):
+            assert srv.get(path)[0] == 200, path
+        assert srv.post("/v1/attention", {"tokens": [1, 2, 3], "layer": 1})[0] == 200
+        assert srv.post("/v1/detokenize", {"tokens": [104, 195]})[0] == 200
+        assert srv.stop(signal.SIGTERM) == 0, srv.stderr()[-3000:]
+        err = srv.stderr()
+        assert b"Sanitizer" not in err and b"runtime error" not in err, err[-3000:]
 
 
 def main():

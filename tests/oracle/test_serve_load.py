@@ -95,7 +95,6 @@ def load_200_requests_8_concurrent():
         assert not errors, f"{len(errors)} errors, first: {errors[0]}"
         assert len(latencies) == REQUESTS, f"{len(latencies)} of {REQUESTS} in {LIMIT_S} s"
         lat = sorted(latencies)
-        print("# slowest:", [round(x, 3) for x in lat[-6:]], flush=True)
         p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         print(f"# load: {REQUESTS} requests, {CLIENTS} concurrent, 4 slots: {wall:.1f} s, "
               f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
