@@ -358,6 +358,8 @@ int serve_engine_attention(serve_engine *e, const int32_t *tokens, int T, int la
     attn_job j = {tokens, T, layer, weights, 0, 0, err, errlen, NULL};
     pthread_mutex_lock(&e->mu);
     j.next = e->jobs;
+    /* j lives on this stack while the engine uses it: we wait for done. */
+    // cppcheck-suppress autoVariables
     e->jobs = &j;
     pthread_cond_signal(&e->work);
     while (!j.done) pthread_cond_wait(&e->jobs_done, &e->mu);
