@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define ATTENTION_MAX_BYTES (512 << 20)
+
 void api_error(serve_reply *out, int status, const char *fmt, ...)
 {
     char msg[512];
@@ -359,6 +361,13 @@ void api_attention(serve_ctx *c, const char *body, size_t len, serve_reply *out)
     }
     if (T == 0 || T > cfg->n_positions) {
         api_error(out, 400, "the context is %d tokens; it must be 1 to %d", T, cfg->n_positions);
+        goto done;
+    }
+    /* The library returns every row ([n_head][T][T]); one request may not
+     * take more than ATTENTION_MAX_BYTES for them. */
+    if ((double)cfg->n_head * T * T * sizeof(float) > ATTENTION_MAX_BYTES) {
+        api_error(out, 400, "the attention of %d tokens × %d heads needs more than %d MiB; "
+                            "send fewer tokens", T, cfg->n_head, ATTENTION_MAX_BYTES >> 20);
         goto done;
     }
     weights = malloc((size_t)cfg->n_head * (size_t)T * sizeof *weights);
