@@ -22,9 +22,10 @@ def words_text(n=4000, seed=1):
     return " ".join(rng.choice(words) for _ in range(n))
 
 
-def make_model(tmp, name, *, layers=2, heads=2, dim=32, context=64, steps=1):
-    """A byte-level model trained for `steps` steps (1: random-looking text,
-    made in a second)."""
+def make_model(tmp, name, *, layers=2, heads=2, dim=32, context=64, steps=1,
+               tokenizer="byte"):
+    """A model trained for `steps` steps (1: random-looking text, made in a
+    second)."""
     out = os.path.join(tmp, name)
     if os.path.exists(os.path.join(out, "model.safetensors")):
         return out
@@ -34,7 +35,8 @@ def make_model(tmp, name, *, layers=2, heads=2, dim=32, context=64, steps=1):
             f.write(words_text())
     subprocess.run([SLM, "train", "--data", data, "--out", out, "--layers", str(layers),
                     "--heads", str(heads), "--dim", str(dim), "--context", str(context),
-                    "--batch", "2", "--steps", str(steps), "--seed", "1", "--threads", "1"],
+                    "--batch", "2", "--steps", str(steps), "--seed", "1", "--threads", "1",
+                    "--tokenizer", tokenizer],
                    check=True, capture_output=True, timeout=300)
     return out
 

@@ -310,6 +310,49 @@ def openai_python_client():
         assert e.status_code == 400 and "max_tokens" in str(e)
 
 
+def eot_model():
+    """A GPT-2-tokenizer model whose every next token is <|endoftext|>: the
+    final LayerNorm outputs a constant vector h = e_0 (weight 0, bias e_0) and
+    the (tied) embedding row of id 50256 is 100·e_0, so its logit is 100 and
+    every other is one weight of N(0, 0.02)."""
+    out = os.path.join(TMP, "eot")
+    if os.path.exists(out):
+        return out
+    from safetensors.numpy import load_file, save_file
+    src = make_model(TMP, "gpt2", context=32, tokenizer="gpt2")
+    shutil.copytree(src, out)
+    f = os.path.join(out, "model.safetensors")
+    w = load_file(f)
+    pre = "transformer." if "transformer.wte.weight" in w else ""
+    w[pre + "ln_f.weight"][:] = 0
+    w[pre + "ln_f.bias"][:] = 0
+    w[pre + "ln_f.bias"][0] = 1
+    w[pre + "wte.weight"][50256] = 0
+    w[pre + "wte.weight"][50256, 0] = 100
+    save_file(w, f)
+    return out
+
+
+@case
+def endoftext_ends_the_completion():
+    with Server(eot_model()) as srv:
+        s, _, r = srv.post("/v1/completions", {"prompt": "Hello world", "max_tokens": 10})
+        assert s == 200, r
+        assert r["choices"][0] == {"index": 0, "text": "", "logprobs": None,
+                                   "finish_reason": "stop"}, r
+        assert r["usage"] == {"prompt_tokens": 2, "completion_tokens": 0, "total_tokens": 2}
+        c, resp = srv.stream("/v1/chat/completions", {"messages": [{"role": "user",
+                                                                    "content": "Hi"}],
+                                                      "stream": True})
+        events = list(sse_events(resp))
+        c.close()
+        assert events[-1] == "[DONE]" and events[-2]["choices"][0]["finish_reason"] == "stop"
+        assert "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1]) == ""
+        # an empty prompt starts from <|endoftext|>, as slm generate does
+        s, _, r = srv.post("/v1/completions", {"prompt": "", "return_tokens": True})
+        assert [t["id"] for t in r["prompt_tokens"]] == [50256], r
+
+
 # ---- bad input ----------------------------------------------------------------------------
 
 
@@ -505,12 +548,20 @@ def sigterm_drains_in_flight_requests_and_exits_0():
         assert rest[-2]["usage"]["completion_tokens"] == 40
         c.close()
         assert srv.proc.wait(timeout=60) == 0, srv.stderr()
-        assert b"stopped" in srv.stdout()
+        assert b"stopped" in srv.stdout() and b"SIGTERM" in srv.stdout()
         try:
             socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
             raise AssertionError("the port still accepts connections")
         except ConnectionRefusedError:
             pass
+
+
+@case
+def sigint_stops_an_idle_server_with_0():
+    with Server(tiny()) as srv:
+        assert srv.health()["status"] == "ok"
+        assert srv.stop(signal.SIGINT) == 0, srv.stderr()
+        assert b"SIGINT" in srv.stdout() and srv.stderr() == b"", srv.stderr()
 
 
 @case
