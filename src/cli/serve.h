@@ -117,8 +117,9 @@ void serve_engine_load(serve_engine *e, int *queued, int *busy, int *slots);
 /* Refuses new requests and waits until every queued and running one is done. */
 void serve_engine_drain(serve_engine *e);
 int serve_engine_draining(serve_engine *e);
-/* Attention weights [n_head][T] of the last of T tokens in `layer`, computed
- * on the engine thread between decode steps. 0 or an SLM_E* code. */
+/* Attention weights [n_head][T] of the last of T tokens in `layer` (or
+ * [n_layer][n_head][T] for layer -1), computed on the engine thread between
+ * decode steps. 0 or an SLM_E* code. */
 int serve_engine_attention(serve_engine *e, const int32_t *tokens, int T, int layer,
                            float *weights, char *err, size_t errlen);
 

@@ -332,7 +332,8 @@ void api_metrics(serve_ctx *c, serve_reply *out)
 /* POST /v1/attention {"tokens": [ids] | "text": TEXT, "layer": L} →
  * {"tokens": [{id, text}], "layer", "n_layer", "n_head",
  *  "weights": [n_head][T]}: how much the last token attends to each token
- * of the context, per head, in one layer (slm_model_attention_weights). */
+ * of the context, per head, in one layer (slm_model_attention_weights);
+ * layer -1: "weights": [n_layer][n_head][T], every layer. */
 void api_attention(serve_ctx *c, const char *body, size_t len, serve_reply *out)
 {
     const slm_config *cfg = slm_model_config(c->model);
@@ -345,7 +346,8 @@ void api_attention(serve_ctx *c, const char *body, size_t len, serve_reply *out)
     int64_t layer = 0;
     float *weights = NULL;
     char err[256];
-    if (api_get_int(root, "layer", 0, cfg->n_layer - 1, &layer, out) < 0) goto done;
+    if (api_get_int(root, "layer", -1, cfg->n_layer - 1, &layer, out) < 0) goto done;
+    int maps = cfg->n_head * (layer < 0 ? cfg->n_layer : 1);
     if (tv && tv->type == SLM_JSON_ARRAY) {
         if (api_get_ids(c, tv, "tokens", &ids, &T, out)) goto done;
     } else if (!tv && xv && xv->type == SLM_JSON_STRING) {
@@ -365,12 +367,12 @@ void api_attention(serve_ctx *c, const char *body, size_t len, serve_reply *out)
     }
     /* The library returns every row ([n_head][T][T]); one request may not
      * take more than ATTENTION_MAX_BYTES for them. */
-    if ((double)cfg->n_head * T * T * sizeof(float) > ATTENTION_MAX_BYTES) {
-        api_error(out, 400, "the attention of %d tokens × %d heads needs more than %d MiB; "
-                            "send fewer tokens", T, cfg->n_head, ATTENTION_MAX_BYTES >> 20);
+    if ((double)maps * T * T * sizeof(float) > ATTENTION_MAX_BYTES) {
+        api_error(out, 400, "the attention of %d tokens in %d maps needs more than %d MiB; "
+                            "send fewer tokens or one layer", T, maps, ATTENTION_MAX_BYTES >> 20);
         goto done;
     }
-    weights = malloc((size_t)cfg->n_head * (size_t)T * sizeof *weights);
+    weights = malloc((size_t)maps * (size_t)T * sizeof *weights);
     if (!weights) {
         api_error(out, 500, "out of memory");
         goto done;
@@ -394,10 +396,12 @@ void api_attention(serve_ctx *c, const char *body, size_t len, serve_reply *out)
     jw_end_array(&w);
     jw_key(&w, "weights", 7);
     jw_begin_array(&w);
-    for (int h = 0; h < cfg->n_head; h++) {
+    for (int m = 0; m < maps; m++) {
+        if (layer < 0 && m % cfg->n_head == 0) jw_begin_array(&w); /* a layer */
         jw_begin_array(&w);
-        for (int j = 0; j < T; j++) jw_float(&w, weights[(size_t)h * T + j]);
+        for (int j = 0; j < T; j++) jw_float(&w, weights[(size_t)m * T + j]);
         jw_end_array(&w);
+        if (layer < 0 && m % cfg->n_head == cfg->n_head - 1) jw_end_array(&w);
     }
     jw_end_array(&w);
     jw_end_object(&w);

@@ -331,12 +331,15 @@ static void step(serve_engine *e, slot *s)
     else if (decode_next(e, s, next, err, sizeof err)) finish(e, s, NULL, err);
 }
 
-/* Attention weights of the last query of job->tokens, every head. */
+/* Attention weights of the last query of job->tokens, every head, of one
+ * layer or (layer -1) of every layer: rows [maps][T] out of the library's
+ * [maps][T][T]. */
 static void run_job(serve_engine *e, attn_job *j)
 {
     const slm_config *c = slm_model_config(e->model);
-    size_t n = (size_t)c->n_head * (size_t)j->T * (size_t)j->T;
-    float *all = malloc(n * sizeof *all);
+    size_t maps = (size_t)c->n_head * (j->layer < 0 ? (size_t)c->n_layer : 1);
+    size_t T = (size_t)j->T;
+    float *all = malloc(maps * T * T * sizeof *all);
     if (!all) {
         j->rc = SLM_ENOMEM;
         snprintf(j->err, j->errlen, "out of memory for %d×%d attention weights", j->T, j->T);
@@ -345,10 +348,8 @@ static void run_job(serve_engine *e, attn_job *j)
     j->rc = slm_model_attention_weights(e->model, j->tokens, j->T, j->layer, all, j->err,
                                         j->errlen);
     if (!j->rc)
-        for (int h = 0; h < c->n_head; h++)
-            memcpy(j->weights + (size_t)h * j->T,
-                   all + ((size_t)h * j->T + (size_t)(j->T - 1)) * (size_t)j->T,
-                   (size_t)j->T * sizeof *all);
+        for (size_t m = 0; m < maps; m++)
+            memcpy(j->weights + m * T, all + (m * T + T - 1) * T, T * sizeof *all);
     free(all);
 }
 

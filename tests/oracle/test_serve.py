@@ -277,6 +277,11 @@ def attention_weights_match_numpy():
         want = numpy_attention(tiny(), ids, layer)
         assert np.abs(got - want).max() < 1e-4, (layer, np.abs(got - want).max())
         assert [t["id"] for t in r["tokens"]] == ids
+    s, _, r = server().post("/v1/attention", {"tokens": ids, "layer": -1})  # every layer
+    got = np.array(r["weights"])
+    assert got.shape == (2, 2, len(ids)), got.shape
+    for layer in (0, 1):
+        assert np.abs(got[layer] - numpy_attention(tiny(), ids, layer)).max() < 1e-4
     s, _, r = server().post("/v1/attention", {"text": "the face", "layer": 1})
     assert s == 200 and len(r["weights"][0]) == 8
 
@@ -402,6 +407,7 @@ BAD = [  # (what, path, body, status, words in the message)
     ("detokenize tokens a string", "/v1/detokenize", {"tokens": "1 2"}, 400, "tokens"),
     ("attention layer outside the model", "/v1/attention", {"tokens": [1, 2], "layer": 2}, 400,
      "layer"),
+    ("attention layer -2", "/v1/attention", {"tokens": [1, 2], "layer": -2}, 400, "layer"),
     ("attention context too long", "/v1/attention", {"tokens": [1] * 65}, 400, "context"),
     ("attention without tokens", "/v1/attention", {"layer": 0}, 400, "tokens"),
 ]

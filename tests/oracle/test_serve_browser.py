@@ -244,8 +244,9 @@ def page_streams_and_shows_attention():
             cdp.wait("document.body.dataset.attn === 'ready'", "the attention map")
             sel = cdp.eval("+document.querySelector('.tok.sel').dataset.i")
             assert sel == 14, sel
-            width = cdp.eval("document.getElementById('heads').width")
-            assert width > 100, width
+            size = cdp.eval("[document.getElementById('heads').width, "
+                            "document.getElementById('heads').height]")
+            assert size[0] > 100 and size[1] >= 2 * 2 * 20, size  # 2 layers × 2 heads drawn
             shaded = cdp.eval("[...document.querySelectorAll('.tok')].filter("
                               "s => s.style.background.includes('230, 90, 20')).length")
             assert shaded == 15, shaded  # the clicked token's context, itself included
