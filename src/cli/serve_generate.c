@@ -187,6 +187,10 @@ static int parse_args(serve_ctx *c, const json_value *root, int chat, gen_args *
         api_get_bool(root, "stream", &a->stream, out) < 0 ||
         api_get_bool(root, "return_tokens", &a->return_tokens, out) < 0)
         return -1;
+    if (!((float)top_p > 0.0f)) { /* 1e-300 is 0 as a float: no token would remain */
+        api_error(out, 400, "'top_p' must be in (0, 1], got %g", top_p);
+        return -1;
+    }
     serve_params *p = &a->p;
     p->max_tokens = (int)max_tokens;
     p->temperature = (float)temperature;

@@ -387,6 +387,8 @@ BAD = [  # (what, path, body, status, words in the message)
     ("temperature negative", "/v1/completions", {"prompt": "a", "temperature": -1}, 400,
      "temperature"),
     ("top_p 0", "/v1/completions", {"prompt": "a", "top_p": 0}, 400, "top_p"),
+    ("top_p 1e-300 (0 as a float)", "/v1/completions", {"prompt": "a", "top_p": 1e-300}, 400,
+     "top_p"),
     ("top_k negative", "/v1/completions", {"prompt": "a", "top_k": -2}, 400, "top_k"),
     ("seed a string", "/v1/completions", {"prompt": "a", "seed": "x"}, 400, "seed"),
     ("stream a string", "/v1/completions", {"prompt": "a", "stream": "yes"}, 400, "stream"),
