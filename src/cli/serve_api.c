@@ -173,10 +173,11 @@ int api_get_ids(serve_ctx *c, const json_value *arr, const char *key, int32_t **
 
 void api_write_token(serve_ctx *c, json_writer *w, int32_t id)
 {
-    const char *bytes;
-    int len = slm_tokenizer_token_bytes(c->tok, id, &bytes);
-    size_t n = 0;
-    char *text = serve_utf8_lossy(bytes, len > 0 ? (size_t)len : 0, &n);
+    char *bytes = NULL;
+    size_t len = 0, n = 0;
+    if (slm_tokenizer_decode(c->tok, &id, 1, &bytes, &len, NULL, 0)) len = 0;
+    char *text = serve_utf8_lossy(bytes ? bytes : "", len, &n);
+    free(bytes);
     jw_begin_object(w);
     jw_key(w, "id", 2);
     jw_int(w, id);

@@ -315,15 +315,20 @@ static void step(serve_engine *e, slot *s)
         return;
     }
     s->history[s->n_hist++] = next;
-    const char *bytes;
-    int len = slm_tokenizer_token_bytes(e->tok, next, &bytes);
+    char *bytes = NULL; /* the token's bytes (decode of one id: any tokenizer) */
+    size_t len = 0;
+    if (slm_tokenizer_decode(e->tok, &next, 1, &bytes, &len, err, sizeof err)) {
+        finish(e, s, NULL, err);
+        return;
+    }
     pthread_mutex_lock(&e->mu);
     r->ids[r->n_ids++] = next;
-    int stopped = len > 0 ? serve_text_append(r, bytes, (size_t)len) : 0;
+    int stopped = len > 0 ? serve_text_append(r, bytes, len) : 0;
     int n_ids = r->n_ids;
     r->tok_end[n_ids - 1] = r->ready;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&e->mu);
+    free(bytes);
     serve_metrics_tokens(e->metrics, 0, 1);
     if (stopped < 0) finish(e, s, NULL, "out of memory");
     else if (stopped) finish(e, s, "stop", NULL);
