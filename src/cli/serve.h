@@ -2,7 +2,8 @@
  * slm serve — shared types of the HTTP server (src/cli/serve_*.c).
  *
  *   serve_http.c     libmicrohttpd: routing, bodies, limits, status codes
- *   serve_api.c      the OpenAI-compatible endpoints: JSON in, JSON/SSE out
+ *   serve_generate.c /v1/completions and /v1/chat/completions, SSE streams
+ *   serve_api.c      the other endpoints, JSON bodies in, JSON replies and errors out
  *   serve_engine.c   slots (one KV cache each), the bounded queue and the
  *                    one thread that runs the model
  *   serve_text.c     stop strings, whole UTF-8 characters, lossy JSON text
