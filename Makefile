@@ -66,11 +66,15 @@ $(BUILD)/libslm.so: $(LIB_OBJ)
 	@echo "  LD  $@"
 	@$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# slm serve (src/cli/serve_*.c) is built on libmicrohttpd; only the CLI links it.
 $(BUILD)/slm: $(CLI_OBJ) $(BUILD)/libslm.a
 	@echo "  LD  $@"
-	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(LDLIBS) $(CAIRO_LIBS)
+	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(LDLIBS) $(CAIRO_LIBS) -lmicrohttpd
 
 $(BUILD)/obj/src/cli/canvas_cairo.o: CFLAGS += $(CAIRO_CFLAGS)
+
+# The web page is embedded with .incbin, which -MMD does not see.
+$(BUILD)/obj/src/cli/serve_page.o: src/cli/serve_page.html
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TCOM_OBJ) $(BUILD)/libslm.a
 	@mkdir -p $(dir $@)

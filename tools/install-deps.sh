@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages slm needs, skipping those already present.
 #   build: gcc, make, the OpenMP build of OpenBLAS (GEMM), BLIS (for `slm bench gemm`),
+#          libmicrohttpd (the HTTP server of `slm serve`),
 #          Cairo + pkg-config + DejaVu fonts (the CLI's PNG pictures: slm attention/plot)
 #   demo:  bible-kjv, the public-domain King James Bible as the default corpus
 #   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv,
 #          librsvg2-bin (rsvg-convert renders the SVG pictures in the tests),
-#          man-db (the man page test)
+#          man-db (the man page test),
+#          chromium (headless, for the web page of `slm serve`)
 #   fuzz:  clang 14 with its libFuzzer + sanitizer runtimes and LLVM's OpenMP
 #          runtime (the library sources use OpenMP pragmas), for `make fuzz` only
 # Usage: tools/install-deps.sh [--demo | --fuzz]
@@ -15,10 +17,10 @@ set -euo pipefail
 case "${1:-}" in
 --fuzz) pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
 --demo) pkgs=(gcc make pkg-config libopenblas-openmp-dev libblis-openmp-dev libcairo2-dev
-              fonts-dejavu-core bible-kjv) ;;
+              libmicrohttpd-dev fonts-dejavu-core bible-kjv) ;;
 *) pkgs=(gcc make pkg-config libopenblas-openmp-dev libblis-openmp-dev libcairo2-dev
-         fonts-dejavu-core bible-kjv python3-venv python3-numpy python3-torch librsvg2-bin
-         man-db) ;;
+         libmicrohttpd-dev fonts-dejavu-core bible-kjv python3-venv python3-numpy python3-torch librsvg2-bin
+         man-db chromium) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

@@ -24,6 +24,7 @@ static const command commands[] = {
     {"attention", cmd_attention, "draw a model's attention weights for a prompt (PNG/SVG)"},
     {"ffn", cmd_ffn, "draw a block's feed-forward activations for a prompt (PNG/SVG)"},
     {"plot", cmd_plot, "draw training curves from run directories (PNG/SVG)"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server and a web page"},
     {"bench", cmd_bench, "benchmarks: attention, gemm, train, generate, tokenize"},
 };
 

@@ -766,6 +766,24 @@ def show_probs_requests():
            ["--show-probs", "--ids"])
 
 
+@case
+def serve_refusals():
+    import socket
+    m = path("good")
+    refuse("serve without a model", ["serve"], 2, ["no model given"])
+    refuse("serve --port 70000", ["serve", "-m", m, "--port", "70000"], 2, ["--port", "70000"])
+    refuse("serve --parallel 0", ["serve", "-m", m, "--parallel", "0"], 2, ["--parallel"])
+    refuse("serve unknown flag", ["serve", "-m", m, "--wat"], 2, ["unknown option"])
+    refuse("serve a missing model", ["serve", "-m", path("no_such_model")], 1,
+           ["no_such_model", "no such file"])
+    with socket.socket() as busy:  # the port is taken: refused after loading, nothing leaks
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = str(busy.getsockname()[1])
+        refuse("serve on a port in use", ["serve", "-m", m, "--port", port], 1,
+               ["cannot listen", port])
+
+
 # ---- output directory ------------------------------------------------------------
 
 
