@@ -1,0 +1,102 @@
+/*
+ * Matrix-vector products with AVX-512 (built with -mavx512f/bw/dq/vl, run only
+ * when CPUID reports them): decoding one token streams every weight once, so
+ * these are bound by memory bandwidth, not by FMAs. Shapes in kernels.h.
+ */
+#include "kernels/kernels.h"
+
+#include <immintrin.h>
+
+static inline __mmask16 tail_mask(int n)
+{
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+}
+
+/* y[n0,n1) = beta·y + Σ_k x[k]·W[k][n0,n1): four rows of W per pass over the
+ * columns, so each pass reads four long contiguous streams (what the hardware
+ * prefetcher follows best) and y stays in L1. Every y[n] is summed in k order. */
+void gemv_xw_avx512(int K, int n0, int n1, const float *x, const float *W, int ldw, float beta,
+                    float *y)
+{
+    for (int n = n0; n < n1; n += 16) {
+        __mmask16 m = tail_mask(n1 - n);
+        __m512 v = beta == 0.0f ? _mm512_setzero_ps()
+                                : _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m, y + n));
+        _mm512_mask_storeu_ps(y + n, m, v);
+    }
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const float *w0 = W + (size_t)k * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        __m512 x0 = _mm512_set1_ps(x[k]), x1 = _mm512_set1_ps(x[k + 1]);
+        __m512 x2 = _mm512_set1_ps(x[k + 2]), x3 = _mm512_set1_ps(x[k + 3]);
+        int n = n0;
+        for (; n + 16 <= n1; n += 16) {
+            __m512 a = _mm512_loadu_ps(y + n);
+            a = _mm512_fmadd_ps(x0, _mm512_loadu_ps(w0 + n), a);
+            a = _mm512_fmadd_ps(x1, _mm512_loadu_ps(w1 + n), a);
+            a = _mm512_fmadd_ps(x2, _mm512_loadu_ps(w2 + n), a);
+            a = _mm512_fmadd_ps(x3, _mm512_loadu_ps(w3 + n), a);
+            _mm512_storeu_ps(y + n, a);
+        }
+        if (n < n1) {
+            __mmask16 m = tail_mask(n1 - n);
+            __m512 a = _mm512_maskz_loadu_ps(m, y + n);
+            a = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(m, w0 + n), a);
+            a = _mm512_fmadd_ps(x1, _mm512_maskz_loadu_ps(m, w1 + n), a);
+            a = _mm512_fmadd_ps(x2, _mm512_maskz_loadu_ps(m, w2 + n), a);
+            a = _mm512_fmadd_ps(x3, _mm512_maskz_loadu_ps(m, w3 + n), a);
+            _mm512_mask_storeu_ps(y + n, m, a);
+        }
+    }
+    for (; k < K; k++) {
+        const float *w0 = W + (size_t)k * ldw;
+        __m512 x0 = _mm512_set1_ps(x[k]);
+        for (int n = n0; n < n1; n += 16) {
+            __mmask16 m = tail_mask(n1 - n);
+            __m512 a = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(m, w0 + n),
+                                       _mm512_maskz_loadu_ps(m, y + n));
+            _mm512_mask_storeu_ps(y + n, m, a);
+        }
+    }
+}
+
+/* y[m0,m1) = beta·y + W[m][:]·x: four rows at a time, one accumulator vector
+ * per row (lanes hold k mod 16), reduced across lanes at the end. */
+void gemv_wx_avx512(int m0, int m1, int K, const float *W, int ldw, const float *x, float beta,
+                    float *y)
+{
+    __mmask16 mt = tail_mask(K % 16 ? K % 16 : 16);
+    int kv = (K + 15) / 16 - 1; /* full vectors before the (possibly short) last one */
+    int m = m0;
+    for (; m + 4 <= m1; m += 4) {
+        const float *w0 = W + (size_t)m * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int k = 0;
+        for (int i = 0; i < kv; i++, k += 16) {
+            __m512 xv = _mm512_loadu_ps(x + k);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + k), xv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + k), xv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + k), xv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + k), xv, a3);
+        }
+        __m512 xv = _mm512_maskz_loadu_ps(mt, x + k);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mt, w0 + k), xv, a0);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mt, w1 + k), xv, a1);
+        a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mt, w2 + k), xv, a2);
+        a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mt, w3 + k), xv, a3);
+        float s[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1),
+                      _mm512_reduce_add_ps(a2), _mm512_reduce_add_ps(a3)};
+        for (int r = 0; r < 4; r++) y[m + r] = beta == 0.0f ? s[r] : s[r] + beta * y[m + r];
+    }
+    for (; m < m1; m++) {
+        const float *w0 = W + (size_t)m * ldw;
+        __m512 a0 = _mm512_setzero_ps();
+        int k = 0;
+        for (int i = 0; i < kv; i++, k += 16)
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + k), _mm512_loadu_ps(x + k), a0);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mt, w0 + k), _mm512_maskz_loadu_ps(mt, x + k),
+                             a0);
+        float s = _mm512_reduce_add_ps(a0);
+        y[m] = beta == 0.0f ? s : s + beta * y[m];
+    }
+}
