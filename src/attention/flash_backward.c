@@ -24,6 +24,7 @@
  * buffer, and the buffers are summed in thread order after the head, so the
  * result is the same for a given thread count.
  */
+#include "attention/flash_isa.h" /* first: names this copy's functions */
 #include "attention/flash_internal.h"
 #include "attention/flash_simd.h"
 #include "core/alloc.h"

@@ -18,6 +18,7 @@
  * never computed: the loop over key tiles stops at the block's last visible
  * key, so causal attention costs half of the full product.
  */
+#include "attention/flash_isa.h" /* first: names this copy's functions */
 #include "attention/flash_internal.h"
 #include "attention/flash_simd.h"
 #include "core/alloc.h"
