@@ -190,7 +190,7 @@ static void gemv_levels(int max_level)
                 if (betas[b] == 0.0f)
                     for (int j = 0; j < n; j++) y[j] = NAN;
                 reference('N', 'N', 1, n, K, 1.0, x64, K, W64, ldw, betas[b], y64, n, want, mag);
-                gemv_xw_f32(level, K, n, x, W, ldw, betas[b], y);
+                gemv_xw_f32(level, 1, K, n, x, K, W, ldw, betas[b], y, n);
                 double e = worst_ratio(y, n, want, mag, 1, n, K);
                 CHECK(e <= 1.0, "gemv_xw[%s] K%d N%d beta %g: error %.3g× the fp32 bound",
                       cpu_level_name(level), K, n, betas[b], e);
@@ -230,9 +230,9 @@ static void test_gemv_same_bits_for_any_thread_count(void)
         int saved = omp_get_max_threads();
         for (int level = CPU_PORTABLE; level <= cpu_level(); level++) {
             omp_set_num_threads(1);
-            gemv_xw_f32(level, K, n, x, W, n, 0.0f, y1);
+            gemv_xw_f32(level, 1, K, n, x, K, W, n, 0.0f, y1, n);
             omp_set_num_threads(2);
-            gemv_xw_f32(level, K, n, x, W, n, 0.0f, y2);
+            gemv_xw_f32(level, 1, K, n, x, K, W, n, 0.0f, y2, n);
             CHECK(!memcmp(y1, y2, (size_t)n * sizeof *y1), "gemv_xw[%s]: threads change bits",
                   cpu_level_name(level));
             omp_set_num_threads(1);

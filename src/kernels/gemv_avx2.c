@@ -15,41 +15,56 @@ static inline float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* y[n0,n1) = beta·y + Σ_k x[k]·W[k][n0,n1), four rows of W per pass
- * (see gemv_avx512.c); every y[n] is summed in k order. */
-void gemv_xw_avx2(int K, int n0, int n1, const float *x, const float *W, int ldw, float beta,
-                  float *y)
+/* Y[r][n0,n1) = beta·Y[r] + Σ_k X[r][k]·W[k][n0,n1) for r < R, four rows
+ * of W per pass (see gemv_avx512.c); every Y[r][n] is summed in k order. */
+void gemv_xw_avx2(int R, int K, int n0, int n1, const float *X, int ldx, const float *W,
+                  int ldw, float beta, float *Y, int ldy)
 {
     int nv = n0 + (n1 - n0) / 8 * 8; /* vector part [n0, nv), scalar tail [nv, n1) */
-    for (int n = n0; n < n1; n++) y[n] = beta == 0.0f ? 0.0f : beta * y[n];
+    for (int r = 0; r < R; r++)
+        for (int n = n0; n < n1; n++) {
+            float *y = Y + (size_t)r * ldy;
+            y[n] = beta == 0.0f ? 0.0f : beta * y[n];
+        }
     int k = 0;
     for (; k + 4 <= K; k += 4) {
         const float *w0 = W + (size_t)k * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
-        __m256 x0 = _mm256_set1_ps(x[k]), x1 = _mm256_set1_ps(x[k + 1]);
-        __m256 x2 = _mm256_set1_ps(x[k + 2]), x3 = _mm256_set1_ps(x[k + 3]);
         for (int n = n0; n < nv; n += 8) {
-            __m256 a = _mm256_loadu_ps(y + n);
-            a = _mm256_fmadd_ps(x0, _mm256_loadu_ps(w0 + n), a);
-            a = _mm256_fmadd_ps(x1, _mm256_loadu_ps(w1 + n), a);
-            a = _mm256_fmadd_ps(x2, _mm256_loadu_ps(w2 + n), a);
-            a = _mm256_fmadd_ps(x3, _mm256_loadu_ps(w3 + n), a);
-            _mm256_storeu_ps(y + n, a);
+            __m256 v0 = _mm256_loadu_ps(w0 + n), v1 = _mm256_loadu_ps(w1 + n);
+            __m256 v2 = _mm256_loadu_ps(w2 + n), v3 = _mm256_loadu_ps(w3 + n);
+            for (int r = 0; r < R; r++) {
+                const float *x = X + (size_t)r * ldx + k;
+                float *y = Y + (size_t)r * ldy + n;
+                __m256 a = _mm256_loadu_ps(y);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(x[0]), v0, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(x[1]), v1, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(x[2]), v2, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(x[3]), v3, a);
+                _mm256_storeu_ps(y, a);
+            }
         }
-        for (int n = nv; n < n1; n++) {
-            float a = y[n];
-            a = __builtin_fmaf(x[k], w0[n], a);
-            a = __builtin_fmaf(x[k + 1], w1[n], a);
-            a = __builtin_fmaf(x[k + 2], w2[n], a);
-            y[n] = __builtin_fmaf(x[k + 3], w3[n], a);
+        for (int r = 0; r < R; r++) {
+            const float *x = X + (size_t)r * ldx + k;
+            float *y = Y + (size_t)r * ldy;
+            for (int n = nv; n < n1; n++) {
+                float a = y[n];
+                a = __builtin_fmaf(x[0], w0[n], a);
+                a = __builtin_fmaf(x[1], w1[n], a);
+                a = __builtin_fmaf(x[2], w2[n], a);
+                y[n] = __builtin_fmaf(x[3], w3[n], a);
+            }
         }
     }
     for (; k < K; k++) {
         const float *w0 = W + (size_t)k * ldw;
-        __m256 x0 = _mm256_set1_ps(x[k]);
-        for (int n = n0; n < nv; n += 8)
-            _mm256_storeu_ps(y + n, _mm256_fmadd_ps(x0, _mm256_loadu_ps(w0 + n),
-                                                    _mm256_loadu_ps(y + n)));
-        for (int n = nv; n < n1; n++) y[n] = __builtin_fmaf(x[k], w0[n], y[n]);
+        for (int r = 0; r < R; r++) {
+            float xk = X[(size_t)r * ldx + k], *y = Y + (size_t)r * ldy;
+            __m256 x0 = _mm256_set1_ps(xk);
+            for (int n = n0; n < nv; n += 8)
+                _mm256_storeu_ps(y + n, _mm256_fmadd_ps(x0, _mm256_loadu_ps(w0 + n),
+                                                        _mm256_loadu_ps(y + n)));
+            for (int n = nv; n < n1; n++) y[n] = __builtin_fmaf(xk, w0[n], y[n]);
+        }
     }
 }
 

@@ -12,50 +12,53 @@ static inline __mmask16 tail_mask(int n)
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
 }
 
-/* y[n0,n1) = beta·y + Σ_k x[k]·W[k][n0,n1): four rows of W per pass over the
- * columns, so each pass reads four long contiguous streams (what the hardware
- * prefetcher follows best) and y stays in L1. Every y[n] is summed in k order. */
-void gemv_xw_avx512(int K, int n0, int n1, const float *x, const float *W, int ldw, float beta,
-                    float *y)
+/* Y[r][n0,n1) = beta·Y[r] + Σ_k X[r][k]·W[k][n0,n1) for r < R (R small: one
+ * token, or a few; W is read once for all R rows): four rows of W per pass
+ * over the columns, so each pass reads four long contiguous streams (what
+ * the hardware prefetcher follows best) and Y stays in L1. Every Y[r][n] is
+ * summed in k order, the same for any R and any column split. */
+void gemv_xw_avx512(int R, int K, int n0, int n1, const float *X, int ldx, const float *W,
+                    int ldw, float beta, float *Y, int ldy)
 {
-    for (int n = n0; n < n1; n += 16) {
-        __mmask16 m = tail_mask(n1 - n);
-        __m512 v = beta == 0.0f ? _mm512_setzero_ps()
-                                : _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m, y + n));
-        _mm512_mask_storeu_ps(y + n, m, v);
-    }
+    for (int r = 0; r < R; r++)
+        for (int n = n0; n < n1; n += 16) {
+            float *y = Y + (size_t)r * ldy;
+            __mmask16 m = tail_mask(n1 - n);
+            __m512 v = beta == 0.0f ? _mm512_setzero_ps()
+                                    : _mm512_mul_ps(_mm512_set1_ps(beta),
+                                                    _mm512_maskz_loadu_ps(m, y + n));
+            _mm512_mask_storeu_ps(y + n, m, v);
+        }
     int k = 0;
     for (; k + 4 <= K; k += 4) {
         const float *w0 = W + (size_t)k * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
-        __m512 x0 = _mm512_set1_ps(x[k]), x1 = _mm512_set1_ps(x[k + 1]);
-        __m512 x2 = _mm512_set1_ps(x[k + 2]), x3 = _mm512_set1_ps(x[k + 3]);
-        int n = n0;
-        for (; n + 16 <= n1; n += 16) {
-            __m512 a = _mm512_loadu_ps(y + n);
-            a = _mm512_fmadd_ps(x0, _mm512_loadu_ps(w0 + n), a);
-            a = _mm512_fmadd_ps(x1, _mm512_loadu_ps(w1 + n), a);
-            a = _mm512_fmadd_ps(x2, _mm512_loadu_ps(w2 + n), a);
-            a = _mm512_fmadd_ps(x3, _mm512_loadu_ps(w3 + n), a);
-            _mm512_storeu_ps(y + n, a);
-        }
-        if (n < n1) {
+        for (int n = n0; n < n1; n += 16) {
             __mmask16 m = tail_mask(n1 - n);
-            __m512 a = _mm512_maskz_loadu_ps(m, y + n);
-            a = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(m, w0 + n), a);
-            a = _mm512_fmadd_ps(x1, _mm512_maskz_loadu_ps(m, w1 + n), a);
-            a = _mm512_fmadd_ps(x2, _mm512_maskz_loadu_ps(m, w2 + n), a);
-            a = _mm512_fmadd_ps(x3, _mm512_maskz_loadu_ps(m, w3 + n), a);
-            _mm512_mask_storeu_ps(y + n, m, a);
+            __m512 v0 = _mm512_maskz_loadu_ps(m, w0 + n), v1 = _mm512_maskz_loadu_ps(m, w1 + n);
+            __m512 v2 = _mm512_maskz_loadu_ps(m, w2 + n), v3 = _mm512_maskz_loadu_ps(m, w3 + n);
+            for (int r = 0; r < R; r++) {
+                const float *x = X + (size_t)r * ldx + k;
+                float *y = Y + (size_t)r * ldy + n;
+                __m512 a = _mm512_maskz_loadu_ps(m, y);
+                a = _mm512_fmadd_ps(_mm512_set1_ps(x[0]), v0, a);
+                a = _mm512_fmadd_ps(_mm512_set1_ps(x[1]), v1, a);
+                a = _mm512_fmadd_ps(_mm512_set1_ps(x[2]), v2, a);
+                a = _mm512_fmadd_ps(_mm512_set1_ps(x[3]), v3, a);
+                _mm512_mask_storeu_ps(y, m, a);
+            }
         }
     }
     for (; k < K; k++) {
         const float *w0 = W + (size_t)k * ldw;
-        __m512 x0 = _mm512_set1_ps(x[k]);
         for (int n = n0; n < n1; n += 16) {
             __mmask16 m = tail_mask(n1 - n);
-            __m512 a = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(m, w0 + n),
-                                       _mm512_maskz_loadu_ps(m, y + n));
-            _mm512_mask_storeu_ps(y + n, m, a);
+            __m512 v0 = _mm512_maskz_loadu_ps(m, w0 + n);
+            for (int r = 0; r < R; r++) {
+                float *y = Y + (size_t)r * ldy + n;
+                __m512 a = _mm512_fmadd_ps(_mm512_set1_ps(X[(size_t)r * ldx + k]), v0,
+                                           _mm512_maskz_loadu_ps(m, y));
+                _mm512_mask_storeu_ps(y, m, a);
+            }
         }
     }
 }

@@ -6,23 +6,33 @@
  */
 #include "kernels/kernels.h"
 
-/* y[n0,n1) = beta·y + Σ_k x[k]·W[k][n0,n1), summed in k order per y[n]. */
-void gemv_xw_portable(int K, int n0, int n1, const float *x, const float *W, int ldw, float beta,
-                      float *y)
+/* Y[r][n0,n1) = beta·Y[r] + Σ_k X[r][k]·W[k][n0,n1) for r < R, summed in k
+ * order per Y[r][n]. */
+void gemv_xw_portable(int R, int K, int n0, int n1, const float *X, int ldx, const float *W,
+                      int ldw, float beta, float *Y, int ldy)
 {
-    for (int n = n0; n < n1; n++) y[n] = beta == 0.0f ? 0.0f : beta * y[n];
+    for (int r = 0; r < R; r++) {
+        float *y = Y + (size_t)r * ldy;
+        for (int n = n0; n < n1; n++) y[n] = beta == 0.0f ? 0.0f : beta * y[n];
+    }
     int k = 0;
     for (; k + 4 <= K; k += 4) {
         const float *w0 = W + (size_t)k * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
-        float x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3];
+        for (int r = 0; r < R; r++) {
+            const float *x = X + (size_t)r * ldx + k;
+            float *y = Y + (size_t)r * ldy, x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
 #pragma omp simd
-        for (int n = n0; n < n1; n++) y[n] = y[n] + x0 * w0[n] + x1 * w1[n] + x2 * w2[n] + x3 * w3[n];
+            for (int n = n0; n < n1; n++)
+                y[n] = y[n] + x0 * w0[n] + x1 * w1[n] + x2 * w2[n] + x3 * w3[n];
+        }
     }
     for (; k < K; k++) {
         const float *w0 = W + (size_t)k * ldw;
-        float x0 = x[k];
+        for (int r = 0; r < R; r++) {
+            float *y = Y + (size_t)r * ldy, x0 = X[(size_t)r * ldx + k];
 #pragma omp simd
-        for (int n = n0; n < n1; n++) y[n] += x0 * w0[n];
+            for (int n = n0; n < n1; n++) y[n] += x0 * w0[n];
+        }
     }
 }
 

@@ -2,7 +2,7 @@
  * The dense float32 kernels every GEMM of the model goes through, chosen at
  * run time from CPUID (core/cpu.h), never from the compiler's -march:
  *
- *   level     GEMM (M >= 2)                         GEMV (M = 1)
+ *   level     GEMM (M > 4)                          GEMV (M = 1; M <= 4 if 'N','N')
  *   avx512    oneDNN dnnl_sgemm, JIT for AVX-512    own, kernels/gemv_avx512.c
  *   avx2      oneDNN dnnl_sgemm, capped at AVX2     own, kernels/gemv_avx2.c
  *   portable  own blocked C, kernels/gemm_portable.c own, kernels/gemv_portable.c
@@ -36,17 +36,20 @@ const char *kernel_path_name(void);
  *   op(A) (M,K) is A (M,K) with lda >= K when ta == 'N', Aᵀ of A (K,M) with
  *   lda >= M when ta == 'T'; likewise op(B) (K,N) from B (K,N) or (N,K).
  *   beta == 0 overwrites C (NaN in C is not propagated).
- * M == 1 runs the GEMV kernels (decode); anything else the level's GEMM.
+ * M == 1 (and M <= 4 untransposed, alpha = 1) runs the GEMV kernels, which
+ * read B once (decoding); anything else the level's GEMM.
  */
 void gemm_f32(char ta, char tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
 
 /* ---- the own kernels, per level (tests call each level directly) ------- */
 
-/* y (N) = x (K) · W (K,N) + beta·y, W row-major with row stride ldw >= N:
- * the Conv1D layer for one token. Threads split the columns. */
-void gemv_xw_f32(int level, int K, int N, const float *x, const float *W, int ldw, float beta,
-                 float *y);
+/* Y (R,N) = X (R,K) · W (K,N) + beta·Y for a few rows R (1 to 4), W
+ * row-major with row stride ldw >= N, X and Y with row strides ldx >= K,
+ * ldy >= N: the Conv1D layer for one token (or a few), W streamed once.
+ * Threads split the columns. */
+void gemv_xw_f32(int level, int R, int K, int N, const float *X, int ldx, const float *W,
+                 int ldw, float beta, float *Y, int ldy);
 
 /* y (M) = W (M,K) · x (K) + beta·y, W row-major with row stride ldw >= K:
  * the tied LM head for one token (W = wte). Threads split the rows. */
@@ -60,12 +63,12 @@ void gemm_portable_f32(char ta, char tb, int M, int N, int K, float alpha, const
 /* Per-ISA GEMV bodies behind gemv_xw_f32 / gemv_wx_f32, each in its own
  * translation unit built for that instruction set (Makefile: *_avx512.c,
  * *_avx2.c). Serial over [n0,n1) columns or [m0,m1) rows: the caller threads. */
-void gemv_xw_avx512(int K, int n0, int n1, const float *x, const float *W, int ldw, float beta,
-                    float *y);
-void gemv_xw_avx2(int K, int n0, int n1, const float *x, const float *W, int ldw, float beta,
-                  float *y);
-void gemv_xw_portable(int K, int n0, int n1, const float *x, const float *W, int ldw, float beta,
-                      float *y);
+void gemv_xw_avx512(int R, int K, int n0, int n1, const float *X, int ldx, const float *W,
+                    int ldw, float beta, float *Y, int ldy);
+void gemv_xw_avx2(int R, int K, int n0, int n1, const float *X, int ldx, const float *W,
+                  int ldw, float beta, float *Y, int ldy);
+void gemv_xw_portable(int R, int K, int n0, int n1, const float *X, int ldx, const float *W,
+                      int ldw, float beta, float *Y, int ldy);
 void gemv_wx_avx512(int m0, int m1, int K, const float *W, int ldw, const float *x, float beta,
                     float *y);
 void gemv_wx_avx2(int m0, int m1, int K, const float *W, int ldw, const float *x, float beta,
