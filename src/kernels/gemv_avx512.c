@@ -13,9 +13,10 @@ static inline __mmask16 tail_mask(int n)
 }
 
 /* Y[r][n0,n1) = beta·Y[r] + Σ_k X[r][k]·W[k][n0,n1) for r < R (R small: one
- * token, or a few; W is read once for all R rows): four rows of W per pass
- * over the columns, so each pass reads four long contiguous streams (what
- * the hardware prefetcher follows best) and Y stays in L1. Every Y[r][n] is
+ * token, or a few; W is read once for all R rows): eight rows of W per pass
+ * over the columns (then four, then one), so each pass reads a few long
+ * contiguous streams (what the hardware prefetcher follows best) and Y
+ * stays in L1/L2. Every Y[r][n] is
  * summed in k order, the same for any R and any column split. */
 void gemv_xw_avx512(int R, int K, int n0, int n1, const float *X, int ldx, const float *W,
                     int ldw, float beta, float *Y, int ldy)
@@ -30,6 +31,21 @@ void gemv_xw_avx512(int R, int K, int n0, int n1, const float *X, int ldx, const
             _mm512_mask_storeu_ps(y + n, m, v);
         }
     int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        const float *w0 = W + (size_t)k * ldw;
+        for (int n = n0; n < n1; n += 16) {
+            __mmask16 m = tail_mask(n1 - n);
+            __m512 v[8];
+            for (int i = 0; i < 8; i++) v[i] = _mm512_maskz_loadu_ps(m, w0 + (size_t)i * ldw + n);
+            for (int r = 0; r < R; r++) {
+                const float *x = X + (size_t)r * ldx + k;
+                float *y = Y + (size_t)r * ldy + n;
+                __m512 a = _mm512_maskz_loadu_ps(m, y);
+                for (int i = 0; i < 8; i++) a = _mm512_fmadd_ps(_mm512_set1_ps(x[i]), v[i], a);
+                _mm512_mask_storeu_ps(y, m, a);
+            }
+        }
+    }
     for (; k + 4 <= K; k += 4) {
         const float *w0 = W + (size_t)k * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
         for (int n = n0; n < n1; n += 16) {
