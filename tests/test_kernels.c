@@ -33,23 +33,24 @@ typedef struct {
 /* Odd and edge shapes (M = 1, K = 1, N not a multiple of 8 or 16, tails of
  * every register block) and a few of the model's own. */
 static const shape shapes[] = {
-    {1, 1, 1},    {1, 17, 1},   {1, 15, 3},    {1, 16, 5},   {1, 33, 7},     {1, 100, 64},
-    {1, 2304, 768}, {1, 385, 1000}, {2, 3, 1}, {3, 17, 5},   {4, 2304, 768}, {5, 31, 65},
-    {7, 64, 64},  {64, 48, 33}, {70, 130, 300}, {256, 768, 96}, {33, 1, 17},
+    {1, 1, 1},      {1, 17, 1},     {1, 15, 3},     {1, 16, 5},     {1, 33, 7},     {1, 100, 64},
+    {1, 2304, 768}, {1, 385, 1000}, {2, 3, 1},      {3, 17, 5},     {4, 2304, 768}, {5, 31, 65},
+    {7, 64, 64},    {64, 48, 33},   {70, 130, 300}, {256, 768, 96}, {33, 1, 17},
 };
 
 static double *widen(const float *x, size_t n)
 {
     double *d = malloc(n * sizeof *d);
     if (d)
-        for (size_t i = 0; i < n; i++) d[i] = x[i];
+        for (size_t i = 0; i < n; i++)
+            d[i] = x[i];
     return d;
 }
 
 /* want = alpha·op(A)·op(B) + beta·C0 in float64; mag the matching bound's
  * magnitude, |alpha|·Σ|a·b| + |beta·c|. */
-static void reference(char ta, char tb, int M, int N, int K, double alpha, const double *A,
-                      int lda, const double *B, int ldb, double beta, const double *C0, int ldc,
+static void reference(char ta, char tb, int M, int N, int K, double alpha, const double *A, int lda,
+                      const double *B, int ldb, double beta, const double *C0, int ldc,
                       double *want, double *mag)
 {
     for (int i = 0; i < M; i++)
@@ -103,7 +104,8 @@ static double gemm_case(gemm_fn fn, char ta, char tb, const shape *s, float alph
         test_fill_uniform(B, nb, seed + 1, -2.0f, 2.0f);
         test_fill_uniform(C, nc, seed + 2, -1.0f, 1.0f);
         if (beta == 0.0f)
-            for (size_t e = 0; e < nc; e++) C[e] = NAN;
+            for (size_t e = 0; e < nc; e++)
+                C[e] = NAN;
         A64 = widen(A, na), B64 = widen(B, nb), C64 = widen(C, nc);
         if (A64 && B64 && C64) {
             reference(ta, tb, M, N, K, alpha, A64, lda, B64, ldb, beta, C64, ldc, want, mag);
@@ -188,7 +190,8 @@ static void gemv_levels(int max_level)
                 /* y (N) = x (K) · W (K,N) */
                 memcpy(y, y0, (size_t)n * sizeof *y);
                 if (betas[b] == 0.0f)
-                    for (int j = 0; j < n; j++) y[j] = NAN;
+                    for (int j = 0; j < n; j++)
+                        y[j] = NAN;
                 reference('N', 'N', 1, n, K, 1.0, x64, K, W64, ldw, betas[b], y64, n, want, mag);
                 gemv_xw_f32(level, 1, K, n, x, K, W, ldw, betas[b], y, n);
                 double e = worst_ratio(y, n, want, mag, 1, n, K);
@@ -197,9 +200,9 @@ static void gemv_levels(int max_level)
                 /* y (N) = Wt (N,K) · x (K) */
                 memcpy(y, y0, (size_t)n * sizeof *y);
                 if (betas[b] == 0.0f)
-                    for (int j = 0; j < n; j++) y[j] = NAN;
-                reference('N', 'T', 1, n, K, 1.0, x64, K, Wt64, K + 3, betas[b], y64, n, want,
-                          mag);
+                    for (int j = 0; j < n; j++)
+                        y[j] = NAN;
+                reference('N', 'T', 1, n, K, 1.0, x64, K, Wt64, K + 3, betas[b], y64, n, want, mag);
                 gemv_wx_f32(level, n, K, Wt, K + 3, x, betas[b], y);
                 e = worst_ratio(y, n, want, mag, 1, n, K);
                 CHECK(e <= 1.0, "gemv_wx[%s] M%d K%d beta %g: error %.3g× the fp32 bound",
@@ -239,8 +242,8 @@ static void test_gemv_same_bits_for_any_thread_count(void)
             gemv_wx_f32(level, n / 3, K, W, K, x, 0.0f, y1);
             omp_set_num_threads(2);
             gemv_wx_f32(level, n / 3, K, W, K, x, 0.0f, y2);
-            CHECK(!memcmp(y1, y2, (size_t)(n / 3) * sizeof *y1),
-                  "gemv_wx[%s]: threads change bits", cpu_level_name(level));
+            CHECK(!memcmp(y1, y2, (size_t)(n / 3) * sizeof *y1), "gemv_wx[%s]: threads change bits",
+                  cpu_level_name(level));
         }
         omp_set_num_threads(saved);
     }

@@ -35,8 +35,8 @@ int attn_flash_forward(const attn_call *c, const float *q, const float *k, const
 }
 
 int attn_flash_backward(const attn_call *c, const float *q, const float *k, const float *v,
-                        const float *out, const float *lse, const float *dout, float *dq,
-                        float *dk, float *dv)
+                        const float *out, const float *lse, const float *dout, float *dq, float *dk,
+                        float *dv)
 {
     switch (kernel_level()) {
     case CPU_AVX512: return attn_flash_backward_avx512(c, q, k, v, out, lse, dout, dq, dk, dv);

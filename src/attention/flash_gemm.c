@@ -17,7 +17,9 @@
  * 64 × 64 × max(64, D), small enough that packing (as a BLAS does) would cost
  * more than it saves: B stays in L1/L2 across the row blocks.
  */
-#include "attention/flash_isa.h" /* first: names this copy's functions */
+/* First, in a block of its own: it renames this copy's functions. */
+#include "attention/flash_isa.h"
+
 #include "attention/flash_internal.h"
 
 #include <stddef.h>

@@ -26,7 +26,7 @@ static const char *help =
     "a T=16384 flash forward+backward row showing its working memory. Each figure is the\n"
     "best of a few runs after a warm-up.\n\n"
     "  --json       one JSON object per line instead of a table\n"
-    "  --threads N  OpenMP and OpenBLAS threads (default: all cores)\n"
+    "  --threads N  threads (default: all cores)\n"
     "  --T LIST     comma-separated lengths (default 256,1024,4096)\n"
     "  --quick      T=256,1024 only, fewer repetitions, no T=16384 row\n";
 

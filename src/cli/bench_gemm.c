@@ -170,8 +170,8 @@ static void report(int json, const char *impl, const char *kernel, const gemm_si
                "\"K\":%d,\"threads\":%d,\"ms\":%.9g,\"gflops\":%.9g}\n",
                impl, kernel, s->M, s->N, s->K, threads, ms, gflops);
     else
-        printf("%-9s %-10s %5d %6d %5d %7d %10.3f %9.1f\n", impl, kernel, s->M, s->N, s->K,
-               threads, ms, gflops);
+        printf("%-9s %-10s %5d %6d %5d %7d %10.3f %9.1f\n", impl, kernel, s->M, s->N, s->K, threads,
+               ms, gflops);
     fflush(stdout);
 }
 
@@ -309,12 +309,13 @@ int bench_gemm(int argc, char **argv)
          * model at B·T = 2048 (QKV, FC, FC-proj, V = 256 head) and GPT-2 124M
          * at B·T = 256 (QKV, FC, FC-proj, the V = 50257 head), at a 64-token
          * prompt chunk, 4 rows and one decoded token. */
-        static const gemm_size def[] = {
-            {2048, 2048, 2048}, {2048, 1152, 384}, {2048, 1536, 384}, {2048, 384, 1536},
-            {2048, 256, 384},   {256, 2304, 768},  {256, 3072, 768},  {256, 768, 3072},
-            {256, 50257, 768},  {64, 2304, 768},   {4, 2304, 768},    {1, 2304, 768},
-            {1, 768, 3072}};
-        for (size_t i = 0; i < sizeof def / sizeof *def; i++) sizes[n_sizes++] = def[i];
+        static const gemm_size def[] = {{2048, 2048, 2048}, {2048, 1152, 384}, {2048, 1536, 384},
+                                        {2048, 384, 1536},  {2048, 256, 384},  {256, 2304, 768},
+                                        {256, 3072, 768},   {256, 768, 3072},  {256, 50257, 768},
+                                        {64, 2304, 768},    {4, 2304, 768},    {1, 2304, 768},
+                                        {1, 768, 3072}};
+        for (size_t i = 0; i < sizeof def / sizeof *def; i++)
+            sizes[n_sizes++] = def[i];
     }
     if (threads == 0) threads = omp_get_num_procs();
     omp_set_num_threads((int)threads);

@@ -82,8 +82,8 @@ static int gemv_threads(size_t bytes)
     return want < (size_t)nt ? (int)want : nt;
 }
 
-void gemv_xw_f32(int level, int R, int K, int N, const float *X, int ldx, const float *W,
-                 int ldw, float beta, float *Y, int ldy)
+void gemv_xw_f32(int level, int R, int K, int N, const float *X, int ldx, const float *W, int ldw,
+                 float beta, float *Y, int ldy)
 {
     int nt = gemv_threads((size_t)K * N * sizeof(float));
     /* Column ranges in whole 64-byte lines, so threads never share one of y. */
@@ -92,9 +92,12 @@ void gemv_xw_f32(int level, int R, int K, int N, const float *X, int ldx, const 
     for (int t = 0; t < nt; t++) {
         int n0 = t * chunk, n1 = n0 + chunk < N ? n0 + chunk : N;
         if (n0 >= n1) continue;
-        if (level == CPU_AVX512) gemv_xw_avx512(R, K, n0, n1, X, ldx, W, ldw, beta, Y, ldy);
-        else if (level == CPU_AVX2) gemv_xw_avx2(R, K, n0, n1, X, ldx, W, ldw, beta, Y, ldy);
-        else gemv_xw_portable(R, K, n0, n1, X, ldx, W, ldw, beta, Y, ldy);
+        if (level == CPU_AVX512)
+            gemv_xw_avx512(R, K, n0, n1, X, ldx, W, ldw, beta, Y, ldy);
+        else if (level == CPU_AVX2)
+            gemv_xw_avx2(R, K, n0, n1, X, ldx, W, ldw, beta, Y, ldy);
+        else
+            gemv_xw_portable(R, K, n0, n1, X, ldx, W, ldw, beta, Y, ldy);
     }
 }
 
@@ -107,9 +110,12 @@ void gemv_wx_f32(int level, int M, int K, const float *W, int ldw, const float *
     for (int t = 0; t < nt; t++) {
         int m0 = t * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
         if (m0 >= m1) continue;
-        if (level == CPU_AVX512) gemv_wx_avx512(m0, m1, K, W, ldw, x, beta, y);
-        else if (level == CPU_AVX2) gemv_wx_avx2(m0, m1, K, W, ldw, x, beta, y);
-        else gemv_wx_portable(m0, m1, K, W, ldw, x, beta, y);
+        if (level == CPU_AVX512)
+            gemv_wx_avx512(m0, m1, K, W, ldw, x, beta, y);
+        else if (level == CPU_AVX2)
+            gemv_wx_avx2(m0, m1, K, W, ldw, x, beta, y);
+        else
+            gemv_wx_portable(m0, m1, K, W, ldw, x, beta, y);
     }
 }
 
@@ -134,8 +140,10 @@ void gemm_f32(char ta, char tb, int M, int N, int K, float alpha, const float *A
      * only when lda == 1 or K == 1; a strided one goes to the GEMM). The
      * GEMVs have no alpha: the model's products all have alpha = 1. */
     if (M == 1 && alpha == 1.0f && (ta == 'N' || lda == 1 || K == 1)) {
-        if (tb == 'N') gemv_xw_f32(level, 1, K, N, A, K, B, ldb, beta, C, N);
-        else gemv_wx_f32(level, N, K, B, ldb, A, beta, C);
+        if (tb == 'N')
+            gemv_xw_f32(level, 1, K, N, A, K, B, ldb, beta, C, N);
+        else
+            gemv_wx_f32(level, N, K, B, ldb, A, beta, C);
         return;
     }
     /* A few rows (a short prompt chunk, a tiny batch): still memory-bound,

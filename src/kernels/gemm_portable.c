@@ -34,9 +34,10 @@ static void pack_b(float *Bp, char tb, const float *B, int ldb, int k0, int kc, 
     for (int k = 0; k < kc; k++) {
         float *row = Bp + (size_t)k * NB;
         for (int j = 0; j < nc; j++)
-            row[j] = tb == 'N' ? B[(size_t)(k0 + k) * ldb + j0 + j]
-                               : B[(size_t)(j0 + j) * ldb + k0 + k];
-        for (int j = nc; j < nc8; j++) row[j] = 0.0f;
+            row[j] =
+                tb == 'N' ? B[(size_t)(k0 + k) * ldb + j0 + j] : B[(size_t)(j0 + j) * ldb + k0 + k];
+        for (int j = nc; j < nc8; j++)
+            row[j] = 0.0f;
     }
 }
 
@@ -60,12 +61,13 @@ static void block_4x8(int mr, int nr, int kc, const float *A, ptrdiff_t ars, ptr
         float sum[8], *c = C + (size_t)r * ldc;
         memcpy(sum, &acc[r][0], sizeof acc[r][0]);
         memcpy(sum + 4, &acc[r][1], sizeof acc[r][1]);
-        for (int j = 0; j < nr; j++) c[j] += alpha * sum[j];
+        for (int j = 0; j < nr; j++)
+            c[j] += alpha * sum[j];
     }
 }
 
-void gemm_portable_f32(char ta, char tb, int M, int N, int K, float alpha, const float *A,
-                       int lda, const float *B, int ldb, float beta, float *C, int ldc)
+void gemm_portable_f32(char ta, char tb, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc)
 {
     /* a(i,k) = A[i·ars + k·aks] for either storage of A. */
     ptrdiff_t ars = ta == 'N' ? lda : 1, aks = ta == 'N' ? 1 : lda;
@@ -76,7 +78,8 @@ void gemm_portable_f32(char ta, char tb, int M, int N, int K, float alpha, const
         float Bp[KB * NB]; /* 128 KiB of the thread's stack */
         for (int i = i0; i < i1; i++) {
             float *c = C + (size_t)i * ldc;
-            for (int j = 0; j < N; j++) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
+            for (int j = 0; j < N; j++)
+                c[j] = beta == 0.0f ? 0.0f : beta * c[j];
         }
         for (int j0 = 0; j0 < N; j0 += NB) {
             int nc = N - j0 < NB ? N - j0 : NB;

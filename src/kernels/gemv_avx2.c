@@ -17,8 +17,8 @@ static inline float hsum8(__m256 v)
 
 /* Y[r][n0,n1) = beta·Y[r] + Σ_k X[r][k]·W[k][n0,n1) for r < R, four rows
  * of W per pass (see gemv_avx512.c); every Y[r][n] is summed in k order. */
-void gemv_xw_avx2(int R, int K, int n0, int n1, const float *X, int ldx, const float *W,
-                  int ldw, float beta, float *Y, int ldy)
+void gemv_xw_avx2(int R, int K, int n0, int n1, const float *X, int ldx, const float *W, int ldw,
+                  float beta, float *Y, int ldy)
 {
     int nv = n0 + (n1 - n0) / 8 * 8; /* vector part [n0, nv), scalar tail [nv, n1) */
     for (int r = 0; r < R; r++)
@@ -61,9 +61,10 @@ void gemv_xw_avx2(int R, int K, int n0, int n1, const float *X, int ldx, const f
             float xk = X[(size_t)r * ldx + k], *y = Y + (size_t)r * ldy;
             __m256 x0 = _mm256_set1_ps(xk);
             for (int n = n0; n < nv; n += 8)
-                _mm256_storeu_ps(y + n, _mm256_fmadd_ps(x0, _mm256_loadu_ps(w0 + n),
-                                                        _mm256_loadu_ps(y + n)));
-            for (int n = nv; n < n1; n++) y[n] = __builtin_fmaf(xk, w0[n], y[n]);
+                _mm256_storeu_ps(
+                    y + n, _mm256_fmadd_ps(x0, _mm256_loadu_ps(w0 + n), _mm256_loadu_ps(y + n)));
+            for (int n = nv; n < n1; n++)
+                y[n] = __builtin_fmaf(xk, w0[n], y[n]);
         }
     }
 }
@@ -88,7 +89,8 @@ void gemv_wx_avx2(int m0, int m1, int K, const float *W, int ldw, const float *x
         }
         float s[4] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
         for (int r = 0; r < 4; r++) {
-            for (int k = kv; k < K; k++) s[r] = __builtin_fmaf(w[r][k], x[k], s[r]);
+            for (int k = kv; k < K; k++)
+                s[r] = __builtin_fmaf(w[r][k], x[k], s[r]);
             y[m + r] = beta == 0.0f ? s[r] : s[r] + beta * y[m + r];
         }
     }
@@ -98,7 +100,8 @@ void gemv_wx_avx2(int m0, int m1, int K, const float *W, int ldw, const float *x
         for (int k = 0; k < kv; k += 8)
             a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), _mm256_loadu_ps(x + k), a0);
         float s = hsum8(a0);
-        for (int k = kv; k < K; k++) s = __builtin_fmaf(w0[k], x[k], s);
+        for (int k = kv; k < K; k++)
+            s = __builtin_fmaf(w0[k], x[k], s);
         y[m] = beta == 0.0f ? s : s + beta * y[m];
     }
 }

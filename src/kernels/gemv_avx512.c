@@ -18,16 +18,16 @@ static inline __mmask16 tail_mask(int n)
  * contiguous streams (what the hardware prefetcher follows best) and Y
  * stays in L1/L2. Every Y[r][n] is
  * summed in k order, the same for any R and any column split. */
-void gemv_xw_avx512(int R, int K, int n0, int n1, const float *X, int ldx, const float *W,
-                    int ldw, float beta, float *Y, int ldy)
+void gemv_xw_avx512(int R, int K, int n0, int n1, const float *X, int ldx, const float *W, int ldw,
+                    float beta, float *Y, int ldy)
 {
     for (int r = 0; r < R; r++)
         for (int n = n0; n < n1; n += 16) {
             float *y = Y + (size_t)r * ldy;
             __mmask16 m = tail_mask(n1 - n);
-            __m512 v = beta == 0.0f ? _mm512_setzero_ps()
-                                    : _mm512_mul_ps(_mm512_set1_ps(beta),
-                                                    _mm512_maskz_loadu_ps(m, y + n));
+            __m512 v = beta == 0.0f
+                           ? _mm512_setzero_ps()
+                           : _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m, y + n));
             _mm512_mask_storeu_ps(y + n, m, v);
         }
     int k = 0;
@@ -36,12 +36,14 @@ void gemv_xw_avx512(int R, int K, int n0, int n1, const float *X, int ldx, const
         for (int n = n0; n < n1; n += 16) {
             __mmask16 m = tail_mask(n1 - n);
             __m512 v[8];
-            for (int i = 0; i < 8; i++) v[i] = _mm512_maskz_loadu_ps(m, w0 + (size_t)i * ldw + n);
+            for (int i = 0; i < 8; i++)
+                v[i] = _mm512_maskz_loadu_ps(m, w0 + (size_t)i * ldw + n);
             for (int r = 0; r < R; r++) {
                 const float *x = X + (size_t)r * ldx + k;
                 float *y = Y + (size_t)r * ldy + n;
                 __m512 a = _mm512_maskz_loadu_ps(m, y);
-                for (int i = 0; i < 8; i++) a = _mm512_fmadd_ps(_mm512_set1_ps(x[i]), v[i], a);
+                for (int i = 0; i < 8; i++)
+                    a = _mm512_fmadd_ps(_mm512_set1_ps(x[i]), v[i], a);
                 _mm512_mask_storeu_ps(y, m, a);
             }
         }
@@ -103,9 +105,10 @@ void gemv_wx_avx512(int m0, int m1, int K, const float *W, int ldw, const float 
         a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mt, w1 + k), xv, a1);
         a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mt, w2 + k), xv, a2);
         a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mt, w3 + k), xv, a3);
-        float s[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1),
-                      _mm512_reduce_add_ps(a2), _mm512_reduce_add_ps(a3)};
-        for (int r = 0; r < 4; r++) y[m + r] = beta == 0.0f ? s[r] : s[r] + beta * y[m + r];
+        float s[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2),
+                      _mm512_reduce_add_ps(a3)};
+        for (int r = 0; r < 4; r++)
+            y[m + r] = beta == 0.0f ? s[r] : s[r] + beta * y[m + r];
     }
     for (; m < m1; m++) {
         const float *w0 = W + (size_t)m * ldw;

@@ -13,7 +13,8 @@ void gemv_xw_portable(int R, int K, int n0, int n1, const float *X, int ldx, con
 {
     for (int r = 0; r < R; r++) {
         float *y = Y + (size_t)r * ldy;
-        for (int n = n0; n < n1; n++) y[n] = beta == 0.0f ? 0.0f : beta * y[n];
+        for (int n = n0; n < n1; n++)
+            y[n] = beta == 0.0f ? 0.0f : beta * y[n];
     }
     int k = 0;
     for (; k + 4 <= K; k += 4) {
@@ -31,7 +32,8 @@ void gemv_xw_portable(int R, int K, int n0, int n1, const float *X, int ldx, con
         for (int r = 0; r < R; r++) {
             float *y = Y + (size_t)r * ldy, x0 = X[(size_t)r * ldx + k];
 #pragma omp simd
-            for (int n = n0; n < n1; n++) y[n] += x0 * w0[n];
+            for (int n = n0; n < n1; n++)
+                y[n] += x0 * w0[n];
         }
     }
 }
@@ -46,9 +48,11 @@ void gemv_wx_portable(int m0, int m1, int K, const float *W, int ldw, const floa
         const float *w = W + (size_t)m * ldw;
         float p[8] = {0};
         for (int k = 0; k < kv; k += 8)
-            for (int l = 0; l < 8; l++) p[l] += w[k + l] * x[k + l];
+            for (int l = 0; l < 8; l++)
+                p[l] += w[k + l] * x[k + l];
         float s = ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
-        for (int k = kv; k < K; k++) s += w[k] * x[k];
+        for (int k = kv; k < K; k++)
+            s += w[k] * x[k];
         y[m] = beta == 0.0f ? s : s + beta * y[m];
     }
 }

@@ -48,8 +48,8 @@ void gemm_f32(char ta, char tb, int M, int N, int K, float alpha, const float *A
  * row-major with row stride ldw >= N, X and Y with row strides ldx >= K,
  * ldy >= N: the Conv1D layer for one token (or a few), W streamed once.
  * Threads split the columns. */
-void gemv_xw_f32(int level, int R, int K, int N, const float *X, int ldx, const float *W,
-                 int ldw, float beta, float *Y, int ldy);
+void gemv_xw_f32(int level, int R, int K, int N, const float *X, int ldx, const float *W, int ldw,
+                 float beta, float *Y, int ldy);
 
 /* y (M) = W (M,K) · x (K) + beta·y, W row-major with row stride ldw >= K:
  * the tied LM head for one token (W = wte). Threads split the rows. */
@@ -57,16 +57,16 @@ void gemv_wx_f32(int level, int M, int K, const float *W, int ldw, const float *
                  float *y);
 
 /* gemm_f32's contract in portable C (any M): the level-portable GEMM. */
-void gemm_portable_f32(char ta, char tb, int M, int N, int K, float alpha, const float *A,
-                       int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void gemm_portable_f32(char ta, char tb, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc);
 
 /* Per-ISA GEMV bodies behind gemv_xw_f32 / gemv_wx_f32, each in its own
  * translation unit built for that instruction set (Makefile: *_avx512.c,
  * *_avx2.c). Serial over [n0,n1) columns or [m0,m1) rows: the caller threads. */
-void gemv_xw_avx512(int R, int K, int n0, int n1, const float *X, int ldx, const float *W,
-                    int ldw, float beta, float *Y, int ldy);
-void gemv_xw_avx2(int R, int K, int n0, int n1, const float *X, int ldx, const float *W,
-                  int ldw, float beta, float *Y, int ldy);
+void gemv_xw_avx512(int R, int K, int n0, int n1, const float *X, int ldx, const float *W, int ldw,
+                    float beta, float *Y, int ldy);
+void gemv_xw_avx2(int R, int K, int n0, int n1, const float *X, int ldx, const float *W, int ldw,
+                  float beta, float *Y, int ldy);
 void gemv_xw_portable(int R, int K, int n0, int n1, const float *X, int ldx, const float *W,
                       int ldw, float beta, float *Y, int ldy);
 void gemv_wx_avx512(int m0, int m1, int K, const float *W, int ldw, const float *x, float beta,
