@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages slm needs, skipping those already present.
-#   build: gcc, make, the OpenMP build of OpenBLAS (GEMM), BLIS (for `slm bench gemm`),
+#   build: gcc, make, oneDNN (libdnnl-dev: the GEMM of the AVX2 and AVX-512
+#          paths), the OpenMP build of OpenBLAS and BLIS (`slm bench gemm`
+#          compares them with slm's kernels)
 #          libmicrohttpd (the HTTP server of `slm serve`),
 #          Cairo + pkg-config + DejaVu fonts (the CLI's PNG pictures: slm attention/plot)
 #   demo:  bible-kjv, the public-domain King James Bible as the default corpus
@@ -16,9 +18,9 @@
 set -euo pipefail
 case "${1:-}" in
 --fuzz) pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
---demo) pkgs=(gcc make pkg-config libopenblas-openmp-dev libblis-openmp-dev libcairo2-dev
+--demo) pkgs=(gcc make pkg-config libdnnl-dev libopenblas-openmp-dev libblis-openmp-dev libcairo2-dev
               libmicrohttpd-dev fonts-dejavu-core bible-kjv) ;;
-*) pkgs=(gcc make pkg-config libopenblas-openmp-dev libblis-openmp-dev libcairo2-dev
+*) pkgs=(gcc make pkg-config libdnnl-dev libopenblas-openmp-dev libblis-openmp-dev libcairo2-dev
          libmicrohttpd-dev fonts-dejavu-core bible-kjv python3-venv python3-numpy python3-torch librsvg2-bin
          man-db chromium) ;;
 esac
