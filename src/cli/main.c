@@ -21,6 +21,7 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "text → token ids"},
     {"detokenize", cmd_detokenize, "token ids → text"},
     {"info", cmd_info, "configuration, parameter count and files of a model"},
+    {"quantize", cmd_quantize, "write a model's weights as int8 or bf16 for generation"},
     {"bench", cmd_bench, "benchmarks: attention, gemm, train, generate, tokenize"},
 };
 

@@ -13,6 +13,7 @@
  */
 #include "core/error.h"
 #include "model/layers.h"
+#include "model/quant_model.h"
 
 #include <math.h>
 #include <string.h>
@@ -70,6 +71,7 @@ int slm_model_forward(slm_model *m, const int32_t *tokens, const int32_t *target
     if (!m) return fail(err, errlen, SLM_EINVAL, "forward: no model");
     int rc = validate_forward(m, tokens, targets, B, T, err, errlen);
     if (rc) return rc;
+    if (m->quant) return quant_model_forward(m, tokens, targets, B, T, training, loss, err, errlen);
     rc = gpt_train_state_reserve(m, B, T, err, errlen);
     if (rc) return rc;
     struct gpt_train_state *t = m->train;

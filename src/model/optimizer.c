@@ -46,6 +46,7 @@ static int valid_opts(const slm_adamw_opts *o)
 int slm_model_adamw_step(slm_model *m, const slm_adamw_opts *o, int step, float *grad_norm)
 {
     if (!m || !o || step < 1 || !valid_opts(o)) return SLM_EINVAL;
+    if (m->quant) return SLM_EUNSUPPORTED; /* quantized weights do not train */
     float *grad = slm_model_grads(m);
     float *mom = slm_model_adam_state(m, 0);
     if (!grad || !mom) return SLM_ENOMEM;
