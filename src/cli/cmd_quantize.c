@@ -85,6 +85,12 @@ int cmd_quantize(int argc, char **argv)
         return cli_error(CLI_USAGE, "quantize: -o '%s' is the input directory; choose another",
                          out);
     struct stat st;
+    char ts[4096];
+    snprintf(ts, sizeof ts, "%s/training_state.safetensors", out);
+    if (stat(ts, &st) == 0) /* --force would leave a run whose model is no longer fp32 */
+        return cli_error(CLI_USAGE,
+                         "quantize: '%s' holds a training run; write the quantized model elsewhere",
+                         out);
     static const char *const kept[] = {"config.json", "model.safetensors"};
     for (int i = 0; i < 2 && !force; i++) {
         char path[4096];
