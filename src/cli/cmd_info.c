@@ -43,8 +43,8 @@ int cmd_info(int argc, char **argv)
         printf("weights      bf16 (matrices and tied wte/LM head; wpe, LayerNorms, biases "
                "float32), kernels %s\n",
                kernel);
-    const char *files[] = {"config.json", "model.safetensors",          "vocab.json",
-                           "merges.txt",  "training_state.safetensors", "log.jsonl"};
+    const char *files[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt",
+                           "training_state.safetensors", "log.jsonl"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char path[4096];
         struct stat st;

@@ -26,26 +26,28 @@ static const char *type_name(const json_value *v)
 }
 
 /* A required positive int member. */
-static int get_size(const char *name, const json_value *root, const char *key, int *out, char *err,
-                    size_t errlen)
+static int get_size(const char *name, const json_value *root, const char *key, int *out,
+                    char *err, size_t errlen)
 {
     const json_value *v = json_get(root, key);
     int64_t x;
     if (!v) return fail(err, errlen, SLM_EFORMAT, "%s: %s is missing", name, key);
     if (v->type != SLM_JSON_NUMBER)
         return fail(err, errlen, SLM_EFORMAT, "%s: %s must be an integer, got %s", name, key,
-                    type_name(v));
+                        type_name(v));
     if (!json_int(v, &x)) {
         double d = json_number(v);
         if (d > INT_MAX) /* an integer too large for int64, or 1e12 */
             return fail(err, errlen, SLM_ERANGE, "%s: %s = %g is too large", name, key, d);
-        return fail(err, errlen, SLM_EFORMAT, "%s: %s must be an integer, got %g", name, key, d);
+        return fail(err, errlen, SLM_EFORMAT, "%s: %s must be an integer, got %g", name, key,
+                        d);
     }
     if (x <= 0)
         return fail(err, errlen, SLM_EINVAL, "%s: %s must be positive, got %lld", name, key,
-                    (long long)x);
+                        (long long)x);
     if (x > INT_MAX)
-        return fail(err, errlen, SLM_ERANGE, "%s: %s = %lld is too large", name, key, (long long)x);
+        return fail(err, errlen, SLM_ERANGE, "%s: %s = %lld is too large", name, key,
+                        (long long)x);
     *out = (int)x;
     return SLM_OK;
 }
@@ -58,7 +60,7 @@ static int get_number(const char *name, const json_value *root, const char *key,
     if (!v) return SLM_OK;
     if (v->type != SLM_JSON_NUMBER)
         return fail(err, errlen, SLM_EFORMAT, "%s: %s must be a number, got %s", name, key,
-                    type_name(v));
+                        type_name(v));
     double d = json_number(v);
     /* Out-of-range double → float is undefined behaviour: saturate, and let
      * slm_config_validate reject the infinity. */
@@ -74,10 +76,10 @@ static int require_bool(const char *name, const json_value *root, const char *ke
     if (!v || (v->type == SLM_JSON_NULL && !want)) return SLM_OK;
     if (v->type != SLM_JSON_TRUE && v->type != SLM_JSON_FALSE)
         return fail(err, errlen, SLM_EFORMAT, "%s: %s must be true or false, got %s", name, key,
-                    type_name(v));
+                        type_name(v));
     if ((v->type == SLM_JSON_TRUE) != want)
-        return fail(err, errlen, SLM_EUNSUPPORTED, "%s: %s = %s is not supported (%s)", name, key,
-                    want ? "false" : "true", why);
+        return fail(err, errlen, SLM_EUNSUPPORTED, "%s: %s = %s is not supported (%s)", name,
+                        key, want ? "false" : "true", why);
     return SLM_OK;
 }
 
@@ -91,7 +93,7 @@ static int get_choice(const char *name, const json_value *root, const char *key,
     if (!v) return SLM_OK;
     if (v->type != SLM_JSON_STRING)
         return fail(err, errlen, SLM_EFORMAT, "%s: %s must be a string, got %s", name, key,
-                    type_name(v));
+                        type_name(v));
     for (int i = 0; i < n; i++) {
         if (json_str_eq(v, choices[i])) {
             *out = values[i];
@@ -105,7 +107,8 @@ static int get_choice(const char *name, const json_value *root, const char *key,
         shown[k] = c < 0x20 || c == 0x7f ? '?' : (char)c;
     }
     shown[k] = '\0';
-    return fail(err, errlen, SLM_EUNSUPPORTED, "%s: %s '%s' is not supported", name, key, shown);
+    return fail(err, errlen, SLM_EUNSUPPORTED, "%s: %s '%s' is not supported", name, key,
+                    shown);
 }
 
 /* "slm_quantization" into q (absent or null: fp32). */
@@ -192,8 +195,9 @@ static int parse_root(const char *name, const json_value *root, slm_config *c, c
     int64_t ni;
     if (inner && inner->type != SLM_JSON_NULL &&
         !(json_int(inner, &ni) && ni == 4 * (int64_t)c->n_embd))
-        return fail(err, errlen, SLM_EUNSUPPORTED, "%s: n_inner must be null or 4 * n_embd (%lld)",
-                    name, 4 * (long long)c->n_embd);
+        return fail(err, errlen, SLM_EUNSUPPORTED,
+                        "%s: n_inner must be null or 4 * n_embd (%lld)", name,
+                        4 * (long long)c->n_embd);
     char verr[200];
     rc = slm_config_validate(c, verr, sizeof verr);
     if (rc) {
@@ -205,7 +209,7 @@ static int parse_root(const char *name, const json_value *root, slm_config *c, c
 }
 
 int config_parse(const char *text, size_t len, const char *name, slm_config *cfg, char *err,
-                 size_t errlen)
+                     size_t errlen)
 {
     return config_parse_ex(text, len, name, cfg, NULL, err, errlen);
 }
@@ -216,7 +220,8 @@ int config_parse_ex(const char *text, size_t len, const char *name, slm_config *
     if (!name) name = "config.json";
     if (!cfg) return fail(err, errlen, SLM_EINVAL, "no config");
     if (len > SLM_CONFIG_MAX_BYTES)
-        return fail(err, errlen, SLM_EFORMAT, "%s: %zu bytes is too large for a config", name, len);
+        return fail(err, errlen, SLM_EFORMAT, "%s: %zu bytes is too large for a config", name,
+                        len);
     json_doc doc;
     int rc = json_parse(text, len, name, &doc, err, errlen);
     if (rc) return rc;
