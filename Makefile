@@ -33,7 +33,8 @@ TCOM_OBJ := $(TCOM_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps test check asan demo clean format lint help bench fuzz fuzz-build
-all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS)
+HOOKS    := $(BUILD)/tests/libslm_test_hooks.so
+all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS) $(HOOKS)
 
 help:
 	@echo "make            build build/slm, build/libslm.a, build/libslm.so and the tests"
@@ -65,6 +66,11 @@ $(BUILD)/slm: $(CLI_OBJ) $(BUILD)/libslm.a
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TCOM_OBJ) $(BUILD)/libslm.a
 	@mkdir -p $(dir $@)
 	@$(CC) $(LDFLAGS) -o $@ $< $(TCOM_OBJ) $(BUILD)/libslm.a $(LDLIBS)
+
+# Internal functions re-exported for the Python oracles (tests/hooks).
+$(HOOKS): $(BUILD)/obj/tests/hooks/test_hooks.o $(BUILD)/libslm.a
+	@mkdir -p $(dir $@)
+	@$(CC) -shared $(LDFLAGS) -o $@ $< $(BUILD)/libslm.a $(LDLIBS)
 
 deps:
 	@tools/install-deps.sh
