@@ -9,7 +9,7 @@
  *
  * int8 (Q8_0 × Q8_0): weights in blocks of 32 along `in`, w ≈ s_w·q_w with
  * q_w in [-127, 127]; the activations of each token are quantized the same
- * way per call (s_x = max|x|/127 per block of 32, round to nearest), so a
+ * way per call (s_x = max|x|/127 per block of 32, round to nearest even), so a
  * block's product is s_w·s_x·Σ q_w·q_x, exact in int32.
  *   avx512vnni  vpdpbusd multiplies unsigned by signed bytes: weights are
  *               stored as u = q_w + 128 and Σ u·q_x − 128·Σ q_x = Σ q_w·q_x.

@@ -57,7 +57,26 @@ size_t int8_work_bytes(int n, int in)
            2 * up64((size_t)n * (nbpad / 2) * 16 * 4);
 }
 
-/* q_x = round(x / s_x), s_x = max|x|/127 per block of 32: Q8_0. */
+/* The pair vectors of the AVX-512 path from s_x and Σ q_x of one token. */
+static void pair_vectors(qwork *k, int t)
+{
+    const float *d = k->dx + (size_t)t * k->nbpad;
+    const int32_t *s = k->sx + (size_t)t * k->nbpad;
+    int32_t *zi = k->zinit + (size_t)t * k->np * 16;
+    float *zd = k->zdx + (size_t)t * k->np * 16;
+    memset(zi, 0, (size_t)k->np * 16 * sizeof *zi);
+    for (int p = 0; p < k->np; p++) {
+        zi[16 * p] = -128 * s[2 * p];
+        zi[16 * p + 8] = -128 * s[2 * p + 1];
+        for (int l = 0; l < 8; l++) {
+            zd[16 * p + l] = d[2 * p];
+            zd[16 * p + 8 + l] = d[2 * p + 1];
+        }
+    }
+}
+
+/* q_x = round(x / s_x) (to nearest even), s_x = max|x|/127 per block of
+ * 32: Q8_0. */
 static void quantize_rows(const float *x, int n, qwork *k)
 {
     for (int t = 0; t < n; t++) {
@@ -76,25 +95,49 @@ static void quantize_rows(const float *x, int n, qwork *k)
             float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
             int32_t sum = 0;
             for (int i = 0; i < QBLOCK; i++) {
-                float r = roundf(xb[i] * inv);
-                int v = r > 127.0f ? 127 : r < -127.0f ? -127 : (int)r;
+                int v = (int)nearbyintf(xb[i] * inv); /* |v| <= 127 by construction */
                 q[b * QBLOCK + i] = (int8_t)v;
                 sum += v;
             }
             d[b] = scale;
             s[b] = sum;
         }
-        int32_t *zi = k->zinit + (size_t)t * k->np * 16;
-        float *zd = k->zdx + (size_t)t * k->np * 16;
-        memset(zi, 0, (size_t)k->np * 16 * sizeof *zi);
-        for (int p = 0; p < k->np; p++) {
-            zi[16 * p] = -128 * s[2 * p];
-            zi[16 * p + 8] = -128 * s[2 * p + 1];
-            for (int l = 0; l < 8; l++) {
-                zd[16 * p + l] = d[2 * p];
-                zd[16 * p + 8 + l] = d[2 * p + 1];
-            }
+        pair_vectors(k, t);
+    }
+}
+
+/* The same numbers 16 lanes at a time (max and the products are exact
+ * IEEE operations, vrndscaleps rounds to nearest even like nearbyintf):
+ * bit-identical to quantize_rows, which costs 10-15 % of a prompt GEMM. */
+__attribute__((target("avx512f,avx512bw"))) static void quantize_rows_avx512(const float *x, int n,
+                                                                             qwork *k)
+{
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (int t = 0; t < n; t++) {
+        const float *xr = x + (size_t)t * k->in;
+        int8_t *q = k->xq + (size_t)t * k->inpad;
+        float *d = k->dx + (size_t)t * k->nbpad;
+        int32_t *s = k->sx + (size_t)t * k->nbpad;
+        memset(q + k->in, 0, (size_t)(k->inpad - k->in));
+        for (int b = k->nb; b < k->nbpad; b++)
+            d[b] = 0.0f, s[b] = 0;
+        for (int b = 0; b < k->nb; b++) {
+            __m512 lo = _mm512_loadu_ps(xr + b * QBLOCK),
+                   hi = _mm512_loadu_ps(xr + b * QBLOCK + 16);
+            float amax = _mm512_reduce_max_ps(
+                _mm512_max_ps(_mm512_andnot_ps(sign, lo), _mm512_andnot_ps(sign, hi)));
+            float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+            __m512 iv = _mm512_set1_ps(inv);
+            __m512i a = _mm512_cvtps_epi32(_mm512_roundscale_ps(
+                _mm512_mul_ps(lo, iv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            __m512i c = _mm512_cvtps_epi32(_mm512_roundscale_ps(
+                _mm512_mul_ps(hi, iv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            _mm_storeu_si128((__m128i *)(q + b * QBLOCK), _mm512_cvtepi32_epi8(a));
+            _mm_storeu_si128((__m128i *)(q + b * QBLOCK + 16), _mm512_cvtepi32_epi8(c));
+            d[b] = scale;
+            s[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(a, c));
         }
+        pair_vectors(k, t);
     }
 }
 
@@ -186,6 +229,125 @@ rows_avx512(const qmatrix *w, const qwork *k, int t, const int *rows, float *out
         out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
+/* Four rows × four tokens (prompt processing): each weight load and scale
+ * permute serves four tokens, each activation load four rows. Written out
+ * with named registers (16 accumulators, 12 per-token vectors): gcc keeps
+ * arrays of vectors on the stack. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void
+tile_avx512(const qmatrix *w, const qwork *k, const int *ts, const int *rows, float out[4][4])
+{
+    const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const uint8_t *u0 = w->q + (size_t)rows[0] * w->in;
+    const float *s0 = w->scale + (size_t)rows[0] * k->nb;
+    const uint8_t *u1 = w->q + (size_t)rows[1] * w->in;
+    const float *s1 = w->scale + (size_t)rows[1] * k->nb;
+    const uint8_t *u2 = w->q + (size_t)rows[2] * w->in;
+    const float *s2 = w->scale + (size_t)rows[2] * k->nb;
+    const uint8_t *u3 = w->q + (size_t)rows[3] * w->in;
+    const float *s3 = w->scale + (size_t)rows[3] * k->nb;
+    const int8_t *xq0 = k->xq + (size_t)ts[0] * k->inpad;
+    const int32_t *zi0 = k->zinit + (size_t)ts[0] * k->np * 16;
+    const float *zd0 = k->zdx + (size_t)ts[0] * k->np * 16;
+    const int8_t *xq1 = k->xq + (size_t)ts[1] * k->inpad;
+    const int32_t *zi1 = k->zinit + (size_t)ts[1] * k->np * 16;
+    const float *zd1 = k->zdx + (size_t)ts[1] * k->np * 16;
+    const int8_t *xq2 = k->xq + (size_t)ts[2] * k->inpad;
+    const int32_t *zi2 = k->zinit + (size_t)ts[2] * k->np * 16;
+    const float *zd2 = k->zdx + (size_t)ts[2] * k->np * 16;
+    const int8_t *xq3 = k->xq + (size_t)ts[3] * k->inpad;
+    const int32_t *zi3 = k->zinit + (size_t)ts[3] * k->np * 16;
+    const float *zd3 = k->zdx + (size_t)ts[3] * k->np * 16;
+    __m512 a00 = _mm512_setzero_ps(), a01 = _mm512_setzero_ps(), a02 = _mm512_setzero_ps(),
+           a03 = _mm512_setzero_ps(), a10 = _mm512_setzero_ps(), a11 = _mm512_setzero_ps(),
+           a12 = _mm512_setzero_ps(), a13 = _mm512_setzero_ps(), a20 = _mm512_setzero_ps(),
+           a21 = _mm512_setzero_ps(), a22 = _mm512_setzero_ps(), a23 = _mm512_setzero_ps(),
+           a30 = _mm512_setzero_ps(), a31 = _mm512_setzero_ps(), a32 = _mm512_setzero_ps(),
+           a33 = _mm512_setzero_ps();
+    for (int p = 0; p < k->np; p++) {
+        __mmask64 m = 2 * p + 1 < k->nb ? ~(__mmask64)0 : (__mmask64)0xffffffffu;
+        __m512i x0 = _mm512_load_si512((const void *)(xq0 + 64 * p));
+        __m512i i0 = _mm512_load_si512((const void *)(zi0 + 16 * p));
+        __m512 e0 = _mm512_load_ps(zd0 + 16 * p);
+        __m512i x1 = _mm512_load_si512((const void *)(xq1 + 64 * p));
+        __m512i i1 = _mm512_load_si512((const void *)(zi1 + 16 * p));
+        __m512 e1 = _mm512_load_ps(zd1 + 16 * p);
+        __m512i x2 = _mm512_load_si512((const void *)(xq2 + 64 * p));
+        __m512i i2 = _mm512_load_si512((const void *)(zi2 + 16 * p));
+        __m512 e2 = _mm512_load_ps(zd2 + 16 * p);
+        __m512i x3 = _mm512_load_si512((const void *)(xq3 + 64 * p));
+        __m512i i3 = _mm512_load_si512((const void *)(zi3 + 16 * p));
+        __m512 e3 = _mm512_load_ps(zd3 + 16 * p);
+        {
+            __m512i wv = _mm512_maskz_loadu_epi8(m, u0 + 64 * p);
+            __m128 sp = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s0 + 2 * p)));
+            __m512 sw = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(sp));
+            a00 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i0, wv, x0)),
+                                  _mm512_mul_ps(sw, e0), a00);
+            a01 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i1, wv, x1)),
+                                  _mm512_mul_ps(sw, e1), a01);
+            a02 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i2, wv, x2)),
+                                  _mm512_mul_ps(sw, e2), a02);
+            a03 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i3, wv, x3)),
+                                  _mm512_mul_ps(sw, e3), a03);
+        }
+        {
+            __m512i wv = _mm512_maskz_loadu_epi8(m, u1 + 64 * p);
+            __m128 sp = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s1 + 2 * p)));
+            __m512 sw = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(sp));
+            a10 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i0, wv, x0)),
+                                  _mm512_mul_ps(sw, e0), a10);
+            a11 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i1, wv, x1)),
+                                  _mm512_mul_ps(sw, e1), a11);
+            a12 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i2, wv, x2)),
+                                  _mm512_mul_ps(sw, e2), a12);
+            a13 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i3, wv, x3)),
+                                  _mm512_mul_ps(sw, e3), a13);
+        }
+        {
+            __m512i wv = _mm512_maskz_loadu_epi8(m, u2 + 64 * p);
+            __m128 sp = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s2 + 2 * p)));
+            __m512 sw = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(sp));
+            a20 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i0, wv, x0)),
+                                  _mm512_mul_ps(sw, e0), a20);
+            a21 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i1, wv, x1)),
+                                  _mm512_mul_ps(sw, e1), a21);
+            a22 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i2, wv, x2)),
+                                  _mm512_mul_ps(sw, e2), a22);
+            a23 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i3, wv, x3)),
+                                  _mm512_mul_ps(sw, e3), a23);
+        }
+        {
+            __m512i wv = _mm512_maskz_loadu_epi8(m, u3 + 64 * p);
+            __m128 sp = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s3 + 2 * p)));
+            __m512 sw = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(sp));
+            a30 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i0, wv, x0)),
+                                  _mm512_mul_ps(sw, e0), a30);
+            a31 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i1, wv, x1)),
+                                  _mm512_mul_ps(sw, e1), a31);
+            a32 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i2, wv, x2)),
+                                  _mm512_mul_ps(sw, e2), a32);
+            a33 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i3, wv, x3)),
+                                  _mm512_mul_ps(sw, e3), a33);
+        }
+    }
+    out[0][0] = _mm512_reduce_add_ps(a00);
+    out[1][0] = _mm512_reduce_add_ps(a01);
+    out[2][0] = _mm512_reduce_add_ps(a02);
+    out[3][0] = _mm512_reduce_add_ps(a03);
+    out[0][1] = _mm512_reduce_add_ps(a10);
+    out[1][1] = _mm512_reduce_add_ps(a11);
+    out[2][1] = _mm512_reduce_add_ps(a12);
+    out[3][1] = _mm512_reduce_add_ps(a13);
+    out[0][2] = _mm512_reduce_add_ps(a20);
+    out[1][2] = _mm512_reduce_add_ps(a21);
+    out[2][2] = _mm512_reduce_add_ps(a22);
+    out[3][2] = _mm512_reduce_add_ps(a23);
+    out[0][3] = _mm512_reduce_add_ps(a30);
+    out[1][3] = _mm512_reduce_add_ps(a31);
+    out[2][3] = _mm512_reduce_add_ps(a32);
+    out[3][3] = _mm512_reduce_add_ps(a33);
+}
+
 typedef void (*rows_fn)(const qmatrix *, const qwork *, int, const int *, float *);
 
 void int8_linear(int path, float *y, const float *x, const qmatrix *w, const float *bias, int n,
@@ -193,7 +355,10 @@ void int8_linear(int path, float *y, const float *x, const qmatrix *w, const flo
 {
     qwork k;
     layout(n, w->in, work, &k);
-    quantize_rows(x, n, &k);
+    if (path == QPATH_AVX512)
+        quantize_rows_avx512(x, n, &k);
+    else
+        quantize_rows(x, n, &k);
     rows_fn fn = path == QPATH_AVX512 ? rows_avx512
                  : path == QPATH_AVX2 ? rows_avx2
                                       : rows_portable;
@@ -204,7 +369,18 @@ void int8_linear(int path, float *y, const float *x, const qmatrix *w, const flo
         /* A last block of fewer than four rows repeats its last row. */
         for (int r = 0; r < 4; r++)
             rows[r] = o + r < out ? o + r : out - 1;
-        for (int t = 0; t < n; t++) {
+        int t = 0;
+        for (; path == QPATH_AVX512 && t + 1 < n; t += 4) { /* tokens four at a time */
+            int ts[4];
+            float v[4][4];
+            for (int j = 0; j < 4; j++)
+                ts[j] = t + j < n ? t + j : n - 1;
+            tile_avx512(w, &k, ts, rows, v);
+            for (int j = 0; j < 4 && t + j < n; j++)
+                for (int r = 0; r < 4 && o + r < out; r++)
+                    y[(size_t)(t + j) * out + o + r] = v[j][r] + (bias ? bias[o + r] : 0.0f);
+        }
+        for (; t < n; t++) {
             float v[4];
             fn(w, &k, t, rows, v);
             for (int r = 0; r < 4 && o + r < out; r++)
