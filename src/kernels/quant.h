@@ -16,13 +16,15 @@
  *   avx2        vpmaddubsw on |q_x| and q_w·sign(q_x) (no int16 saturation:
  *               2·127·127 < 32767), vpmaddwd to int32.
  *   portable    the same integers in C.
- * bf16: weights are the upper halves of float32s; each is widened in
- * registers (a 16-bit shift) and multiplied in fp32 with fp32 activations:
- * exact products, fp32 sums. Decoding streams the weights from memory, so
- * widening costs nothing measurable there (see README: quantized models).
+ * bf16: weights are the upper halves of float32s; for one token each is
+ * widened in registers (a 16-bit shift) and multiplied in fp32 with fp32
+ * activations: exact products, fp32 sums (decoding streams the weights, so
+ * widening costs nothing measurable). For several tokens on AVX512-BF16 the
+ * activations are rounded to bf16 and vdpbf16ps does 2x the FMA rate.
  *
  * Paths give the same integers per block (int8) or the same products
- * (bf16); only the order of the fp32 sums differs between them.
+ * (bf16, for the same activations); only the order of the fp32 sums
+ * differs between them.
  */
 #ifndef SLM_KERNELS_QUANT_H
 #define SLM_KERNELS_QUANT_H
@@ -42,8 +44,9 @@ typedef struct {
     uint16_t *bf; /* bf16: [out][in]                                      */
 } qmatrix;
 
-/* Kernel paths: cpu_level() narrowed by what the CPU has (VNNI). */
-enum { QPATH_PORTABLE = 0, QPATH_AVX2 = 1, QPATH_AVX512 = 2 };
+/* Kernel paths: cpu_level() narrowed by what the CPU has. int8 AVX512 means
+ * AVX512-VNNI; bf16 AVX512_BF16 adds vdpbf16ps tiles for several tokens. */
+enum { QPATH_PORTABLE = 0, QPATH_AVX2 = 1, QPATH_AVX512 = 2, QPATH_AVX512_BF16 = 3 };
 /* The fastest path this CPU runs for dtype, after SLM_CPU_LEVEL. */
 int qpath_best(int dtype);
 const char *qpath_name(int dtype, int path);

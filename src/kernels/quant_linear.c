@@ -4,7 +4,9 @@
 size_t int8_work_bytes(int n, int in);
 void int8_linear(int path, float *y, const float *x, const qmatrix *w, const float *bias, int n,
                  void *work);
-void bf16_linear(int path, float *y, const float *x, const qmatrix *w, const float *bias, int n);
+size_t bf16_work_bytes(int n, int in);
+void bf16_linear(int path, float *y, const float *x, const qmatrix *w, const float *bias, int n,
+                 void *work);
 
 size_t qlinear_work_bytes(int n, int in)
 {
@@ -17,5 +19,5 @@ void qlinear_forward(int path, float *y, const float *x, const qmatrix *w, const
     if (w->dtype == QM_INT8)
         int8_linear(path, y, x, w, bias, n, work);
     else
-        bf16_linear(path, y, x, w, bias, n);
+        bf16_linear(path, y, x, w, bias, n, work);
 }

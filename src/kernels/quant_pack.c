@@ -14,7 +14,9 @@
 int qpath_best(int dtype)
 {
     int level = cpu_level();
-    if (level >= CPU_AVX512 && dtype == QM_INT8 && !cpu_detect().avx512_vnni) level = CPU_AVX2;
+    cpu_features f = cpu_detect();
+    if (level >= CPU_AVX512 && dtype == QM_INT8 && !f.avx512_vnni) level = CPU_AVX2;
+    if (level >= CPU_AVX512 && dtype == QM_BF16 && f.avx512_bf16) return QPATH_AVX512_BF16;
     return level == CPU_AVX512 ? QPATH_AVX512 : level == CPU_AVX2 ? QPATH_AVX2 : QPATH_PORTABLE;
 }
 
@@ -22,7 +24,7 @@ const char *qpath_name(int dtype, int path)
 {
     if (path == QPATH_PORTABLE) return "portable";
     if (dtype == QM_INT8) return path == QPATH_AVX512 ? "avx512-vnni" : "avx2";
-    return path == QPATH_AVX512 ? "avx512" : "avx2";
+    return path == QPATH_AVX512_BF16 ? "avx512-bf16" : path == QPATH_AVX512 ? "avx512" : "avx2";
 }
 
 /* Element (i, o) of W and of its group's scale in the file layout. */
