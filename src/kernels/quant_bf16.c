@@ -66,7 +66,7 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, cons
     }
 }
 
-__attribute__((target("avx512f,avx512bw"))) static void
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) static void
 rows_avx512(const qmatrix *w, const float *x, const int *rows, float *out)
 {
     const uint16_t *b[4];
@@ -91,7 +91,7 @@ rows_avx512(const qmatrix *w, const float *x, const int *rows, float *out)
 }
 
 /* x (n,in) rounded to bf16 (nearest even) into xb (n,in32), zero padded. */
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16"))) static void
 round_rows_bf16(const float *x, int n, int in, int in32, uint16_t *xb)
 {
     for (int t = 0; t < n; t++)
@@ -112,7 +112,7 @@ round_rows_bf16(const float *x, int n, int in, int in32, uint16_t *xb)
  * activations rounded to bf16 once per call, then 32 products per
  * instruction, summed in fp32 (2x the fp32 FMA rate on Zen 4: slm bench
  * isa). Named registers: 16 accumulators, 4 activation vectors. */
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16"))) static void
 tile_bf16(const qmatrix *w, const uint16_t *xb, int in32, const int *ts, const int *rows,
           float out[4][4])
 {

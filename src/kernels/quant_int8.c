@@ -31,6 +31,14 @@ static size_t up64(size_t b)
     return (b + 63) & ~(size_t)63;
 }
 
+/* The next `bytes` of the scratch, keeping every piece 64-byte aligned. */
+static void *carve(unsigned char **p, size_t bytes)
+{
+    void *at = *p;
+    *p += up64(bytes);
+    return at;
+}
+
 static void layout(int n, int in, void *work, qwork *k)
 {
     k->in = in;
@@ -38,16 +46,12 @@ static void layout(int n, int in, void *work, qwork *k)
     k->inpad = (in + 63) & ~63;
     k->nbpad = k->inpad / QBLOCK;
     k->np = k->nbpad / 2;
-    char *p = work;
-    k->xq = (int8_t *)p;
-    p += up64((size_t)n * k->inpad);
-    k->dx = (float *)p;
-    p += up64((size_t)n * k->nbpad * sizeof(float));
-    k->sx = (int32_t *)p;
-    p += up64((size_t)n * k->nbpad * sizeof(int32_t));
-    k->zinit = (int32_t *)p;
-    p += up64((size_t)n * k->np * 16 * sizeof(int32_t));
-    k->zdx = (float *)p;
+    unsigned char *p = work;
+    k->xq = carve(&p, (size_t)n * k->inpad);
+    k->dx = carve(&p, (size_t)n * k->nbpad * sizeof(float));
+    k->sx = carve(&p, (size_t)n * k->nbpad * sizeof(int32_t));
+    k->zinit = carve(&p, (size_t)n * k->np * 16 * sizeof(int32_t));
+    k->zdx = carve(&p, (size_t)n * k->np * 16 * sizeof(float));
 }
 
 size_t int8_work_bytes(int n, int in)
@@ -109,8 +113,8 @@ static void quantize_rows(const float *x, int n, qwork *k)
 /* The same numbers 16 lanes at a time (max and the products are exact
  * IEEE operations, vrndscaleps rounds to nearest even like nearbyintf):
  * bit-identical to quantize_rows, which costs 10-15 % of a prompt GEMM. */
-__attribute__((target("avx512f,avx512bw"))) static void quantize_rows_avx512(const float *x, int n,
-                                                                             qwork *k)
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) static void
+quantize_rows_avx512(const float *x, int n, qwork *k)
 {
     const __m512 sign = _mm512_set1_ps(-0.0f);
     for (int t = 0; t < n; t++) {
@@ -194,7 +198,7 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, cons
     }
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) static void
 rows_avx512(const qmatrix *w, const qwork *k, int t, const int *rows, float *out)
 {
     const int8_t *xq = k->xq + (size_t)t * k->inpad;
@@ -233,7 +237,7 @@ rows_avx512(const qmatrix *w, const qwork *k, int t, const int *rows, float *out
  * permute serves four tokens, each activation load four rows. Written out
  * with named registers (16 accumulators, 12 per-token vectors): gcc keeps
  * arrays of vectors on the stack. */
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) static void
 tile_avx512(const qmatrix *w, const qwork *k, const int *ts, const int *rows, float out[4][4])
 {
     const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
