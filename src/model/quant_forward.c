@@ -7,6 +7,7 @@
  */
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "model/layers.h"
 #include "model/quant_model.h"
 
@@ -22,7 +23,8 @@ int quant_model_forward(slm_model *m, const int32_t *tokens, const int32_t *targ
                     m->quant->dtype == SLM_QUANT_INT8 ? "int8" : "bf16");
     int V = m->cfg.vocab_size;
     slm_kv_cache *c = NULL;
-    int rc = slm_kv_cache_create(m, T, &c, err, errlen);
+    int rc = check_memory(4.0 * T * (double)V, "the logits of a sequence", err, errlen);
+    if (!rc) rc = slm_kv_cache_create(m, T, &c, err, errlen);
     if (rc) return rc;
     float *logits = alloc_aligned((size_t)T * V * sizeof *logits);
     float *lse = malloc((size_t)T * sizeof *lse);
