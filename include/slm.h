@@ -161,6 +161,9 @@ typedef struct {
                                  probability in training mode (GPT-2: 0.1)   */
 } slm_config;
 
+/* Weight storage of a model (slm quantize; see slm_model_save_quantized). */
+enum { SLM_QUANT_NONE = 0, SLM_QUANT_INT8 = 1, SLM_QUANT_BF16 = 2 };
+
 /* Checks sizes (positive, n_embd % n_head == 0, total parameters and
  * activations within limits). SLM_OK or SLM_EINVAL/SLM_ERANGE with a message. */
 SLM_API int slm_config_validate(const slm_config *cfg, char *err, size_t errlen);
@@ -178,6 +181,36 @@ SLM_API int slm_model_load(const char *dir, slm_model **out, char *err, size_t e
  * atomically, in the layout GPT2LMHeadModel.save_pretrained writes. */
 SLM_API int slm_model_save(const slm_model *m, const char *dir, char *err, size_t errlen);
 SLM_API void slm_model_free(slm_model *m);
+
+/*
+ * Writes an fp32 model m as a quantized model directory (config.json with
+ * "slm_quantization", model.safetensors), atomically per file, which
+ * slm_model_load reads back as a quantized model that generates and
+ * evaluates (slm_model_decode, slm_model_forward without training) but does
+ * not train. quant is SLM_QUANT_INT8 or SLM_QUANT_BF16; group_size (int8
+ * only; 0 means 32) is the number of weights sharing one scale.
+ *   int8: every weight matrix W (the four per layer, Conv1D [in, out], and
+ *         wte [V, C], which is also the tied LM head) is stored I8 under its
+ *         GPT-2 name with the same shape, plus "<name>_scale" F32: groups of
+ *         group_size consecutive weights along the input (reduction)
+ *         dimension share scale s = max|w|/127 and w ≈ q·s, q in
+ *         [-127, 127] rounded to nearest. Conv1D: scale [in/G, out] (group
+ *         of rows); wte: scale [V, C/G].
+ *   bf16: the same matrices stored BF16 (round to nearest even).
+ * wpe, LayerNorm gains and biases, and all biases stay F32 in both.
+ * SLM_EINVAL (m already quantized, unknown quant, bad group size: not a
+ * multiple of 32 dividing n_embd), SLM_EIO, SLM_ENOMEM. */
+SLM_API int slm_model_save_quantized(const slm_model *m, const char *dir, int quant, int group_size,
+                                     char *err, size_t errlen);
+/* How m holds its weight matrices: SLM_QUANT_NONE (fp32), SLM_QUANT_INT8 (then
+ * *group_size, if not NULL, is the file's weights per scale) or
+ * SLM_QUANT_BF16; *kernel (if not NULL) names the kernel path the matrices
+ * run on ("avx512-vnni", "avx512", "avx2", "portable"; "fp32" for NULL quant).
+ * A quantized model decodes and evaluates; slm_model_params() holds only the
+ * fp32 tensors (wpe, LayerNorms, biases: the table's matrices have offset 0
+ * and no fp32 storage), slm_model_logits() is NULL, and the training
+ * functions return SLM_EUNSUPPORTED. */
+SLM_API int slm_model_quantization(const slm_model *m, int *group_size, const char **kernel);
 
 SLM_API const slm_config *slm_model_config(const slm_model *m);
 

@@ -33,5 +33,6 @@ int cmd_attention(int argc, char **argv);
 int cmd_ffn(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 #endif

@@ -25,6 +25,7 @@ static const command commands[] = {
     {"ffn", cmd_ffn, "draw a block's feed-forward activations for a prompt (PNG/SVG)"},
     {"plot", cmd_plot, "draw training curves from run directories (PNG/SVG)"},
     {"serve", cmd_serve, "an OpenAI-compatible HTTP server and a web page"},
+    {"quantize", cmd_quantize, "write a model's weights as int8 or bf16 for generation"},
     {"bench", cmd_bench, "benchmarks: attention, gemm, train, generate, tokenize"},
 };
 

@@ -121,7 +121,7 @@ int gpt_train_state_reserve(slm_model *m, int B, int T, char *err, size_t errlen
 
 float *slm_model_adam_state(slm_model *m, int which)
 {
-    if (!m || (which != 0 && which != 1)) return NULL;
+    if (!m || (which != 0 && which != 1) || m->quant) return NULL;
     struct gpt_train_state *t = gpt_train_state_get(m);
     if (!t) return NULL;
     if (!t->adam) {
