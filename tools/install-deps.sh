@@ -2,18 +2,22 @@
 # Installs the Debian packages slm needs, skipping those already present.
 #   build: gcc, make, the OpenMP build of OpenBLAS (GEMM), BLIS (for `slm bench gemm`)
 #   demo:  bible-kjv, the public-domain King James Bible as the default corpus
-#   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv
+#   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv,
+#          and what building the Python package needs (python3-dev, setuptools, wheel)
+#   python: only what `make wheel` / `pip install .` need (--python)
 #   fuzz:  clang 14 with its libFuzzer + sanitizer runtimes and LLVM's OpenMP
 #          runtime (the library sources use OpenMP pragmas), for `make fuzz` only
-# Usage: tools/install-deps.sh [--demo | --fuzz]
+# Usage: tools/install-deps.sh [--demo | --fuzz | --python]
 #   (no option: build + demo + tests; --demo: only what make demo needs;
 #    --fuzz: only the fuzzing toolchain)
 set -euo pipefail
 case "${1:-}" in
 --fuzz) pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
 --demo) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv) ;;
+--python) pkgs=(gcc make libopenblas-openmp-dev python3-dev python3-pip python3-setuptools
+                python3-wheel python3-numpy) ;;
 *) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv python3-venv
-         python3-numpy python3-torch) ;;
+         python3-numpy python3-torch python3-dev python3-setuptools python3-wheel) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
