@@ -34,8 +34,6 @@ PORTABLE = os.environ.get("SLM_PORTABLE", "") not in ("", "0")
 LIB_SRC = sorted(p for p in glob("src/**/*.c", recursive=True)
                  if not p.startswith(os.path.join("src", "cli")))
 EXT_SRC = sorted(glob("python/ext/*.c"))
-HAVE_TRAIN = os.path.exists("src/train") and any(
-    "slm_train" in line for line in open("include/slm.h", encoding="utf-8"))
 
 cflags = ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-D_DEFAULT_SOURCE", "-O2", "-g0",
           "-fvisibility=hidden", "-fopenmp", "-fno-math-errno", "-Wall", "-Wextra",
@@ -43,8 +41,6 @@ cflags = ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-D_DEFAULT_SOURCE", "-O2", "
 if not PORTABLE:
     cflags.append("-march=native")
 macros = [("SLM_DATA_DIR", '"' + os.path.join(ROOT, "data") + '"')]
-if HAVE_TRAIN:
-    macros.append(("PYSLM_HAVE_TRAIN", "1"))
 
 
 class build_py_with_vocab(build_py):

@@ -8,16 +8,8 @@
  */
 #include "pyslm.h"
 
+#include <stdio.h>
 #include <string.h>
-
-/* Runs `stmt` with the GIL released and the model's lock held. */
-#define WITH_MODEL_LOCKED(self, stmt)                                                      \
-    do {                                                                                   \
-        Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock((self)->lock, WAIT_LOCK);             \
-        stmt;                                                                              \
-        PyThread_release_lock((self)->lock);                                               \
-        Py_END_ALLOW_THREADS                                                               \
-    } while (0)
 
 /* ---- Model --------------------------------------------------------------- */
 
@@ -31,6 +23,11 @@ static PyModel *model_new_empty(PyTypeObject *type)
         return (PyModel *)PyErr_NoMemory();
     }
     return self;
+}
+
+PyModel *pyslm_model_new(void)
+{
+    return model_new_empty(&PyModel_Type);
 }
 
 static void model_dealloc(PyModel *self)
@@ -49,11 +46,15 @@ static PyObject *model_load(PyObject *cls, PyObject *args)
         Py_DECREF(path);
         return NULL;
     }
-    char err[512] = "";
+    const char *dir = PyBytes_AS_STRING(path);
+    char err[512] = "", bad[400] = "";
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = slm_model_load_ex(PyBytes_AS_STRING(path), &self->model, self->warning,
-                           sizeof self->warning, err, sizeof err);
+    rc = slm_model_load(dir, &self->model, err, sizeof err);
+    if (!rc && slm_model_count_nonfinite(self->model, bad, sizeof bad))
+        /* The CLI's wording (src/cli/model_open.c), so messages match. */
+        snprintf(self->warning, sizeof self->warning, "%s%smodel.safetensors: %s", dir,
+                 *dir && dir[strlen(dir) - 1] == '/' ? "" : "/", bad);
     Py_END_ALLOW_THREADS
     Py_DECREF(path);
     if (rc) {
@@ -175,8 +176,8 @@ static PyObject *model_forward(PyModel *self, PyObject *args)
     int rc = SLM_OK;
     if (ok)
         WITH_MODEL_LOCKED(self, {
-            rc = slm_model_forward(self->model, tok.buf, tgt.obj ? tgt.buf : NULL, B, T, 0, 0,
-                                   &loss, err, sizeof err);
+            slm_batch batch = {tok.buf, tgt.obj ? tgt.buf : NULL, B, T};
+            rc = slm_model_forward(self->model, &batch, NULL, &loss, err, sizeof err);
             if (!rc && logits.obj)
                 memcpy(logits.buf, slm_model_logits(self->model), (size_t)logits.len);
         });
@@ -186,6 +187,25 @@ static PyObject *model_forward(PyModel *self, PyObject *args)
     if (!ok) return PyErr_Format(PyExc_ValueError, "buffer sizes do not match B=%d T=%d", B, T);
     if (rc) return pyslm_raise(rc, err);
     return PyFloat_FromDouble((double)loss);
+}
+
+/* eval(ids, context, batch) -> (loss, predictions): slm_model_eval, the
+ * window rule of `slm eval` (context 0 = n_positions, batch 0 = 8). */
+static PyObject *model_eval(PyModel *self, PyObject *args)
+{
+    PyObject *ids_obj;
+    slm_eval_opts o = {0};
+    if (!PyArg_ParseTuple(args, "Oii", &ids_obj, &o.context, &o.batch)) return NULL;
+    Py_buffer ids;
+    if (pyslm_buffer(ids_obj, &ids, 'i', 0, "ids") < 0) return NULL;
+    slm_eval_result r = {0};
+    char err[512] = "";
+    int rc;
+    WITH_MODEL_LOCKED(self, rc = slm_model_eval(self->model, ids.buf, (size_t)(ids.len / 4), &o,
+                                                &r, err, sizeof err));
+    PyBuffer_Release(&ids);
+    if (rc) return pyslm_raise(rc, err);
+    return Py_BuildValue("(dn)", r.loss, (Py_ssize_t)r.predictions);
 }
 
 static PyObject *model_decode(PyModel *self, PyObject *args);
@@ -200,6 +220,8 @@ static PyMethodDef model_methods[] = {
     {"num_params", (PyCFunction)model_num_params, METH_NOARGS, "Number of parameters."},
     {"forward", (PyCFunction)model_forward, METH_VARARGS,
      "forward(tokens, targets, B, T, logits=None) -> loss."},
+    {"eval", (PyCFunction)model_eval, METH_VARARGS,
+     "eval(ids, context, batch) -> (loss, predictions): slm_model_eval."},
     {"decode", (PyCFunction)model_decode, METH_VARARGS,
      "decode(cache, ids, logits): slm_model_decode."},
     {NULL, NULL, 0, NULL},

@@ -11,11 +11,6 @@
 
 #include <stdlib.h>
 
-typedef struct {
-    PyObject_HEAD
-    slm_tokenizer *tok;
-} PyTokenizer;
-
 static PyObject *tokenizer_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"kind", "dir", "vocab_size", NULL};
@@ -111,16 +106,17 @@ static PyObject *tokenizer_token_bytes(PyTokenizer *self, PyObject *arg)
     long id = PyLong_AsLong(arg);
     if (id == -1 && PyErr_Occurred()) return NULL;
     const char *bytes = NULL;
-    int len = id < INT32_MIN || id > INT32_MAX
-                  ? -1
-                  : slm_tokenizer_token_bytes(self->tok, (int32_t)id, &bytes);
-    if (len < 0) {
+    size_t len = 0;
+    int rc = id < INT32_MIN || id > INT32_MAX
+                 ? SLM_ERANGE
+                 : slm_tokenizer_token_bytes(self->tok, (int32_t)id, &bytes, &len);
+    if (rc) {
         char msg[128];
         PyOS_snprintf(msg, sizeof msg, "token id %ld is outside [0, %d)", id,
                       slm_tokenizer_vocab_size(self->tok));
         return pyslm_raise(SLM_ERANGE, msg);
     }
-    return PyBytes_FromStringAndSize(bytes, len);
+    return PyBytes_FromStringAndSize(bytes, (Py_ssize_t)len);
 }
 
 static PyObject *tokenizer_eot(PyTokenizer *self, void *closure)

@@ -30,17 +30,39 @@ typedef struct {
     char warning[512]; /* slm_model_load_ex's warning; "" when none */
 } PyModel;
 
+/* Runs the statement(s) with the GIL released and the model's lock held. */
+#define WITH_MODEL_LOCKED(self, ...)                                                       \
+    do {                                                                                   \
+        Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock((self)->lock, WAIT_LOCK);             \
+        __VA_ARGS__;                                                                       \
+        PyThread_release_lock((self)->lock);                                               \
+        Py_END_ALLOW_THREADS                                                               \
+    } while (0)
+
+/* A model with no slm_model yet (filled by load, create or a checkpoint). */
+PyModel *pyslm_model_new(void);
+
+/* An immutable tokenizer (py_tokenizer.c). */
+typedef struct {
+    PyObject_HEAD
+    slm_tokenizer *tok;
+} PyTokenizer;
+
 extern PyTypeObject PyModel_Type;
 extern PyTypeObject PyKVCache_Type;
 extern PyTypeObject PySampler_Type;
 extern PyTypeObject PyTokenizer_Type;
+extern PyTypeObject PyCorpus_Type;
 
 /* Functions of the module defined outside slm_module.c. */
 PyObject *pyslm_attention_forward(PyObject *mod, PyObject *args, PyObject *kw);
 PyObject *pyslm_attention_backward(PyObject *mod, PyObject *args, PyObject *kw);
 PyObject *pyslm_config_load(PyObject *mod, PyObject *args);
 PyObject *pyslm_all_finite(PyObject *mod, PyObject *arg);
-PyObject *pyslm_train(PyObject *mod, PyObject *args, PyObject *kw);
+PyObject *pyslm_train_run(PyObject *mod, PyObject *args);
+PyObject *pyslm_checkpoint_load(PyObject *mod, PyObject *args);
+PyObject *pyslm_checkpoint_prepare_dir(PyObject *mod, PyObject *args);
+PyObject *pyslm_checkpoint_sync_model(PyObject *mod, PyObject *args);
 
 /* Model config ⇄ dict with the keys of slm.Config. */
 PyObject *pyslm_config_to_dict(const slm_config *c);

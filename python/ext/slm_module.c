@@ -143,10 +143,14 @@ static PyMethodDef methods[] = {
      METH_VARARGS | METH_KEYWORDS, "slm_attention_forward over buffers (internal)."},
     {"attention_backward", (PyCFunction)(void (*)(void))pyslm_attention_backward,
      METH_VARARGS | METH_KEYWORDS, "slm_attention_backward over buffers (internal)."},
-#ifdef PYSLM_HAVE_TRAIN
-    {"train", (PyCFunction)(void (*)(void))pyslm_train, METH_VARARGS | METH_KEYWORDS,
-     "Runs the library's trainer (internal; see slm.train)."},
-#endif
+    {"train_run", pyslm_train_run, METH_VARARGS,
+     "train_run(model, corpus, opts, start_step, callback) -> (interrupted, step)."},
+    {"checkpoint_load", pyslm_checkpoint_load, METH_VARARGS,
+     "checkpoint_load(dir) -> (Model, step, opts, data_hash)."},
+    {"checkpoint_prepare_dir", pyslm_checkpoint_prepare_dir, METH_VARARGS,
+     "checkpoint_prepare_dir(dir, vocab_dir or None)."},
+    {"checkpoint_sync_model", pyslm_checkpoint_sync_model, METH_VARARGS,
+     "checkpoint_sync_model(dir, model) -> rewritten."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -190,6 +194,7 @@ PyMODINIT_FUNC PyInit__slm(void)
     if (add_type(m, &PyModel_Type, "Model") < 0 || add_type(m, &PyKVCache_Type, "KVCache") < 0 ||
         add_type(m, &PySampler_Type, "Sampler") < 0 ||
         add_type(m, &PyTokenizer_Type, "Tokenizer") < 0 ||
+        add_type(m, &PyCorpus_Type, "Corpus") < 0 ||
         PyModule_AddIntConstant(m, "ATTN_AUTO", SLM_ATTN_AUTO) < 0 ||
         PyModule_AddIntConstant(m, "ATTN_REFERENCE", SLM_ATTN_REFERENCE) < 0 ||
         PyModule_AddIntConstant(m, "ATTN_FLASH", SLM_ATTN_FLASH) < 0 ||

@@ -9,6 +9,9 @@ A thin layer over libslm (include/slm.h), compiled into the extension
 - :class:`Model` — GPT-2 models in the Hugging Face layout: load, save,
   streaming generation, evaluation.
 - :class:`Tokenizer` — byte and GPT-2 BPE tokenizers.
+- :func:`train` / :func:`resume_training` — the library's trainer, as
+  ``slm train``, with progress to a Python callback and Ctrl-C saving a
+  checkpoint.
 - errors: every failure raises a subclass of :class:`Error` carrying slm's
   one-line message; invalid arguments and out-of-range values are also
   ``ValueError``.
@@ -21,6 +24,7 @@ from ._errors import (Error, FileError, FormatError, Interrupted, InvalidArgumen
                       NumericError, OutOfMemoryError, RangeError, UnsupportedError)
 from ._model import Config, EvalResult, Model
 from ._tokenizer import Tokenizer
+from ._train import TrainProgress, TrainResult, resume_training, train
 
 __version__ = _slm.version()
 
@@ -28,6 +32,7 @@ __all__ = [
     "attention", "attention_backward", "Model", "Config", "EvalResult", "Tokenizer",
     "Error", "InvalidArgumentError", "RangeError", "OutOfMemoryError", "FileError",
     "FormatError", "NumericError", "Interrupted", "UnsupportedError",
+    "train", "resume_training", "TrainProgress", "TrainResult",
     "set_num_threads", "num_threads", "__version__",
 ]
 

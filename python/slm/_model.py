@@ -331,8 +331,7 @@ class Model:
         Raises:
             ValueError: fewer than 2 tokens, context outside [1, n_positions].
         """
-        import numpy as np
-        ids = np.frombuffer(self._ids(text, "text"), dtype=np.int32)
+        ids = self._ids(text, "text")
         n = len(ids)
         ctx_max = self.config.n_positions
         if context is None:
@@ -346,21 +345,5 @@ class Model:
             raise InvalidArgumentError(f"batch must be an integer from 1 to 4096, got {batch!r}")
         if n < 2:
             raise InvalidArgumentError(f"the text has {n} token(s); at least 2 are needed")
-        windows = (n - 2) // context + 1
-        # Inputs and targets of every window, padded past the end with
-        # ignored targets: row w predicts t[w·ctx+1 .. w·ctx+ctx].
-        flat = windows * context
-        inp = np.zeros(flat, np.int32)
-        tgt = np.full(flat, _slm.IGNORE_INDEX, np.int32)
-        inp[:n - 1] = ids[:n - 1]
-        tgt[:n - 1] = ids[1:]
-        inp, tgt = inp.reshape(windows, context), tgt.reshape(windows, context)
-        total = 0.0
-        for w0 in range(0, windows, batch):
-            x = np.ascontiguousarray(inp[w0:w0 + batch])
-            y = np.ascontiguousarray(tgt[w0:w0 + batch])
-            counted = int((y != _slm.IGNORE_INDEX).sum())
-            loss = self._m.forward(x, y, x.shape[0], context)
-            total += loss * counted
-        loss = total / (n - 1)
+        loss, _ = self._m.eval(ids, context, batch)
         return EvalResult(loss, math.exp(loss), n)
