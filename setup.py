@@ -40,7 +40,6 @@ cflags = ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-D_DEFAULT_SOURCE", "-O2", "
           "-Werror", "-Wno-missing-field-initializers"]
 if not PORTABLE:
     cflags.append("-march=native")
-macros = [("SLM_DATA_DIR", '"' + os.path.join(ROOT, "data") + '"')]
 
 
 class build_py_with_vocab(build_py):
@@ -69,7 +68,6 @@ setup(
         depends=sorted(glob("include/*.h") + glob("src/**/*.h", recursive=True)
                        + glob("python/ext/*.h")),
         include_dirs=["include", "src", BLAS_INC],
-        define_macros=macros,
         extra_compile_args=cflags,
         library_dirs=[BLAS_LIB],
         runtime_library_dirs=[BLAS_LIB],

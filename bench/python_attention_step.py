@@ -9,7 +9,8 @@ A step is nanoGPT's: forward, cross-entropy, backward, clip_grad_norm_(1.0),
 AdamW; fp32, dropout 0. Shapes:
   (a) GPT-2 124M: L12 H12 C768 V50257, B4 T64
   (b) L6 H6 C384 V256, B8 T256
-It prints, per shape: the median step time of each variant, the ratio, the
+The two variants' steps alternate on the same batches (a busy machine slows
+both alike). It prints, per shape: the median step time of each variant, the ratio, the
 attention forward+backward alone on that shape (both implementations), and
 the losses of both runs (they must agree: same model, same batches).
 
@@ -104,41 +105,60 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
 
 
-def train_steps(shape, attend, steps):
+def make_run(shape, attend):
+    """(model, optimizer) from the same seed: both variants start equal."""
     L, H, C, V, B, T = shape
     torch.manual_seed(1337)
     model = GPT(L, H, C, V, T, attend)
     opt = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), weight_decay=0.1)
+    return model, opt
+
+
+def step(model, opt, x, y):
+    t0 = time.perf_counter()
+    loss = model(x, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return time.perf_counter() - t0, loss.item()
+
+
+def train_both(shape, steps):
+    """Steps of the two variants alternate on the same batches, so a busy
+    machine slows both alike; step 0 of each warms up (allocations, pools).
+    Returns {variant: (median seconds, losses)}."""
+    L, H, C, V, B, T = shape
     g = torch.Generator().manual_seed(0)
     data = torch.randint(0, V, (steps + 1, B, T + 1), generator=g)
-    times, losses = [], []
-    for i in range(steps + 1):  # step 0 warms up (allocations, thread pools)
+    runs = {"torch": make_run(shape, torch_attention), "slm": make_run(shape, slm_attention)}
+    times = {k: [] for k in runs}
+    losses = {k: [] for k in runs}
+    for i in range(steps + 1):
         x, y = data[i, :, :-1], data[i, :, 1:]
-        t0 = time.perf_counter()
-        loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        times.append(time.perf_counter() - t0)
-        losses.append(loss.item())
-    return statistics.median(times[1:]), losses
+        for k, (model, opt) in runs.items():
+            t, loss = step(model, opt, x, y)
+            times[k].append(t)
+            losses[k].append(loss)
+    return {k: (statistics.median(times[k][1:]), losses[k]) for k in runs}
 
 
-def attention_alone(shape, attend, reps):
-    """Median seconds of attention forward + backward on the step's shape."""
+def attention_alone(shape, reps):
+    """Median seconds of attention forward + backward alone on the step's
+    shape, {variant: seconds}, the variants alternating."""
     L, H, C, V, B, T = shape
     g = torch.Generator().manual_seed(1)
     x = [torch.randn(B, H, T, C // H, generator=g, requires_grad=True) for _ in range(3)]
     dout = torch.randn(B, H, T, C // H, generator=g)
-    times = []
+    times = {"torch": [], "slm": []}
     for i in range(reps + 1):
-        t0 = time.perf_counter()
-        attend(*x).backward(dout)
-        times.append(time.perf_counter() - t0)
-        for t in x:
-            t.grad = None
-    return statistics.median(times[1:])
+        for k, attend in (("torch", torch_attention), ("slm", slm_attention)):
+            t0 = time.perf_counter()
+            attend(*x).backward(dout)
+            times[k].append(time.perf_counter() - t0)
+            for t in x:
+                t.grad = None
+    return {k: statistics.median(v[1:]) for k, v in times.items()}
 
 
 def main():
@@ -159,10 +179,10 @@ def main():
         print("|---|---:|---:|---:|---:|---:|---|---|")
     for name in (["a", "b"] if a.shape == "all" else [a.shape]):
         shape = SHAPES[name]
-        t_torch, l_torch = train_steps(shape, torch_attention, a.steps)
-        t_slm, l_slm = train_steps(shape, slm_attention, a.steps)
-        at_torch = attention_alone(shape, torch_attention, 10)
-        at_slm = attention_alone(shape, slm_attention, 10)
+        res = train_both(shape, a.steps)
+        (t_torch, l_torch), (t_slm, l_slm) = res["torch"], res["slm"]
+        alone = attention_alone(shape, 10)
+        at_torch, at_slm = alone["torch"], alone["slm"]
         worst = max(abs(x - y) for x, y in zip(l_torch, l_slm))
         row = dict(bench="python_attention_step", shape=name, L=shape[0], H=shape[1],
                    C=shape[2], V=shape[3], B=shape[4], T=shape[5], torch=torch.__version__,

@@ -146,10 +146,10 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndar
     respect to ``out``. (Torch tensors get gradients through autograd.)
     """
     s = check_options(dropout, scale)
-    arrays = [_np_f32(x, n) for x, n in
-              ((q, "q"), (k, "k"), (v, "v"), (out, "out"), (lse, "lse"), (dout, "dout"))]
-    dq, dk, dv = (np.empty_like(arrays[i]) for i in range(3))
-    _slm.attention_backward(*arrays, dq, dk, dv, causal=bool(causal), scale=s,
+    q, k, v = _np_f32(q, "q"), _np_f32(k, "k"), _np_f32(v, "v")
+    out, lse, dout = _np_f32(out, "out"), _np_f32(lse, "lse"), _np_f32(dout, "dout")
+    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    _slm.attention_backward(q, k, v, out, lse, dout, dq, dk, dv, causal=bool(causal), scale=s,
                             mask=np_mask(mask), kv_len=np_kv_len(kv_len), dropout=float(dropout),
                             seed=check_seed(seed), impl=impl_code(impl))
     return dq, dk, dv

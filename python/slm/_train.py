@@ -171,7 +171,7 @@ def train(data: Union[PathLike, Sequence[PathLike]], out: PathLike, *,
     # Everything that can be refused is checked before out is created.
     model = Model.create(cfg, seed=seed)
     cache = os.path.join(out, CACHE_NAME)
-    corpus = _slm.Corpus(tok._t, _read(files), context, opts["val_fraction"], cache)
+    corpus = _slm.Corpus(tok._t, _read(files), context, float(val_fraction), cache)
     _slm.checkpoint_prepare_dir(out, vocab_dir)
     corpus.save_cache(cache)
     return _run(model, corpus, opts, 0, out, callback)
