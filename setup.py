@@ -25,6 +25,14 @@ def multiarch():
         return sysconfig.get_config_var("MULTIARCH") or "x86_64-linux-gnu"
 
 
+def version():
+    """SLM_VERSION_STRING from include/slm.h: the package is the library's version."""
+    for line in open(os.path.join(ROOT, "include", "slm.h"), encoding="utf-8"):
+        if line.startswith("#define SLM_VERSION_STRING"):
+            return line.split('"')[1]
+    raise RuntimeError("include/slm.h has no SLM_VERSION_STRING")
+
+
 MA = multiarch()
 BLAS_INC = os.environ.get("BLAS_INC", f"/usr/include/{MA}/openblas-openmp")
 BLAS_LIB = os.environ.get("BLAS_LIB", f"/usr/lib/{MA}/openblas-openmp")
@@ -61,6 +69,7 @@ BUILD_BASE = os.path.join("build", "python-portable" if PORTABLE else "python")
 os.makedirs(BUILD_BASE, exist_ok=True)
 
 setup(
+    version=version(),
     options={"build": {"build_base": BUILD_BASE}, "egg_info": {"egg_base": BUILD_BASE}},
     ext_modules=[Extension(
         "slm._slm",
