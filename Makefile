@@ -61,7 +61,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TCOM_OBJ := $(TCOM_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test check asan demo tour install clean format lint help bench fuzz fuzz-build
+.PHONY: all deps test check asan demo tour install clean format lint help bench fuzz fuzz-build python wheel
 HOOKS    := $(BUILD)/tests/libslm_test_hooks.so
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
 all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS) $(HOOKS) $(EXAMPLES)
@@ -75,6 +75,8 @@ help:
 	@echo "make asan       the C test suite under AddressSanitizer + UBSan (build/asan)"
 	@echo "make bench      slm bench (attention, gemm, ...) with PyTorch alongside"
 	@echo "make fuzz       libFuzzer targets (tests/fuzz), FUZZ_SECONDS each (default 60)"
+	@echo "make wheel      the Python package (import slm) as a wheel in build/dist"
+	@echo "make python     pip install the Python package into build/venv (for the tests)"
 	@echo "make format / make lint"
 
 $(BUILD)/obj/%.o: %.c
@@ -129,11 +131,38 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN=1 OPT=-O1 all
 	@tools/setup-venv.sh
+	@$(MAKE) --no-print-directory python
 	@tests/run.sh $(BUILD) $(ASAN_BUILD)
 
 # Tests without the install step (for a quick loop once deps are there).
 check: all
 	@tests/run.sh $(BUILD)
+
+# The Python package (pyproject.toml, setup.py, python/): its own build
+# links the library (built by this Makefile into build/python/lib) into the
+# extension slm._slm. `make python`
+# installs it into the test venv (build/venv) when a source changed;
+# `make wheel` writes build/dist/slm-*.whl with the system Python.
+PY_VENV  := build/venv
+PY_STAMP := $(PY_VENV)/.slm-package
+PY_SRC   := pyproject.toml setup.py setup.cfg $(wildcard python/slm/*.py python/slm/*.pyi \
+            python/ext/*.c python/ext/*.h include/*.h src/*/*.h) $(LIB_SRC)
+PYTHON   ?= /usr/bin/python3
+
+python: $(PY_STAMP)
+
+$(PY_STAMP): $(PY_SRC)
+	@tools/setup-venv.sh
+	@echo "  PIP slm -> $(PY_VENV)"
+	@$(PY_VENV)/bin/pip install -q --disable-pip-version-check --no-build-isolation \
+	    --no-deps --force-reinstall .
+	@touch $@
+
+wheel:
+	@tools/install-deps.sh --python
+	@$(PYTHON) -m pip wheel -q --disable-pip-version-check --no-build-isolation --no-deps \
+	    -w build/dist .
+	@ls build/dist/slm-*.whl
 
 asan:
 	@tools/install-deps.sh

@@ -9,10 +9,12 @@
 #   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv,
 #          librsvg2-bin (rsvg-convert renders the SVG pictures in the tests),
 #          man-db (the man page test),
-#          chromium (headless, for the web page of `slm serve`)
+#          chromium (headless, for the web page of `slm serve`),
+#          and what building the Python package needs (python3-dev, setuptools, wheel)
+#   python: only what `make wheel` / `pip install .` need (--python)
 #   fuzz:  clang 14 with its libFuzzer + sanitizer runtimes and LLVM's OpenMP
 #          runtime (the library sources use OpenMP pragmas), for `make fuzz` only
-# Usage: tools/install-deps.sh [--demo | --fuzz]
+# Usage: tools/install-deps.sh [--demo | --fuzz | --python]
 #   (no option: build + demo + tests; --demo: only what make demo needs;
 #    --fuzz: only the fuzzing toolchain)
 set -euo pipefail
@@ -20,9 +22,11 @@ case "${1:-}" in
 --fuzz) pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
 --demo) pkgs=(gcc make pkg-config libdnnl-dev libopenblas-openmp-dev libblis-openmp-dev libcairo2-dev
               libmicrohttpd-dev fonts-dejavu-core bible-kjv) ;;
+--python) pkgs=(gcc make libdnnl-dev python3-dev python3-pip python3-setuptools
+                python3-wheel python3-numpy) ;;
 *) pkgs=(gcc make pkg-config libdnnl-dev libopenblas-openmp-dev libblis-openmp-dev libcairo2-dev
          libmicrohttpd-dev fonts-dejavu-core bible-kjv python3-venv python3-numpy python3-torch librsvg2-bin
-         man-db chromium) ;;
+         man-db chromium python3-dev python3-setuptools python3-wheel) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
