@@ -31,16 +31,17 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TCOM_OBJ := $(TCOM_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all deps test check asan demo clean format lint help bench fuzz fuzz-build
-all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS)
+all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS) $(BENCHES)
 
 help:
 	@echo "make            build build/slm, build/libslm.a, build/libslm.so and the tests"
 	@echo "make test       install missing packages, build, run every test (C tests also under ASan)"
 	@echo "make demo       install missing packages, build, run the demo"
 	@echo "make asan       the C test suite under AddressSanitizer + UBSan (build/asan)"
-	@echo "make bench      slm bench (attention, gemm, ...) with PyTorch alongside"
+	@echo "make bench      slm vs PyPI PyTorch, llama.cpp, llama2.c (BENCH_QUICK=1: a subset)"
 	@echo "make fuzz       libFuzzer targets (tests/fuzz), FUZZ_SECONDS each (default 60)"
 	@echo "make format / make lint"
 
@@ -65,6 +66,12 @@ $(BUILD)/slm: $(CLI_OBJ) $(BUILD)/libslm.a
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TCOM_OBJ) $(BUILD)/libslm.a
 	@mkdir -p $(dir $@)
 	@$(CC) $(LDFLAGS) -o $@ $< $(TCOM_OBJ) $(BUILD)/libslm.a $(LDLIBS)
+
+# bench/*.c: measurement programs over the public API (bench/decode: llama-bench's pp/tg).
+.SECONDARY: $(BENCH_SRC:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libslm.a
+	@mkdir -p $(dir $@)
+	@$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libslm.a $(LDLIBS)
 
 deps:
 	@tools/install-deps.sh
@@ -93,9 +100,12 @@ demo:
 	@$(MAKE) --no-print-directory -j2 $(BUILD)/slm
 	@tools/demo.sh $(BUILD)
 
+# slm next to its anchors (bench/run.sh): PyPI's PyTorch in build/venv-torch,
+# llama.cpp and llama2.c built under build/anchors (optional, cached).
+# BENCH_QUICK=1: a quick subset; BENCH_ONLY=train,decode,...: chosen sections.
 bench: deps
-	@$(MAKE) --no-print-directory $(BUILD)/slm
-	@tools/setup-venv.sh
+	@tools/install-deps.sh --bench
+	@$(MAKE) --no-print-directory -j2 $(BUILD)/slm $(BENCHES)
 	@bench/run.sh $(BUILD)
 
 # libFuzzer targets tests/fuzz/fuzz_*.c, built by clang with ASan + UBSan

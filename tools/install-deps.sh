@@ -5,12 +5,15 @@
 #   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv
 #   fuzz:  clang 14 with its libFuzzer + sanitizer runtimes and LLVM's OpenMP
 #          runtime (the library sources use OpenMP pragmas), for `make fuzz` only
-# Usage: tools/install-deps.sh [--demo | --fuzz]
+#   bench: g++ and python3-dev (torch.compile builds C++ at run time), cmake and
+#          g++ (llama.cpp), python3-venv: what `make bench`'s anchors add
+# Usage: tools/install-deps.sh [--demo | --fuzz | --bench]
 #   (no option: build + demo + tests; --demo: only what make demo needs;
-#    --fuzz: only the fuzzing toolchain)
+#    --fuzz: only the fuzzing toolchain; --bench: only the benchmarks' extras)
 set -euo pipefail
 case "${1:-}" in
 --fuzz) pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
+--bench) pkgs=(g++ cmake python3-dev python3-venv) ;;
 --demo) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv) ;;
 *) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv python3-venv
          python3-numpy python3-torch) ;;
