@@ -323,7 +323,7 @@ def slm_quantized(d, a):
 
 
 def bench_decode(run, a):
-    reps = "2" if a.quick else "5"
+    reps = "2" if a.quick else "3"
     print(f"== GPT-2 124M decoding (random weights, GPT-2 tokenizer), {a.threads} threads: "
           f"pp512 (prompt) and tg128 (greedy generation) tokens/s, mean of {reps} after a "
           f"warm-up — bench/decode (slm) vs llama-bench (llama.cpp)", flush=True)
@@ -427,10 +427,12 @@ def bench_stories(run, a):
 # ---------------------------------------------------------------- slm only
 
 def bench_slm_only(run, a, what):
-    print(f"== slm bench {what} (no anchor)", flush=True)
-    for r in json_lines(sh([a.slm, "bench", what, "--json", "--threads", str(a.threads)])):
+    print(f"== slm bench {what} (no anchor), {a.threads} threads", flush=True)
+    rows = json_lines(sh([a.slm, "bench", what, "--json", "--threads", str(a.threads)]))
+    for r in rows:
         run.add(r)
-    print(sh([a.slm, "bench", what, "--threads", str(a.threads)]), flush=True)
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("bench", "threads")]
+    table(keys, [[r.get(k, "") for k in keys] for r in rows])
 
 
 # ---------------------------------------------------------------- main

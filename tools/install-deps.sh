@@ -12,8 +12,8 @@
 #    --fuzz: only the fuzzing toolchain; --bench: only the benchmarks' extras)
 set -euo pipefail
 case "${1:-}" in
---fuzz) pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
 --bench) pkgs=(g++ cmake python3-dev python3-venv) ;;
+--fuzz) pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
 --demo) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv) ;;
 *) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv python3-venv
          python3-numpy python3-torch) ;;

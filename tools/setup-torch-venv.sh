@@ -25,12 +25,12 @@ ok && exit 0
 
 echo "slm: installing PyPI's PyTorch ($spec) into $venv (once; a large download)" >&2
 # torch.compile compiles C++ at run time: it needs g++ and the Python headers.
-if ! command -v g++ >/dev/null || [ ! -f /usr/include/python3.11/Python.h ] && ! ls /usr/include/python3*/Python.h >/dev/null 2>&1; then
-    echo "slm: torch.compile needs g++ and python3-dev (tools/install-deps.sh installs them)" >&2
+inc=$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+if ! command -v g++ >/dev/null || [ ! -f "$inc/Python.h" ]; then
+    echo "slm: torch.compile needs g++ and python3-dev (tools/install-deps.sh --bench)" >&2
 fi
 [ -x "$py" ] || /usr/bin/python3 -m venv "$venv"
 pip=("$venv/bin/pip" install -q --disable-pip-version-check)
-"${pip[@]}" --upgrade pip >/dev/null 2>&1 || true
 if ! "${pip[@]}" --index-url https://download.pytorch.org/whl/cpu --timeout 15 --retries 0 \
         "$spec" 2>/dev/null; then
     echo "slm: PyTorch's CPU wheel index is unreachable; installing PyPI's torch" >&2
