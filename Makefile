@@ -34,7 +34,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all deps test check asan demo clean format lint help bench fuzz fuzz-build
-all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS) $(BENCHES)
+all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS)
 
 help:
 	@echo "make            build build/slm, build/libslm.a, build/libslm.so and the tests"
@@ -67,12 +67,6 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TCOM_OBJ) $(BUILD)/libslm.a
 	@mkdir -p $(dir $@)
 	@$(CC) $(LDFLAGS) -o $@ $< $(TCOM_OBJ) $(BUILD)/libslm.a $(LDLIBS)
 
-# bench/*.c: measurement programs over the public API (bench/decode: llama-bench's pp/tg).
-.SECONDARY: $(BENCH_SRC:%.c=$(BUILD)/obj/%.o)
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libslm.a
-	@mkdir -p $(dir $@)
-	@$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libslm.a $(LDLIBS)
-
 deps:
 	@tools/install-deps.sh
 
@@ -99,6 +93,14 @@ demo:
 	@tools/install-deps.sh --demo
 	@$(MAKE) --no-print-directory -j2 $(BUILD)/slm
 	@tools/demo.sh $(BUILD)
+
+# bench/*.c: measurement programs over the public API (bench/decode: llama-bench's pp/tg),
+# built by `make all` too so they keep compiling.
+all: $(BENCHES)
+.SECONDARY: $(BENCH_SRC:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libslm.a
+	@mkdir -p $(dir $@)
+	@$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libslm.a $(LDLIBS)
 
 # slm next to its anchors (bench/run.sh): PyPI's PyTorch in build/venv-torch,
 # llama.cpp and llama2.c built under build/anchors (optional, cached).
