@@ -8,7 +8,8 @@ JSON lines (build/bench/bench-<UTC time>.jsonl, copied to build/bench/latest.jso
   GPT-2 124M decode  bench/decode (pp512, tg128) vs llama.cpp llama-bench F32/BF16/Q8_0
                      (and slm's int8/bf16 models once `slm quantize` exists)
   stories dims       slm bench generate vs llama2.c run.c (random weights)
-  slm only           slm bench gemm, slm bench tokenize (not in --quick)
+  GEMM               slm bench gemm vs torch.mm fp32 and bf16 (not in --quick)
+  slm only           slm bench tokenize (not in --quick)
 
 Anchors come from tools/setup-torch-venv.sh (build/venv-torch),
 tools/build-llama-cpp.sh and tools/build-llama2c.sh (build/anchors/); a
@@ -16,7 +17,7 @@ missing one is reported as MISSING with the reason, never skipped silently.
 Ratios are "slm / anchor" of times (below 1: slm is faster) or of tokens/s
 (above 1: slm is faster), as each column header says.
 
-  bench/anchors.py [--build DIR] [--quick] [--only LIST] [--threads N]
+  bench/anchors.py [--build DIR] [--quick] [--only LIST] [--threads N] [--shapes a,b]
 Environment: BENCH_QUICK=1 is --quick; BENCH_ONLY=train,attention is --only.
 Only standard-library Python here; PyTorch runs in build/venv-torch.
 """
@@ -210,47 +211,79 @@ def bench_attention(run, a):
 
 # ---------------------------------------------------------------- training
 
+def slm_train_bf16(a):
+    """True once `slm bench train` takes --dtype (issue 11)."""
+    p = subprocess.run([a.slm, "bench", "train", "--help"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    return "--dtype" in p.stdout
+
+
+def torch_train(run, a, mode, shape, dims, steps):
+    env = dict(KEEP_MEMORY, TORCHINDUCTOR_CACHE_DIR=os.path.join(ANCHORS, "inductor-cache"))
+    try:
+        r = json_lines(sh([TORCH_PY, "bench/train_torch.py", "--mode", mode, "--shape", shape,
+                           "--dims", dims, "--steps", steps, "--threads", str(a.threads)],
+                          env=env, timeout=2400))[0]
+        run.add(r)
+        return r
+    except (RuntimeError, IndexError, subprocess.TimeoutExpired) as e:
+        run.missing("train", f"pytorch-{mode}", str(e))
+        return None
+
+
 def bench_train(run, a):
     steps = "3" if a.quick else "6"
-    print(f"== training step (forward + backward + AdamW, fp32), {a.threads} threads, "
-          f"median of {steps} steps after warm-up; PyTorch best = faster of eager and "
-          f"torch.compile (compilation excluded)", flush=True)
+    bf16 = not a.quick
+    print(f"== training step (forward + backward + AdamW), {a.threads} threads, median of "
+          f"{steps} steps after warm-up; PyTorch best = faster of fp32 eager and torch.compile "
+          f"(compilation excluded)" + ("; bf16 columns: PyTorch eager under bf16 autocast, "
+                                       "slm --dtype bf16 where it exists" if bf16 else ""),
+          flush=True)
+    slm_bf16 = bf16 and slm_train_bf16(a)
     rows = []
-    for shape in ("a", "b"):
-        s = [r for r in json_lines(sh([a.slm, "bench", "train", "--json", "--threads",
-                                       str(a.threads), "--shape", shape, "--steps", steps]))
-             if r.get("impl") == "slm"]
+    for shape in a.shapes.split(","):
+        base = [a.slm, "bench", "train", "--json", "--threads", str(a.threads), "--shape", shape,
+                "--steps", steps]
+        s = [r for r in json_lines(sh(base)) if r.get("impl") == "slm"]
         if not s:
             raise RuntimeError(f"slm bench train --shape {shape} printed no row")
         s = s[0]
         run.add(s)
+        sb = None
+        if slm_bf16:
+            sb = next((r for r in json_lines(sh(base + ["--dtype", "bf16"]))
+                       if r.get("impl") == "slm"), None)
+            if sb:
+                sb["dtype"] = "bf16"
+                run.add(sb)
         dims = ",".join(str(s[k]) for k in ("L", "H", "C", "V", "P", "B", "T"))
         res = {}
-        for mode in ("eager", "compile"):
+        for mode in ("eager", "compile") + (("eager-bf16",) if bf16 else ()):
             if not a.torch:
                 run.missing("train", f"pytorch-{mode}", a.torch_missing)
                 continue
-            env = dict(KEEP_MEMORY, TORCHINDUCTOR_CACHE_DIR=os.path.join(ANCHORS, "inductor-cache"))
-            try:
-                r = json_lines(sh([TORCH_PY, "bench/train_torch.py", "--mode", mode, "--shape",
-                                   shape, "--dims", dims, "--steps", steps, "--threads",
-                                   str(a.threads)], env=env, timeout=2400))[0]
-                run.add(r)
+            r = torch_train(run, a, mode, shape, dims, steps)
+            if r:
                 res[mode] = r
-            except (RuntimeError, IndexError, subprocess.TimeoutExpired) as e:
-                run.missing("train", f"pytorch-{mode}", str(e))
-        best = min(res.values(), key=lambda r: r["ms"]) if res else None
-        e, c = res.get("eager"), res.get("compile")
-        rows.append((f"({shape}) L{s['L']} H{s['H']} C{s['C']} V{s['V']} B{s['B']} T{s['T']}",
-                     f1(s["ms"]), f1(e and e["ms"]), f1(c and c["ms"]),
-                     f1(c and c.get("warmup_s"), 0),
-                     best["impl"].replace("pytorch-", "") if best else "—",
-                     ratio(s["ms"], best and best["ms"])))
+        fp32 = [res[m] for m in ("eager", "compile") if m in res]
+        best = min(fp32, key=lambda r: r["ms"]) if fp32 else None
+        e, c, eb = res.get("eager"), res.get("compile"), res.get("eager-bf16")
+        row = [f"({shape}) L{s['L']} H{s['H']} C{s['C']} V{s['V']} B{s['B']} T{s['T']}",
+               f1(s["ms"]), f1(e and e["ms"]), f1(c and c["ms"]), f1(c and c.get("warmup_s"), 0),
+               best["impl"].replace("pytorch-", "") if best else "—",
+               ratio(s["ms"], best and best["ms"])]
+        if bf16:
+            row += [f1(eb and eb["ms"]), f1(sb and sb["ms"]), ratio(sb and sb["ms"],
+                                                                     best and best["ms"])]
+        rows.append(row)
         run.add({"bench": "train", "impl": "ratio", "shape": shape, "slm_ms": s["ms"],
                  "anchor": best and best["impl"], "anchor_ms": best and best["ms"],
-                 "slm_over_anchor_time": round(s["ms"] / best["ms"], 4) if best else None})
-    table(("shape", "slm ms", "PyTorch eager ms", "torch.compile ms", "compile+warm-up s",
-           "PyTorch best", "slm/PyTorch best time"), rows)
+                 "slm_over_anchor_time": round(s["ms"] / best["ms"], 4) if best else None,
+                 "slm_bf16_ms": sb and sb["ms"], "pytorch_bf16_autocast_ms": eb and eb["ms"]})
+    table(["shape", "slm fp32 ms", "PyTorch eager ms", "torch.compile ms", "compile+warm-up s",
+           "PyTorch best", "slm/PyTorch best time"]
+          + (["PyTorch bf16 autocast ms", "slm bf16 ms", "slm bf16/PyTorch best fp32 time"]
+             if bf16 else []), rows)
 
 
 # ---------------------------------------------------------------- GPT-2 decode
@@ -426,6 +459,36 @@ def bench_stories(run, a):
 
 # ---------------------------------------------------------------- slm only
 
+def bench_gemm(run, a):
+    print(f"== GEMM C = A·B, fp32, {a.threads} threads, GFLOP/s: slm bench gemm (slm's kernels "
+          f"and the libraries it compares) vs PyTorch torch.mm (fp32: MKL; bf16: oneDNN)",
+          flush=True)
+    rows = json_lines(sh([a.slm, "bench", "gemm", "--json", "--threads", str(a.threads)]))
+    for r in rows:
+        run.add(r)
+    sizes = list(dict.fromkeys((r["M"], r["N"], r["K"]) for r in rows if "M" in r))
+    pt = {}
+    if not a.torch:
+        run.missing("gemm", "pytorch-mm", a.torch_missing)
+    elif sizes:
+        for r in json_lines(sh([TORCH_PY, "bench/gemm_torch.py", "--threads", str(a.threads),
+                                "--sizes", ",".join("x".join(map(str, z)) for z in sizes)],
+                               env=KEEP_MEMORY)):
+            run.add(r)
+            pt[(r["M"], r["N"], r["K"], r["dtype"])] = r["gflops"]
+    impls = list(dict.fromkeys(f"{r['impl']} ({r.get('kernel', '?')})" for r in rows if "M" in r))
+    by = {(r["M"], r["N"], r["K"], f"{r['impl']} ({r.get('kernel', '?')})"): r["gflops"]
+          for r in rows if "M" in r}
+    out = []
+    for z in sizes:
+        slm_best = max((v for (m, n, k, i), v in by.items() if (m, n, k) == z
+                        and i.startswith("slm")), default=None)
+        out.append([f"{z[0]}×{z[1]}×{z[2]}"] + [f1(by.get(z + (i,))) for i in impls]
+                   + [f1(pt.get(z + ("fp32",))), f1(pt.get(z + ("bf16",))),
+                      ratio(pt.get(z + ("fp32",)), slm_best)])
+    table(["M×N×K"] + impls + ["PyTorch fp32", "PyTorch bf16", "slm/PyTorch fp32 time"], out)
+
+
 def bench_slm_only(run, a, what):
     print(f"== slm bench {what} (no anchor), {a.threads} threads", flush=True)
     rows = json_lines(sh([a.slm, "bench", what, "--json", "--threads", str(a.threads)]))
@@ -504,6 +567,7 @@ def main():
     ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""),
                     help="comma-separated sections: " + ",".join(SECTIONS))
     ap.add_argument("--threads", type=int, default=2, help="threads for every program (default 2)")
+    ap.add_argument("--shapes", default="a,b", help="training shapes (default a,b)")
     a = ap.parse_args()
     build = os.path.join(ROOT, a.build) if not os.path.isabs(a.build) else a.build
     a.slm, a.decode = os.path.join(build, "slm"), os.path.join(build, "bench/decode")
@@ -520,7 +584,7 @@ def main():
     describe(run, a)
     t0, failed = time.time(), []
     steps = {"attention": bench_attention, "train": bench_train, "decode": bench_decode,
-             "stories": bench_stories, "gemm": lambda r, x: bench_slm_only(r, x, "gemm"),
+             "stories": bench_stories, "gemm": bench_gemm,
              "tokenize": lambda r, x: bench_slm_only(r, x, "tokenize")}
     for s in only:
         t = time.time()

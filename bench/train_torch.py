@@ -1,6 +1,7 @@
 """PyTorch counterpart of `slm bench train`: the same GPT-2 step (forward +
 backward + clip_grad_norm_ + AdamW, fp32) on the same shapes, eager and under
-torch.compile, printed as JSON lines ("impl":"pytorch-eager" / "pytorch-compile").
+torch.compile, printed as JSON lines ("impl":"pytorch-eager" / "pytorch-compile");
+"eager-bf16" runs eager under bf16 autocast.
 
 The model is nanoGPT's, the architecture slm implements: pre-LN GPT-2 blocks,
 GELU (tanh), fused QKV, causal F.scaled_dot_product_attention (PyTorch's CPU
@@ -105,12 +106,16 @@ def run(mode, shape, steps, warmup):
     idx = torch.randint(0, V, (B, T), generator=g)
     tgt = torch.randint(0, V, (B, T), generator=g)
     fwd = torch.compile(model) if mode == "compile" else model
+    # eager-bf16: autocast (bf16 matmuls, fp32 master weights, AdamW and loss),
+    # the anchor of slm's --dtype bf16 training (issue 11)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "eager-bf16")
     times, losses = [], []
     t_compile = time.perf_counter()
     for step in range(warmup + steps):
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = fwd(idx, tgt)
+        with autocast:
+            loss = fwd(idx, tgt)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -137,7 +142,7 @@ def main():
     ap.add_argument("--shape", choices=sorted(SHAPES), default="b")
     ap.add_argument("--dims", help="L,H,C,V,P,B,T overriding --shape (bench/anchors.py "
                     "passes the shape slm reported)")
-    ap.add_argument("--mode", choices=("eager", "compile"), default="eager")
+    ap.add_argument("--mode", choices=("eager", "compile", "eager-bf16"), default="eager")
     ap.add_argument("--steps", type=int, default=5, help="timed steps (default 5)")
     ap.add_argument("--warmup", type=int, default=0,
                     help="untimed steps first (default: 1 eager, 3 compile)")
