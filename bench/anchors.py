@@ -339,7 +339,7 @@ def gguf_files(d, a):
     return out
 
 
-def slm_quantized(d, a):
+def slm_quantized(run, d, a):
     """slm's own int8/bf16 models, once `slm quantize` exists (issue 11)."""
     p = subprocess.run([a.slm, "quantize", "--help"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
@@ -356,7 +356,7 @@ def slm_quantized(d, a):
                 sh([a.slm, "quantize", "-m", d, "--to", to, "-o", q])
             except RuntimeError as e:
                 out[key] = None
-                print(f"  slm quantize --to {to}: {e}")
+                run.missing("decode", f"slm-{to}", f"slm quantize --to {to}: {e}")
                 continue
         out[key] = q
     return out, None
@@ -369,7 +369,7 @@ def bench_decode(run, a):
           f"warm-up — bench/decode (slm) vs llama-bench (llama.cpp)", flush=True)
     d = gpt2_dir(a)
     dirs = {"F32": d}
-    q, why = slm_quantized(d, a)
+    q, why = slm_quantized(run, d, a)
     dirs.update({k: v for k, v in q.items() if v})
     slm = {}
     for typ, path in dirs.items():
