@@ -21,7 +21,7 @@ jobs=${LLAMA_JOBS:-2}
 stamp=$top/llama.cpp.stamp
 
 ok() { [ -f "$stamp" ] && [ -x "$bld/bin/llama-bench" ] && [ -x "$bld/bin/llama-quantize" ] &&
-       [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import gguf, transformers' 2>/dev/null; }
+       [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import gguf' 2>/dev/null; }
 if [ "${1:-}" = --check ]; then ok; exit; fi
 ok && exit 0
 mkdir -p "$top"
