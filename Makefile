@@ -94,6 +94,14 @@ demo:
 	@$(MAKE) --no-print-directory -j2 $(BUILD)/slm
 	@tools/demo.sh $(BUILD)
 
+bench: deps
+	@tools/install-deps.sh --bench
+	@$(MAKE) --no-print-directory -j2 $(BUILD)/slm $(BENCHES)
+	@bench/run.sh $(BUILD)
+# make bench: slm next to its anchors (bench/run.sh): PyPI's PyTorch in
+# build/venv-torch, llama.cpp and llama2.c built under build/anchors (optional,
+# cached). BENCH_QUICK=1: a quick subset; BENCH_ONLY=train,decode,...: sections.
+
 # bench/*.c: measurement programs over the public API (bench/decode: llama-bench's pp/tg),
 # built by `make all` too so they keep compiling.
 all: $(BENCHES)
@@ -101,14 +109,6 @@ all: $(BENCHES)
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libslm.a
 	@mkdir -p $(dir $@)
 	@$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libslm.a $(LDLIBS)
-
-# slm next to its anchors (bench/run.sh): PyPI's PyTorch in build/venv-torch,
-# llama.cpp and llama2.c built under build/anchors (optional, cached).
-# BENCH_QUICK=1: a quick subset; BENCH_ONLY=train,decode,...: chosen sections.
-bench: deps
-	@tools/install-deps.sh --bench
-	@$(MAKE) --no-print-directory -j2 $(BUILD)/slm $(BENCHES)
-	@bench/run.sh $(BUILD)
 
 # libFuzzer targets tests/fuzz/fuzz_*.c, built by clang with ASan + UBSan
 # against the library sources (build/fuzz), each run FUZZ_SECONDS from its
