@@ -60,6 +60,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TCOM_OBJ := $(TCOM_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all deps test check asan demo tour install clean format lint help bench fuzz fuzz-build python wheel
 HOOKS    := $(BUILD)/tests/libslm_test_hooks.so
@@ -73,7 +74,7 @@ help:
 	@echo "make tour       regenerate docs/tour/ (the guided tour's pictures; trains a tiny model)"
 	@echo "make install    install slm, libslm, slm.h and the man page under PREFIX (/usr/local)"
 	@echo "make asan       the C test suite under AddressSanitizer + UBSan (build/asan)"
-	@echo "make bench      slm bench (attention, gemm, ...) with PyTorch alongside"
+	@echo "make bench      slm vs PyPI PyTorch, llama.cpp, llama2.c (BENCH_QUICK=1: a subset)"
 	@echo "make fuzz       libFuzzer targets (tests/fuzz), FUZZ_SECONDS each (default 60)"
 	@echo "make wheel      the Python package (import slm) as a wheel in build/dist"
 	@echo "make python     pip install the Python package into build/venv (for the tests)"
@@ -193,9 +194,20 @@ install: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so
 	install -m 644 docs/slm.1 $(DESTDIR)$(PREFIX)/share/man/man1/slm.1
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BUILD)/slm
-	@tools/setup-venv.sh
+	@tools/install-deps.sh --bench
+	@$(MAKE) --no-print-directory -j2 $(BUILD)/slm $(BENCHES)
 	@bench/run.sh $(BUILD)
+# make bench: slm next to its anchors (bench/run.sh): PyPI's PyTorch in
+# build/venv-torch, llama.cpp and llama2.c built under build/anchors (optional,
+# cached). BENCH_QUICK=1: a quick subset; BENCH_ONLY=train,decode,...: sections.
+
+# bench/*.c: measurement programs over the public API (bench/decode: llama-bench's pp/tg),
+# built by `make all` too so they keep compiling.
+all: $(BENCHES)
+.SECONDARY: $(BENCH_SRC:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libslm.a
+	@mkdir -p $(dir $@)
+	@$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libslm.a $(LDLIBS)
 
 # libFuzzer targets tests/fuzz/fuzz_*.c, built by clang with ASan + UBSan
 # against the library sources (build/fuzz), each run FUZZ_SECONDS from its

@@ -2,7 +2,7 @@
 # Installs the Debian packages slm needs, skipping those already present.
 #   build: gcc, make, oneDNN (libdnnl-dev: the GEMM of the AVX2 and AVX-512
 #          paths), the OpenMP build of OpenBLAS and BLIS (`slm bench gemm`
-#          compares them with slm's kernels)
+#          compares them with slm's kernels),
 #          libmicrohttpd (the HTTP server of `slm serve`),
 #          Cairo + pkg-config + DejaVu fonts (the CLI's PNG pictures: slm attention/plot)
 #   demo:  bible-kjv, the public-domain King James Bible as the default corpus
@@ -14,11 +14,14 @@
 #   python: only what `make wheel` / `pip install .` need (--python)
 #   fuzz:  clang 14 with its libFuzzer + sanitizer runtimes and LLVM's OpenMP
 #          runtime (the library sources use OpenMP pragmas), for `make fuzz` only
-# Usage: tools/install-deps.sh [--demo | --fuzz | --python]
+#   bench: g++ and python3-dev (torch.compile builds C++ at run time), cmake and
+#          g++ (llama.cpp), python3-venv: what `make bench`'s anchors add
+# Usage: tools/install-deps.sh [--demo | --fuzz | --python | --bench]
 #   (no option: build + demo + tests; --demo: only what make demo needs;
-#    --fuzz: only the fuzzing toolchain)
+#    --fuzz: only the fuzzing toolchain; --bench: only the benchmarks' extras)
 set -euo pipefail
 case "${1:-}" in
+--bench) pkgs=(g++ cmake python3-dev python3-venv) ;;
 --fuzz) pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
 --demo) pkgs=(gcc make pkg-config libdnnl-dev libopenblas-openmp-dev libblis-openmp-dev libcairo2-dev
               libmicrohttpd-dev fonts-dejavu-core bible-kjv) ;;
