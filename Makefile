@@ -21,6 +21,14 @@ CFLAGS   += -fvisibility=hidden -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SO
 LDFLAGS  += -fopenmp $(SANFLAGS) -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB)
 LDLIBS   += -lopenblas -lm
 
+# Open MPI (data-parallel `mpirun -np N slm train`): when mpicc is on PATH,
+# build/slm is linked with libmpi and src/cli/train_mpi.c is compiled with
+# -DSLM_WITH_MPI; without it (or with MPI=0) the same sources build an slm
+# that trains in one process. The library itself never links MPI.
+MPICC    ?= $(if $(filter 0,$(MPI)),,$(shell command -v mpicc 2>/dev/null))
+MPI_CFLAGS := $(if $(MPICC),-DSLM_WITH_MPI $(shell $(MPICC) --showme:compile),)
+MPI_LIBS   := $(if $(MPICC),$(shell $(MPICC) --showme:link),)
+
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
@@ -32,7 +40,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TCOM_OBJ := $(TCOM_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test check asan demo clean format lint help bench fuzz fuzz-build
+.PHONY: FORCE all deps test check asan demo clean format lint help bench fuzz fuzz-build
 HOOKS    := $(BUILD)/tests/libslm_test_hooks.so
 all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS) $(HOOKS)
 
@@ -59,9 +67,16 @@ $(BUILD)/libslm.so: $(LIB_OBJ)
 	@echo "  LD  $@"
 	@$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/obj/src/cli/train_mpi.o: CFLAGS += $(MPI_CFLAGS)
+# train_mpi.o is rebuilt when MPI support is switched on or off.
+$(BUILD)/obj/src/cli/train_mpi.o: $(BUILD)/mpi-flags
+$(BUILD)/mpi-flags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(MPI_CFLAGS) $(MPI_LIBS)' | cmp -s - $@ || echo '$(MPI_CFLAGS) $(MPI_LIBS)' > $@
+
 $(BUILD)/slm: $(CLI_OBJ) $(BUILD)/libslm.a
-	@echo "  LD  $@"
-	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(LDLIBS)
+	@echo "  LD  $@$(if $(MPICC), (with Open MPI),)"
+	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(LDLIBS) $(MPI_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TCOM_OBJ) $(BUILD)/libslm.a
 	@mkdir -p $(dir $@)

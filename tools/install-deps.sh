@@ -2,7 +2,9 @@
 # Installs the Debian packages slm needs, skipping those already present.
 #   build: gcc, make, the OpenMP build of OpenBLAS (GEMM), BLIS (for `slm bench gemm`)
 #   demo:  bible-kjv, the public-domain King James Bible as the default corpus
-#   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv
+#   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv;
+#          Open MPI (libopenmpi-dev for mpicc, openmpi-bin for mpirun): the build
+#          links it into build/slm for `mpirun -np N slm train`
 #   fuzz:  clang 14 with its libFuzzer + sanitizer runtimes and LLVM's OpenMP
 #          runtime (the library sources use OpenMP pragmas), for `make fuzz` only
 # Usage: tools/install-deps.sh [--demo | --fuzz]
@@ -13,7 +15,7 @@ case "${1:-}" in
 --fuzz) pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
 --demo) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv) ;;
 *) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv python3-venv
-         python3-numpy python3-torch) ;;
+         python3-numpy python3-torch libopenmpi-dev openmpi-bin) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
