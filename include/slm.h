@@ -80,6 +80,8 @@ typedef struct {
     const int *kv_len; /* optional [B]: keys j >= kv_len[b] are invisible    */
     float dropout;     /* probability of dropping an attention weight        */
     uint64_t seed;     /* dropout stream                                     */
+    int batch_offset;  /* dropout: batch b draws the masks of batch index
+                          b + batch_offset (a shard of a larger batch); 0   */
 } slm_attn_opts;
 
 /*
@@ -179,21 +181,35 @@ SLM_API float *slm_model_params(slm_model *m);
 SLM_API float *slm_model_grads(slm_model *m);
 
 
-/* ---- training (src/model/gpt.c, optimizer.c) ---------------------------- */
+/* ---- forward and backward (src/model/gpt.c, optimizer.c) ----------------- */
 
-/* Forward pass over tokens [B][T] (T <= n_positions, ids < vocab_size).
- * targets [B][T] may be NULL (logits only); SLM_IGNORE_INDEX targets add no
- * loss. *loss (may be NULL) = mean cross-entropy over non-ignored targets
- * (0 if every target is ignored, or without targets).
- * training != 0 applies dropout (drawn from dropout_seed: same seed, same
- * masks) and keeps the activations slm_model_backward needs. Working memory
- * for (B,T) is allocated once and reused while B·T does not grow.
- * Returns SLM_OK; SLM_EINVAL (NULL model/tokens, B or T <= 0) or SLM_ERANGE
- * (T > n_positions, a token or target id outside [0, vocab_size)) with
- * nothing computed; SLM_ENOMEM. */
-SLM_API int slm_model_forward(slm_model *m, const int32_t *tokens, const int32_t *targets, int B,
-                      int T, int training, uint64_t dropout_seed, float *loss, char *err,
-                      size_t errlen);
+/* A batch of B sequences of T tokens: tokens [B][T] (T <= n_positions, ids
+ * < vocab_size); targets [B][T] (may be NULL: logits only), the token that
+ * should follow each position, SLM_IGNORE_INDEX where none counts. */
+typedef struct {
+    const int32_t *tokens;
+    const int32_t *targets;
+    int B, T;
+} slm_batch;
+
+/* How a forward pass runs; NULL means inference (no dropout, no backward). */
+typedef struct {
+    int training;          /* apply dropout and keep what backward needs    */
+    uint64_t dropout_seed; /* same seed, same masks                         */
+    int batch_offset;      /* row b of this batch draws the dropout masks of
+                              row batch_offset + b of a larger batch, so a
+                              shard of a global batch (data parallelism)
+                              drops what the whole batch would; 0 otherwise */
+} slm_forward_opts;
+
+/* Forward pass. *loss (may be NULL) = mean cross-entropy over the
+ * non-ignored targets (0 if every target is ignored, or without targets).
+ * Working memory for (B,T) is allocated once and reused while B·T does not
+ * grow. Returns SLM_OK; SLM_EINVAL (NULL model/tokens, B or T <= 0,
+ * batch_offset < 0) or SLM_ERANGE (T > n_positions, a token or target id
+ * outside [0, vocab_size)) with nothing computed; SLM_ENOMEM. */
+SLM_API int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_opts *opts,
+                              float *loss, char *err, size_t errlen);
 /* Logits [B][T][vocab_size] of the last forward pass (NULL before the first).
  * slm_model_backward overwrites them (the buffer becomes d loss/d logits). */
 SLM_API const float *slm_model_logits(const slm_model *m);
@@ -217,8 +233,10 @@ typedef struct {
  * biases or LayerNorm), then the Adam step. The gradient buffer itself is
  * not modified. Writes the global gradient norm before clipping to
  * *grad_norm (may be NULL). A non-finite norm returns SLM_ENUMERIC and leaves
- * parameters and moments unchanged; invalid options or step < 1 SLM_EINVAL. */
-SLM_API int slm_model_adamw_step(slm_model *m, const slm_adamw_opts *o, int step, float *grad_norm);
+ * parameters and moments unchanged; invalid options or step < 1 SLM_EINVAL;
+ * SLM_ENOMEM; each with a message. */
+SLM_API int slm_model_adamw_step(slm_model *m, const slm_adamw_opts *o, int step,
+                                 float *grad_norm, char *err, size_t errlen);
 /* AdamW first (which = 0) or second (which = 1) moments, laid out like the
  * parameters; allocated (zeroed) on first use; NULL if that fails. */
 SLM_API float *slm_model_adam_state(slm_model *m, int which);
@@ -226,6 +244,35 @@ SLM_API float *slm_model_adam_state(slm_model *m, int which);
  * then cosine decay from max_lr at step `warmup` to 10 % of max_lr at step
  * `total`, and 10 % after. step is 1-based (values below 1 count as 1). */
 SLM_API float slm_lr_schedule(float max_lr, int step, int warmup, int total);
+
+/* ---- held-out loss (src/model/evaluate.c) -------------------------------- */
+
+/* The rule of `slm eval` and of training's validation: tokens t0..t(n-1) are
+ * cut into consecutive windows of `context` inputs; window w feeds
+ * t[w·ctx .. w·ctx+ctx-1] and predicts the token after each, so every token
+ * but the first is predicted exactly once (the last window may be shorter
+ * and is padded with ignored targets). Windows go through the model `batch`
+ * at a time. */
+typedef struct {
+    int context;        /* inputs per window; 0 = the model's n_positions   */
+    int batch;          /* windows per forward pass; 0 = 8                  */
+    size_t max_windows; /* score only the first max_windows; 0 = all        */
+    /* Optional: called after each batch of windows with the predictions
+     * scored so far and in all. */
+    void (*on_progress)(void *ctx, size_t done, size_t total);
+    void *progress_ctx;
+} slm_eval_opts;
+
+typedef struct {
+    double loss;        /* mean cross-entropy in nats per prediction         */
+    size_t predictions; /* how many predictions it averages                  */
+} slm_eval_result;
+
+/* Mean next-token loss of ids[0..n) (n >= 2) by the rule above; opts may be
+ * NULL (defaults). SLM_EINVAL (n < 2, bad options), SLM_ERANGE (context >
+ * n_positions, an id >= vocab_size), SLM_ENOMEM, each with a message. */
+SLM_API int slm_model_eval(slm_model *m, const int32_t *ids, size_t n, const slm_eval_opts *opts,
+                           slm_eval_result *result, char *err, size_t errlen);
 
 /* ---- generation (src/model/decode.c) ------------------------------------ */
 
@@ -284,9 +331,11 @@ SLM_API void slm_tokenizer_free(slm_tokenizer *t);
  * 2^31 bytes or more). */
 SLM_API int slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t len, int32_t **ids,
                          size_t *n_ids, char *err, size_t errlen);
-/* The bytes of one token (not NUL-terminated; 0 bytes for padding ids).
- * Returns the length, or -1 if id is outside [0, vocab_size). */
-SLM_API int slm_tokenizer_token_bytes(const slm_tokenizer *t, int32_t id, const char **bytes);
+/* The bytes of one token: *bytes (not NUL-terminated) and *len (0 for
+ * padding ids). SLM_OK, or SLM_ERANGE if id is outside [0, vocab_size) and
+ * SLM_EINVAL for a NULL argument, with *len = 0. */
+SLM_API int slm_tokenizer_token_bytes(const slm_tokenizer *t, int32_t id, const char **bytes,
+                                      size_t *len);
 /* Decodes ids into a malloc'd, NUL-terminated buffer *text of *len bytes
  * (the NUL not counted). SLM_ERANGE with nothing written if an id is
  * outside [0, vocab_size); SLM_EINVAL, SLM_ENOMEM. */
@@ -297,6 +346,8 @@ SLM_API int slm_tokenizer_decode(const slm_tokenizer *t, const int32_t *ids, siz
 SLM_API int32_t slm_tokenizer_eot(const slm_tokenizer *t);
 /* The vocab_size given to (or chosen by) slm_tokenizer_load. */
 SLM_API int slm_tokenizer_vocab_size(const slm_tokenizer *t);
+/* SLM_TOKENIZER_BYTE or SLM_TOKENIZER_GPT2. */
+SLM_API int slm_tokenizer_kind(const slm_tokenizer *t);
 
 /* ==== files (src/io) =================================================== */
 
@@ -324,12 +375,11 @@ SLM_API int slm_tokenizer_vocab_size(const slm_tokenizer *t);
  * Save errors: SLM_EIO ("output directory 'x' is a file", "cannot write to
  * 'x': <reason>"). */
 
-/* As slm_model_load, and also writes a one-line warning into warn (warn[0] is
- * '\0' when there is none; warn may be NULL). Weights with NaN or infinity
- * load successfully but are reported there: "model.safetensors: 3 non-finite
- * values (NaN or inf) in 1 tensor, first 'h.0.ln_1.weight'". */
-SLM_API int slm_model_load_ex(const char *dir, slm_model **out, char *warn, size_t warnlen, char *err,
-                      size_t errlen);
+/* Counts the parameters of m that are NaN or infinite; with any, writes a
+ * one-line report into msg (may be NULL): "3 non-finite values (NaN or inf)
+ * in 1 tensor, first 'h.0.ln_1.weight'", else msg[0] = '\0'. Loading accepts
+ * such weights (they are the file's); callers decide whether to warn. */
+SLM_API size_t slm_model_count_nonfinite(const slm_model *m, char *msg, size_t msglen);
 
 /* Reads config.json (path to the file). model_type must be "gpt2";
  * n_layer, n_head, n_embd, n_positions, vocab_size are required positive
@@ -441,6 +491,221 @@ SLM_API int slm_token_file_write(const char *path, const int32_t *ids, size_t n,
  * compare *meta with the source's to decide whether the cache is stale. */
 SLM_API int slm_token_file_read(const char *path, int32_t **ids, size_t *n, slm_token_meta *meta,
                         char *err, size_t errlen);
+
+/* ==== training (src/train) ============================================= */
+
+/* A training run through the library (`slm train` is a thin user of it):
+ *
+ *   slm_corpus    text → tokens (or the token cache) → train/validation split
+ *   slm_corpus_batch   windows of a (global) batch, or one shard of it
+ *   slm_trainer   steps: micro-batches of forward + backward, an optional
+ *                 gradient sum across processes, AdamW at the scheduled rate;
+ *                 validation by slm_model_eval's rule; checkpoints; progress
+ *   slm_checkpoint     DIR/training_state.safetensors: resume exactly
+ *
+ * The library installs no signal handlers: to stop on Ctrl-C the caller sets
+ * a flag in its own handler and returns it from should_stop (slm_train_opts).
+ * A run is deterministic: the same model, corpus and options give the same
+ * parameters bit for bit, and a run stopped and resumed from a checkpoint
+ * ends exactly where the uninterrupted run does. */
+
+/* ---- corpus (src/train/corpus.c) ------------------------------------------ */
+
+typedef struct slm_corpus slm_corpus;
+
+enum { SLM_SPLIT_TRAIN = 0, SLM_SPLIT_VAL = 1 };
+
+typedef struct {
+    int context;         /* T: the windows' length; each split needs T+1     */
+    double val_fraction; /* share of the tokens held out at the end, in
+                            [0, 1); at least T+1 tokens when > 0; 0 = no
+                            validation split (training reports none)        */
+    const char *cache_path; /* optional token cache (slm_token_file_*): used
+                               instead of tokenizing when its header matches
+                               the text and tokenizer; NULL = none           */
+} slm_corpus_opts;
+
+/* Tokenizes text[0..len) with tok (or reads opts->cache_path when current)
+ * and splits off the validation tail. SLM_EINVAL (empty text, bad options),
+ * SLM_ERANGE ("the data has N tokens; a context of T needs at least M (...)"),
+ * SLM_ENOMEM, each with a message. */
+SLM_API int slm_corpus_create(const slm_tokenizer *tok, const char *text, size_t len,
+                              const slm_corpus_opts *opts, slm_corpus **out, char *err,
+                              size_t errlen);
+/* A corpus of ready token ids (copied; each < vocab_size). Its hash is
+ * slm_hash64 of the ids' bytes. */
+SLM_API int slm_corpus_from_tokens(const int32_t *ids, size_t n, int vocab_size,
+                                   const slm_corpus_opts *opts, slm_corpus **out, char *err,
+                                   size_t errlen);
+SLM_API void slm_corpus_free(slm_corpus *c);
+/* Writes the token cache to path unless slm_corpus_create read it from
+ * there (atomically; see slm_token_file_write). */
+SLM_API int slm_corpus_save_cache(const slm_corpus *c, const char *path, char *err,
+                                  size_t errlen);
+/* 64-bit hash of the data (slm_hash64 of the text): checkpoints record it so
+ * a resumed run refuses other data, and data-parallel ranks compare it. */
+SLM_API uint64_t slm_corpus_hash(const slm_corpus *c);
+/* The vocabulary the ids come from (every id is below it). */
+SLM_API int slm_corpus_vocab_size(const slm_corpus *c);
+/* The ids of a split (SLM_SPLIT_TRAIN or SLM_SPLIT_VAL) and their count
+ * (0 and NULL for an absent validation split). */
+SLM_API const int32_t *slm_corpus_tokens(const slm_corpus *c, int split, size_t *n);
+
+/* Which windows a batch holds. Window starts are a pure function of
+ * (seed, step, micro): every process, and a resumed run, draws the same. */
+typedef struct {
+    int batch;      /* B: windows in the whole (global) micro-batch          */
+    int context;    /* T: fewer than the training split's tokens             */
+    uint64_t seed;
+    int shard;      /* this process fills rows [shard·B/n_shards,           */
+    int n_shards;   /*   (shard+1)·B/n_shards) of it; 0 or 1 = all B rows;
+                       B % n_shards must be 0                               */
+} slm_batch_opts;
+
+/* Fills inputs and targets [B/n_shards][T] with micro-batch `micro` of
+ * `step` (1-based) of the training split: the rows of this shard, exactly
+ * the windows one process with n_shards = 1 puts there. SLM_EINVAL (bad
+ * options or shard) with a message. */
+SLM_API int slm_corpus_batch(const slm_corpus *c, const slm_batch_opts *o, int step, int micro,
+                             int32_t *inputs, int32_t *targets, char *err, size_t errlen);
+
+/* ---- trainer (src/train/trainer.c) ---------------------------------------- */
+
+/* What the progress callback sees after each optimizer step. */
+typedef struct {
+    int step;            /* the step just taken (1-based)                    */
+    int steps;           /* the run's length (the schedule's)                */
+    int end_step;        /* where this invocation stops (stop_after or steps) */
+    int first_step;      /* the step this invocation started after (resume)  */
+    float loss;          /* mean training loss of the step (all shards)      */
+    float lr;            /* learning rate used                               */
+    float grad_norm;     /* global gradient norm before clipping             */
+    double tokens_per_s; /* this process's tokens / wall time of the step    */
+    double val_loss;     /* validation loss if evaluated at this step, else
+                            NaN (also NaN without a validation split)       */
+    int evaluated;       /* 1 if val_loss was computed at this step          */
+    int checkpointed;    /* 1 if a checkpoint of this step was written       */
+} slm_train_progress;
+
+typedef struct {
+    /* -- the run: saved in checkpoints, restored by slm_checkpoint_load -- */
+    int batch;           /* B: windows per micro-batch, all shards (16)      */
+    int context;         /* T: tokens per window; 0 = the model's n_positions */
+    int grad_accum;      /* micro-batches per step (1)                       */
+    int steps;           /* length of the run; the schedule spans it (1000)  */
+    int warmup;          /* linear warmup steps; < 0 = steps/20 (-1)         */
+    double lr;           /* peak learning rate (1e-3)                        */
+    double weight_decay; /* AdamW decoupled decay on matrices (0.1)          */
+    double grad_clip;    /* global gradient-norm clip; 0 = off (1)           */
+    double val_fraction; /* recorded for resume; the corpus applies it (0.1) */
+    uint64_t seed;       /* batches and dropout (1337); the caller seeds the
+                            model's initialisation (slm_model_create)        */
+    int eval_every;      /* validation every N steps; 0 = only at the end (100) */
+    int eval_batches;    /* at most this many batches of validation windows (8) */
+    int save_every;      /* checkpoint every N steps; 0 = only at the end (250) */
+    const char *const *data; /* names of the data sources, recorded in the  */
+    int n_data;              /*   checkpoint for resuming (may be NULL, 0)   */
+
+    /* -- this invocation ---------------------------------------------------- */
+    const char *out_dir; /* checkpoints and log.jsonl go here; NULL = none   */
+    int stop_after;      /* end after this step (with a checkpoint); 0 = steps */
+    int is_writer;       /* 1: this process writes checkpoints and log.jsonl
+                            (data parallelism: rank 0 only) (1)             */
+    int shard, n_shards; /* this process's share of every batch (0, 1)       */
+
+    /* Optional: sums data over all processes in place (MPI_Allreduce with
+     * MPI_SUM). Called with the step's gradients between the last backward
+     * and AdamW (n = slm_model_num_params), and with the step's loss (n = 1).
+     * Each process's gradients and loss are already scaled by 1/n_shards, so
+     * the sums are the global batch's mean loss and its gradient. Every
+     * process then takes the same AdamW step. Not called when n_shards <= 1.
+     * Nonzero = error (the step fails with SLM_EIO). */
+    int (*reduce_sum)(void *ctx, float *data, size_t n);
+    void *reduce_ctx;
+    /* Optional: called after each step (on every process that sets it;
+     * data parallelism: rank 0). Nonzero asks the run to stop after it. */
+    int (*on_progress)(void *ctx, const slm_train_progress *p);
+    /* Optional: polled before each step and each micro-batch; nonzero stops
+     * the run cleanly (a checkpoint of the last whole step is written). All
+     * processes of a data-parallel run must agree. */
+    int (*should_stop)(void *ctx);
+    void *callback_ctx;  /* passed to on_progress and should_stop            */
+} slm_train_opts;
+
+/* Fills o with the defaults shown above (out_dir NULL, no callbacks). */
+SLM_API void slm_train_opts_default(slm_train_opts *o);
+
+typedef struct slm_trainer slm_trainer;
+
+/* A trainer of m on c's training split, continuing after step start_step
+ * (0 for a new run; a checkpoint's step to resume). m, c and the strings
+ * and callbacks in o must outlive the trainer; m should be fresh from
+ * slm_model_create or from slm_checkpoint_load (its AdamW moments). The
+ * dropout probability is m's config. SLM_EINVAL (options: sizes, batch %
+ * n_shards, context > n_positions or the corpus's, start_step >= steps, the
+ * corpus's vocab larger than the model's) with a message, SLM_ENOMEM. */
+SLM_API int slm_trainer_create(slm_model *m, const slm_corpus *c, const slm_train_opts *o,
+                               int start_step, slm_trainer **out, char *err, size_t errlen);
+SLM_API void slm_trainer_free(slm_trainer *t);
+/* The last step taken (start_step before the first). */
+SLM_API int slm_trainer_step_count(const slm_trainer *t);
+
+/* One optimizer step: grad_accum micro-batches of forward + backward on this
+ * shard's rows, reduce_sum, AdamW at slm_lr_schedule(lr, step, warmup,
+ * steps). Fills p (may be NULL; no validation). SLM_ENUMERIC if the loss,
+ * the gradient or the weights became non-finite (the parameters are then
+ * not to be saved); SLM_EINTERRUPTED if should_stop said so between
+ * micro-batches (the step is not taken); else as slm_model_forward. */
+SLM_API int slm_trainer_step(slm_trainer *t, slm_train_progress *p, char *err, size_t errlen);
+/* Validation loss of the model now: slm_model_eval over the first
+ * eval_batches·batch windows of the validation split (NaN without one). */
+SLM_API int slm_trainer_evaluate(slm_trainer *t, double *val_loss, char *err, size_t errlen);
+/* Writes the checkpoint of the current step into out_dir (if is_writer). */
+SLM_API int slm_trainer_save(slm_trainer *t, char *err, size_t errlen);
+/* Runs steps until end_step: validation every eval_every steps and at the
+ * last step of the run, a log.jsonl line per step and a checkpoint every
+ * save_every steps and at the end (when out_dir is set and is_writer), then
+ * on_progress. Stopped by should_stop or on_progress, it saves the last
+ * whole step and returns SLM_EINTERRUPTED; SLM_OK at end_step; any error
+ * leaves the last checkpoint as it was. */
+SLM_API int slm_trainer_run(slm_trainer *t, char *err, size_t errlen);
+
+/* ---- checkpoints (src/train/checkpoint.c) --------------------------------- */
+
+/* DIR/training_state.safetensors is a whole checkpoint in one atomically
+ * replaced file: parameters, AdamW moments, the step, the run's options, the
+ * model's config and the data's hash. DIR/config.json + model.safetensors
+ * (for other tools) are written after it, so a crash leaves a complete state
+ * at worst one step off the model files (slm_checkpoint_sync_model). */
+typedef struct {
+    slm_train_opts opts; /* the run's options (data names point into storage;
+                            the invocation's fields are defaults)           */
+    slm_model *model;    /* the model of `step` with its AdamW moments; take
+                            it by setting this to NULL before freeing       */
+    int step;            /* steps taken                                      */
+    uint64_t data_hash;  /* slm_corpus_hash of the run's data                */
+    void *storage;       /* internal                                         */
+} slm_checkpoint;
+
+/* Writes DIR/training_state.safetensors, then DIR/config.json and
+ * DIR/model.safetensors; DIR must exist (see slm_checkpoint_prepare_dir). */
+SLM_API int slm_checkpoint_save(const char *dir, slm_model *m, const slm_train_opts *o,
+                                int step, uint64_t data_hash, char *err, size_t errlen);
+/* Reads DIR/training_state.safetensors. SLM_EIO, SLM_EFORMAT ("... is not an
+ * slm training state"), SLM_ENOMEM with a message; *out is then empty. */
+SLM_API int slm_checkpoint_load(const char *dir, slm_checkpoint *out, char *err, size_t errlen);
+SLM_API void slm_checkpoint_free(slm_checkpoint *c);
+/* Rewrites DIR's config.json + model.safetensors from m unless they already
+ * hold exactly m (a run killed between the state and the model files);
+ * *rewritten (may be NULL) says whether it did. */
+SLM_API int slm_checkpoint_sync_model(const char *dir, slm_model *m, int *rewritten, char *err,
+                                      size_t errlen);
+/* Creates DIR (and parents), copies vocab.json and merges.txt from
+ * tokenizer_dir into it when tokenizer_dir is not NULL (a GPT-2 run: the
+ * directory then loads as a model with its tokenizer), and removes the
+ * temporary files a killed atomic write left there. */
+SLM_API int slm_checkpoint_prepare_dir(const char *dir, const char *tokenizer_dir, char *err,
+                                       size_t errlen);
 
 #ifdef __cplusplus
 }

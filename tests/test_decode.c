@@ -14,6 +14,15 @@ typedef struct {
     float *want; /* [T][V] logits of one full forward pass */
 } fixture;
 
+/* slm_model_forward with the batch and options spelled out. */
+static int fwd(slm_model *m, const int32_t *tok, const int32_t *tgt, int b, int t, int training,
+               uint64_t seed, float *loss, char *err, size_t errlen)
+{
+    slm_batch batch = {tok, tgt, b, t};
+    slm_forward_opts o = {.training = training, .dropout_seed = seed};
+    return slm_model_forward(m, &batch, &o, loss, err, errlen);
+}
+
 static int setup(fixture *f, int T, int activation)
 {
     f->c = (slm_config){2, 3, 48, 160, 67, 1e-5f, activation, SLM_TOKENIZER_GPT2, 0.0f};
@@ -29,7 +38,7 @@ static int setup(fixture *f, int T, int activation)
     f->want = malloc((size_t)T * f->c.vocab_size * sizeof *f->want);
     if (!f->tokens || !f->want) return -1;
     for (int t = 0; t < T; t++) f->tokens[t] = (t * 7 + 3) % f->c.vocab_size;
-    if (slm_model_forward(f->m, f->tokens, NULL, 1, T, 0, 0, NULL, NULL, 0)) return -1;
+    if (fwd(f->m, f->tokens, NULL, 1, T, 0, 0, NULL, NULL, 0)) return -1;
     memcpy(f->want, slm_model_logits(f->m), (size_t)T * f->c.vocab_size * sizeof *f->want);
     return 0;
 }

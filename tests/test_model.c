@@ -13,6 +13,15 @@
 
 enum { L = 2, H = 2, C = 8, V = 11, P = 7, B = 2, T = 5 };
 
+/* slm_model_forward with the batch and options spelled out. */
+static int fwd(slm_model *m, const int32_t *tok, const int32_t *tgt, int b, int t, int training,
+               uint64_t seed, float *loss, char *err, size_t errlen)
+{
+    slm_batch batch = {tok, tgt, b, t};
+    slm_forward_opts o = {.training = training, .dropout_seed = seed};
+    return slm_model_forward(m, &batch, &o, loss, err, errlen);
+}
+
 static slm_config tiny_config(float dropout, int activation)
 {
     slm_config c = {.n_layer = L, .n_head = H, .n_embd = C, .n_positions = P, .vocab_size = V,
@@ -74,7 +83,7 @@ static double loss_of(slm_model *m, const int32_t *tok, const int32_t *tgt, int 
 {
     float loss = NAN;
     char err[128];
-    int rc = slm_model_forward(m, tok, tgt, b, t, 1, seed, &loss, err, sizeof err);
+    int rc = fwd(m, tok, tgt, b, t, 1, seed, &loss, err, sizeof err);
     CHECK(rc == 0, "forward: %s", err);
     double ref = ce_from_logits(m, tgt, b * t);
     CHECK_CLOSE(loss, ref, 1e-5, 0, "loss %g, from the logits %g", loss, ref);
@@ -233,7 +242,7 @@ static void test_loss_at_init_is_log_vocab(void)
     int32_t tok[B * T], tgt[B * T];
     for (int i = 0; i < B * T; i++) tok[i] = (i * 37) % 300, tgt[i] = (i * 91) % 300;
     float loss = 0;
-    CHECK(slm_model_forward(m, tok, tgt, B, T, 0, 0, &loss, NULL, 0) == 0, "forward");
+    CHECK(fwd(m, tok, tgt, B, T, 0, 0, &loss, NULL, 0) == 0, "forward");
     CHECK_CLOSE(loss, log(300.0), 1e-4, 0, "loss %g vs ln 300 = %g", loss, log(300.0));
     slm_model_free(m);
 }
@@ -247,13 +256,13 @@ static void test_loss_is_mean_over_non_ignored_targets(void)
     tiny_batch(tok, tgt, 8);
     tgt[0] = tgt[3] = tgt[7] = SLM_IGNORE_INDEX;
     float loss = 0;
-    CHECK(slm_model_forward(m, tok, tgt, B, T, 1, 0, &loss, NULL, 0) == 0, "forward");
+    CHECK(fwd(m, tok, tgt, B, T, 1, 0, &loss, NULL, 0) == 0, "forward");
     double ref = ce_from_logits(m, tgt, B * T);
     CHECK_CLOSE(loss, ref, 1e-5, 0, "loss %g vs %g", loss, ref);
 
     /* Every target ignored: loss 0 and no gradient at all. */
     for (int r = 0; r < B * T; r++) tgt[r] = SLM_IGNORE_INDEX;
-    CHECK(slm_model_forward(m, tok, tgt, B, T, 1, 0, &loss, NULL, 0) == 0, "forward");
+    CHECK(fwd(m, tok, tgt, B, T, 1, 0, &loss, NULL, 0) == 0, "forward");
     CHECK(loss == 0.0f, "loss %g", loss);
     slm_model_zero_grad(m);
     CHECK(slm_model_backward(m, 1.0f, NULL, 0) == 0, "backward");
@@ -323,7 +332,7 @@ static void test_adamw_matches_hand_computed_update(void)
         CHECK(norm > 1.0, "the test wants clipping (norm %g)", norm);
         double coef = 1.0 / (norm + 1e-6);
         float got_norm = 0;
-        CHECK(slm_model_adamw_step(m, &o, step, &got_norm) == 0, "step");
+        CHECK(slm_model_adamw_step(m, &o, step, &got_norm, NULL, 0) == 0, "step");
         CHECK_CLOSE(got_norm, norm, 1e-6, 0, "norm %g vs %g", got_norm, norm);
         double bc1 = 1.0 - pow(0.9, step), bc2 = 1.0 - pow(0.95, step);
         for (size_t i = 0; i < n; i++) {
@@ -346,17 +355,17 @@ static void test_adamw_matches_hand_computed_update(void)
     memcpy(before + n, slm_model_adam_state(m, 0), 2 * n * sizeof *p);
     g[n / 2] = NAN;
     float nn = 0;
-    CHECK(slm_model_adamw_step(m, &o, 3, &nn) == SLM_ENUMERIC, "NaN gradient accepted");
+    CHECK(slm_model_adamw_step(m, &o, 3, &nn, NULL, 0) == SLM_ENUMERIC, "NaN gradient accepted");
     CHECK(!isfinite(nn), "norm %g", nn);
     CHECK(memcmp(before, p, n * sizeof *p) == 0, "parameters changed");
     CHECK(memcmp(before + n, slm_model_adam_state(m, 0), 2 * n * sizeof *p) == 0,
           "moments changed");
     g[n / 2] = INFINITY;
-    CHECK(slm_model_adamw_step(m, &o, 3, NULL) == SLM_ENUMERIC, "inf gradient accepted");
+    CHECK(slm_model_adamw_step(m, &o, 3, NULL, NULL, 0) == SLM_ENUMERIC, "inf gradient accepted");
     slm_adamw_opts bad = o;
     bad.beta2 = 1.0f;
-    CHECK(slm_model_adamw_step(m, &bad, 3, NULL) == SLM_EINVAL, "beta2 = 1 accepted");
-    CHECK(slm_model_adamw_step(m, &o, 0, NULL) == SLM_EINVAL, "step 0 accepted");
+    CHECK(slm_model_adamw_step(m, &bad, 3, NULL, NULL, 0) == SLM_EINVAL, "beta2 = 1 accepted");
+    CHECK(slm_model_adamw_step(m, &o, 0, NULL, NULL, 0) == SLM_EINVAL, "step 0 accepted");
     free(before);
     free(rp);
     free(rm);
@@ -388,7 +397,7 @@ static void run_once(float dropout, int training, uint64_t seed, float *logits, 
     int32_t tok[B * T], tgt[B * T];
     tiny_batch(tok, tgt, 22);
     float loss;
-    CHECK(slm_model_forward(m, tok, tgt, B, T, training, seed, &loss, NULL, 0) == 0, "fwd");
+    CHECK(fwd(m, tok, tgt, B, T, training, seed, &loss, NULL, 0) == 0, "fwd");
     memcpy(logits, slm_model_logits(m), sizeof(float) * B * T * V);
     slm_model_zero_grad(m);
     if (training) CHECK(slm_model_backward(m, 1.0f, NULL, 0) == 0, "backward");
@@ -425,30 +434,30 @@ static void test_invalid_inputs_are_refused(void)
     char err[128] = "";
     CHECK(slm_model_backward(m, 1.0f, err, sizeof err) == SLM_EINVAL, "backward first");
     tok[3] = V;
-    CHECK(slm_model_forward(m, tok, tgt, B, T, 1, 0, &loss, err, sizeof err) < 0, "token V");
+    CHECK(fwd(m, tok, tgt, B, T, 1, 0, &loss, err, sizeof err) < 0, "token V");
     CHECK(strstr(err, "token") != NULL, "message: %s", err);
     tok[3] = -1;
-    CHECK(slm_model_forward(m, tok, tgt, B, T, 1, 0, &loss, NULL, 0) < 0, "token -1");
+    CHECK(fwd(m, tok, tgt, B, T, 1, 0, &loss, NULL, 0) < 0, "token -1");
     tok[3] = 0;
     tgt[2] = V;
-    CHECK(slm_model_forward(m, tok, tgt, B, T, 1, 0, &loss, NULL, 0) < 0, "target V");
+    CHECK(fwd(m, tok, tgt, B, T, 1, 0, &loss, NULL, 0) < 0, "target V");
     tgt[2] = -2;
-    CHECK(slm_model_forward(m, tok, tgt, B, T, 1, 0, &loss, NULL, 0) < 0, "target -2");
+    CHECK(fwd(m, tok, tgt, B, T, 1, 0, &loss, NULL, 0) < 0, "target -2");
     tgt[2] = 0;
     CHECK(loss == 123.0f, "loss written on error");
     static int32_t long_tok[P + 1];
-    CHECK(slm_model_forward(m, long_tok, NULL, 1, P + 1, 0, 0, NULL, NULL, 0) < 0, "T > P");
-    CHECK(slm_model_forward(m, tok, tgt, 0, T, 1, 0, &loss, NULL, 0) < 0, "B = 0");
-    CHECK(slm_model_forward(m, tok, tgt, B, 0, 1, 0, &loss, NULL, 0) < 0, "T = 0");
-    CHECK(slm_model_forward(m, tok, tgt, -1, T, 1, 0, &loss, NULL, 0) < 0, "B < 0");
-    CHECK(slm_model_forward(m, NULL, tgt, B, T, 1, 0, &loss, NULL, 0) < 0, "no tokens");
-    CHECK(slm_model_forward(NULL, tok, tgt, B, T, 1, 0, &loss, NULL, 0) < 0, "no model");
+    CHECK(fwd(m, long_tok, NULL, 1, P + 1, 0, 0, NULL, NULL, 0) < 0, "T > P");
+    CHECK(fwd(m, tok, tgt, 0, T, 1, 0, &loss, NULL, 0) < 0, "B = 0");
+    CHECK(fwd(m, tok, tgt, B, 0, 1, 0, &loss, NULL, 0) < 0, "T = 0");
+    CHECK(fwd(m, tok, tgt, -1, T, 1, 0, &loss, NULL, 0) < 0, "B < 0");
+    CHECK(fwd(m, NULL, tgt, B, T, 1, 0, &loss, NULL, 0) < 0, "no tokens");
+    CHECK(fwd(NULL, tok, tgt, B, T, 1, 0, &loss, NULL, 0) < 0, "no model");
     /* Backward needs a training forward with targets. */
-    CHECK(slm_model_forward(m, tok, NULL, B, T, 1, 0, NULL, NULL, 0) == 0, "no targets");
+    CHECK(fwd(m, tok, NULL, B, T, 1, 0, NULL, NULL, 0) == 0, "no targets");
     CHECK(slm_model_backward(m, 1.0f, NULL, 0) == SLM_EINVAL, "backward without targets");
-    CHECK(slm_model_forward(m, tok, tgt, B, T, 0, 0, &loss, NULL, 0) == 0, "eval forward");
+    CHECK(fwd(m, tok, tgt, B, T, 0, 0, &loss, NULL, 0) == 0, "eval forward");
     CHECK(slm_model_backward(m, 1.0f, NULL, 0) == SLM_EINVAL, "backward after eval");
-    CHECK(slm_model_forward(m, tok, tgt, B, T, 1, 0, &loss, NULL, 0) == 0, "train forward");
+    CHECK(fwd(m, tok, tgt, B, T, 1, 0, &loss, NULL, 0) == 0, "train forward");
     CHECK(slm_model_backward(m, NAN, NULL, 0) == SLM_EINVAL, "NaN loss scale");
     CHECK(slm_model_backward(m, 1.0f, NULL, 0) == 0, "backward");
     CHECK(slm_model_backward(m, 1.0f, NULL, 0) == SLM_EINVAL, "second backward, same forward");
@@ -464,11 +473,11 @@ static void test_activations_are_reused_across_shapes(void)
     int32_t tok[B * T], tgt[B * T];
     tiny_batch(tok, tgt, 3);
     float l_big, l_small, l_fresh;
-    CHECK(slm_model_forward(m, tok, tgt, B, T, 1, 0, &l_big, NULL, 0) == 0, "big");
+    CHECK(fwd(m, tok, tgt, B, T, 1, 0, &l_big, NULL, 0) == 0, "big");
     const float *block = slm_model_logits(m);
-    CHECK(slm_model_forward(m, tok, tgt, 1, 3, 1, 0, &l_small, NULL, 0) == 0, "small");
+    CHECK(fwd(m, tok, tgt, 1, 3, 1, 0, &l_small, NULL, 0) == 0, "small");
     CHECK(slm_model_logits(m) == block, "reallocated for a smaller batch");
-    CHECK(slm_model_forward(fresh, tok, tgt, 1, 3, 1, 0, &l_fresh, NULL, 0) == 0, "fresh");
+    CHECK(fwd(fresh, tok, tgt, 1, 3, 1, 0, &l_fresh, NULL, 0) == 0, "fresh");
     CHECK(l_small == l_fresh, "loss %g vs fresh %g", l_small, l_fresh);
     CHECK(memcmp(slm_model_logits(m), slm_model_logits(fresh), 3 * V * sizeof(float)) == 0,
           "logits differ from a fresh model's");

@@ -17,6 +17,14 @@
 
 #define GPT2_DIR "data/gpt2"
 
+/* The length of token id's bytes, or the SLM_E* code of token_bytes. */
+static int token_len(const slm_tokenizer *t, int32_t id, const char **b)
+{
+    size_t n;
+    int rc = slm_tokenizer_token_bytes(t, id, b, &n);
+    return rc ? rc : (int)n;
+}
+
 static slm_tokenizer *gpt2(int vocab_size)
 {
     slm_tokenizer *t = NULL;
@@ -463,12 +471,12 @@ static void test_gpt2_ids_and_padding(void)
     if (!t) return;
     const char *b;
     CHECK(slm_tokenizer_vocab_size(t) == 50304, "vocab_size");
-    CHECK(slm_tokenizer_token_bytes(t, 50256, &b) == 13 && !memcmp(b, "<|endoftext|>", 13),
+    CHECK(token_len(t, 50256, &b) == 13 && !memcmp(b, "<|endoftext|>", 13),
           "eot bytes");
-    CHECK(slm_tokenizer_token_bytes(t, 220, &b) == 1 && b[0] == ' ', "token 220 is a space");
-    CHECK(slm_tokenizer_token_bytes(t, 50300, &b) == 0, "padding id has no bytes");
-    CHECK(slm_tokenizer_token_bytes(t, 50304, &b) == -1, "id past vocab_size");
-    CHECK(slm_tokenizer_token_bytes(t, -1, &b) == -1, "negative id");
+    CHECK(token_len(t, 220, &b) == 1 && b[0] == ' ', "token 220 is a space");
+    CHECK(token_len(t, 50300, &b) == 0, "padding id has no bytes");
+    CHECK(token_len(t, 50304, &b) == SLM_ERANGE, "id past vocab_size");
+    CHECK(token_len(t, -1, &b) == SLM_ERANGE, "negative id");
     int32_t ids[] = {15496, 50300, 995};
     char *text = NULL, err[256] = "";
     size_t len;
@@ -529,7 +537,7 @@ static void test_byte_tokenizer(void)
     CHECK(slm_tokenizer_decode(t, pad, 4, &text, &len, NULL, 0) == SLM_ERANGE, "negative id");
     CHECK(slm_tokenizer_eot(t) == -1, "byte has no eot");
     const char *b;
-    CHECK(slm_tokenizer_token_bytes(t, 200, &b) == 1 && (uint8_t)b[0] == 200, "token 200");
+    CHECK(token_len(t, 200, &b) == 1 && (uint8_t)b[0] == 200, "token 200");
     slm_tokenizer_free(t);
     t = NULL;
     CHECK(slm_tokenizer_load(SLM_TOKENIZER_BYTE, NULL, 100, &t, err, sizeof err) == SLM_EINVAL &&

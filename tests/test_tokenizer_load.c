@@ -17,6 +17,14 @@
 
 /* GPT-2's byte alphabet, written out here independently of src/: printable
  * Latin-1 bytes are themselves, the rest U+0100.. in byte order. */
+/* The length of token id's bytes, or the SLM_E* code of token_bytes. */
+static int token_len(const slm_tokenizer *t, int32_t id, const char **b)
+{
+    size_t n;
+    int rc = slm_tokenizer_token_bytes(t, id, b, &n);
+    return rc ? rc : (int)n;
+}
+
 static unsigned byte_cp(int b)
 {
     int n = 0;
@@ -138,8 +146,8 @@ static void test_small_vocab_merges_like_tiktoken(void)
            (int32_t[]){'<', '|', 'e', 'n', 'd', 'o', 'f', 't', 'e', 'x', 't', '|', '>'}, 13);
     CHECK(slm_tokenizer_eot(t) == 260, "eot %d", (int)slm_tokenizer_eot(t));
     const char *b;
-    CHECK(slm_tokenizer_token_bytes(t, '"', &b) == 1 && b[0] == '"', "escaped quote token");
-    CHECK(slm_tokenizer_token_bytes(t, 0, &b) == 1 && b[0] == 0, "byte 0 token");
+    CHECK(token_len(t, '"', &b) == 1 && b[0] == '"', "escaped quote token");
+    CHECK(token_len(t, 0, &b) == 1 && b[0] == 0, "byte 0 token");
     slm_tokenizer_free(t);
 
     /* CRLF line ends and trailing blank lines are fine; so is no merges at all. */

@@ -14,6 +14,7 @@ typedef struct {
     const int *kv_len;  /* [B] or NULL      */
     float dropout;
     uint64_t seed;
+    int b0;             /* dropout: batch b draws the masks of b0 + b */
 } attn_call;
 
 /* Number of keys visible to query i of batch b under causal + kv_len (not the

@@ -33,6 +33,7 @@ static int validate(const slm_attn_opts *o, int B, int H, int Tq, int Tk, int D,
     if (o->impl != SLM_ATTN_AUTO && o->impl != SLM_ATTN_REFERENCE && o->impl != SLM_ATTN_FLASH)
         return SLM_EINVAL;
     if (!(o->dropout >= 0.0f && o->dropout < 1.0f)) return SLM_EINVAL; /* also NaN */
+    if (o->batch_offset < 0 || o->batch_offset > INT32_MAX - B) return SLM_EINVAL;
     if (!isfinite(o->scale)) return SLM_EINVAL;
     if (o->kv_len)
         for (int b = 0; b < B; b++)
@@ -48,6 +49,7 @@ static int validate(const slm_attn_opts *o, int B, int H, int Tq, int Tk, int D,
     c->kv_len = o->kv_len;
     c->dropout = o->dropout;
     c->seed = o->seed;
+    c->b0 = o->batch_offset;
     return SLM_OK;
 }
 

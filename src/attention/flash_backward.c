@@ -137,7 +137,7 @@ static void softmax_grad_tile(const bwd_head *g, int i0, int nr, int j0)
             continue;
         }
         vf l = vf_set1(row_lse), dlt = vf_set1(delta[i]);
-        uint64_t key = dropout ? dropout_row_key(c->seed, g->b, g->h, i) : 0;
+        uint64_t key = dropout ? dropout_row_key(c->seed, c->b0 + g->b, g->h, i) : 0;
         const float *mrow = c->mask ? c->mask + (size_t)i * Tk : NULL;
         for (int v = 0; v < bc; v += VF_W) {
             int jj = j0 + v;

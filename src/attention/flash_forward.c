@@ -161,7 +161,7 @@ static int init_rows(const fwd_block *f, int *vis_min)
         }
         f->m[r] = -INFINITY;
         f->l[r] = 0.0f;
-        uint64_t key = c->dropout > 0.0f ? dropout_row_key(c->seed, f->b, f->h, f->i0 + r) : 0;
+        uint64_t key = c->dropout > 0.0f ? dropout_row_key(c->seed, c->b0 + f->b, f->h, f->i0 + r) : 0;
         f->key_lo[r] = (uint32_t)key;
         f->key_hi[r] = (uint32_t)(key >> 32);
     }

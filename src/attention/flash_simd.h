@@ -9,7 +9,7 @@
 #ifndef SLM_ATTENTION_FLASH_SIMD_H
 #define SLM_ATTENTION_FLASH_SIMD_H
 
-#include "attention/dropout.h"
+#include "core/dropout_mask.h"
 
 #include <math.h>
 #include <stdint.h>

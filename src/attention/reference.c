@@ -12,7 +12,7 @@
  * against. GEMMs go through BLAS; the rest are plain loops.
  */
 #include "attention/attention_internal.h"
-#include "attention/dropout.h"
+#include "core/dropout_mask.h"
 #include "core/alloc.h"
 
 #include <cblas.h>
@@ -37,7 +37,7 @@ static void build_mask_matrix(const attn_call *c, int b, float *M)
 /* Scales surviving weights of row i by 1/(1-p) and zeroes dropped ones. */
 static void dropout_row(const attn_call *c, int b, int h, int i, float *p_row)
 {
-    uint64_t key = dropout_row_key(c->seed, b, h, i);
+    uint64_t key = dropout_row_key(c->seed, c->b0 + b, h, i);
     uint32_t threshold = dropout_threshold(c->dropout);
     float keep_scale = 1.0f / (1.0f - c->dropout);
     for (int j = 0; j < c->Tk; j++)
@@ -140,7 +140,7 @@ int attn_reference_backward(const attn_call *c, const float *q, const float *k,
                 float *p_row = P + (size_t)i * Tk, *dp_row = dP + (size_t)i * Tk;
                 float delta = 0.0f;
                 for (int d = 0; d < D; d++) delta += dO[(size_t)i * D + d] * O[(size_t)i * D + d];
-                uint64_t key = dropout_row_key(c->seed, b, h, i);
+                uint64_t key = dropout_row_key(c->seed, c->b0 + b, h, i);
                 for (int j = 0; j < Tk; j++) {
                     int keep = c->dropout == 0.0f || dropout_keep(key, j, threshold);
                     float z = keep ? (c->dropout > 0.0f ? keep_scale : 1.0f) : 0.0f;

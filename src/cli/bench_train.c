@@ -115,6 +115,23 @@ typedef struct {
     double ms, gflops, peak_mib, bound_mib, loss_first, loss_last;
 } result;
 
+/* Random tokens to train on: a stream 8 batches long, so windows differ. */
+static int random_corpus(const shape *s, slm_corpus **out, char *err, size_t errlen)
+{
+    size_t n = (size_t)s->B * s->T * 8 + 1;
+    int32_t *ids = malloc(n * sizeof *ids);
+    if (!ids) return snprintf(err, errlen, "out of memory"), SLM_ENOMEM;
+    uint64_t x = 12345;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        ids[i] = (int32_t)((x >> 33) % (uint64_t)s->V);
+    }
+    slm_corpus_opts co = {.context = s->T};
+    int rc = slm_corpus_from_tokens(ids, n, s->V, &co, out, err, errlen);
+    free(ids);
+    return rc;
+}
+
 static int run_shape(const shape *s, int steps, float dropout, result *out)
 {
     slm_config cfg = {.n_layer = s->L, .n_head = s->H, .n_embd = s->C, .n_positions = s->P,
@@ -124,62 +141,50 @@ static int run_shape(const shape *s, int steps, float dropout, result *out)
     reset_peak_rss();
     char err[256];
     slm_model *m = NULL;
-    if (slm_model_create(&cfg, 1, &m, err, sizeof err))
-        return cli_error(CLI_RUNTIME, "bench train: %s", err);
-    size_t N = (size_t)s->B * s->T;
-    int32_t *tok = malloc(N * sizeof *tok), *tgt = malloc(N * sizeof *tgt);
+    slm_corpus *corpus = NULL;
+    slm_trainer *t = NULL;
     double *ms = malloc((size_t)steps * sizeof *ms);
-    if (!tok || !tgt || !ms) {
-        free(tok);
-        free(tgt);
-        free(ms);
-        slm_model_free(m);
-        return cli_error(CLI_RUNTIME, "bench train: out of memory");
-    }
-    uint64_t x = 12345;
-    for (size_t i = 0; i < N; i++) {
-        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-        tok[i] = (int32_t)((x >> 33) % (uint64_t)s->V);
-        tgt[i] = (int32_t)((x >> 13) % (uint64_t)s->V);
-    }
-    slm_adamw_opts o = {.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f,
-                        .grad_clip = 1.0f};
-    int rc = 0;
+    /* The library's training step (src/train): forward, backward, AdamW
+     * with clipping at the scheduled rate; no validation, no checkpoints. */
+    slm_train_opts o;
+    slm_train_opts_default(&o);
+    o.batch = s->B;
+    o.context = s->T;
+    o.steps = steps + 1;
+    o.warmup = 2;
+    o.lr = 6e-4;
+    o.val_fraction = 0;
+    int rc = ms ? SLM_OK : (snprintf(err, sizeof err, "out of memory"), SLM_ENOMEM);
+    if (!rc) rc = slm_model_create(&cfg, 1, &m, err, sizeof err);
+    if (!rc) rc = random_corpus(s, &corpus, err, sizeof err);
+    if (!rc) rc = slm_trainer_create(m, corpus, &o, 0, &t, err, sizeof err);
     for (int step = 0; step <= steps && !rc; step++) { /* step 0 warms up */
-        double t = now_s();
-        float loss = 0.0f;
-        slm_model_zero_grad(m);
-        rc = slm_model_forward(m, tok, tgt, s->B, s->T, 1, (uint64_t)step, &loss, err,
-                               sizeof err);
-        if (!rc) rc = slm_model_backward(m, 1.0f, err, sizeof err);
-        o.lr = slm_lr_schedule(6e-4f, step + 1, 2, steps + 1);
-        if (!rc) {
-            rc = slm_model_adamw_step(m, &o, step + 1, NULL);
-            if (rc) snprintf(err, sizeof err, "adamw: %s", slm_strerror(rc));
-        }
-        t = now_s() - t;
-        if (step > 0) ms[step - 1] = t * 1e3;
-        if (step == 0) out->loss_first = loss;
-        out->loss_last = loss;
+        slm_train_progress p;
+        double time = now_s();
+        rc = slm_trainer_step(t, &p, err, sizeof err);
+        time = now_s() - time;
+        if (step > 0) ms[step - 1] = time * 1e3;
+        if (step == 0) out->loss_first = p.loss;
+        out->loss_last = p.loss;
     }
     if (!rc) {
         qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
         out->ms = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
-        double L = s->L, C = s->C, T = s->T;
+        double L = s->L, C = s->C, T = s->T, N = (double)s->B * s->T;
         double n_matmul = 12.0 * L * C * C + (double)s->V * C;
-        double flops = (double)N * (6.0 * n_matmul + 12.0 * L * C * T);
+        double flops = N * (6.0 * n_matmul + 12.0 * L * C * T);
         out->gflops = flops / (out->ms * 1e-3) / 1e9;
         out->peak_mib = proc_status_mib("VmHWM");
         /* What backward needs per row (src/model/gpt.h): per layer 16·C
          * floats + 4 statistics + H attention log-sum-exps; then the final
          * LayerNorm (C + 2), the logits (V) and their log-sum-exp. */
-        double act = (double)N * (C + L * (16.0 * C + 4.0 + s->H) + C + 2.0 + s->V + 1.0);
+        double act = N * (C + L * (16.0 * C + 4.0 + s->H) + C + 2.0 + s->V + 1.0);
         out->bound_mib = 4.0 * (4.0 * (double)slm_model_num_params(m) + act) / 1048576.0;
     }
-    free(tok);
-    free(tgt);
-    free(ms);
+    slm_trainer_free(t);
+    slm_corpus_free(corpus);
     slm_model_free(m);
+    free(ms);
     return rc ? cli_error(CLI_RUNTIME, "bench train: %s", err) : CLI_OK;
 }
 

@@ -1,11 +1,7 @@
 /*
- * slm eval — mean cross-entropy (nats/token) and perplexity on a text file.
- *
- * Tokens t0..t(N-1) are cut into consecutive windows of `context` inputs:
- * window w feeds t[w·ctx .. w·ctx+ctx-1] and predicts the token after each,
- * so every token but the first is predicted exactly once (the last window
- * may be shorter). Windows go through the model in batches; a short last
- * window is padded with ignored targets.
+ * slm eval — mean cross-entropy (nats/token) and perplexity on a text file,
+ * by the library's window rule (slm_model_eval, src/model/evaluate.c): the
+ * same rule training's validation uses.
  */
 #include "cli/cli.h"
 #include "cli/model_open.h"
@@ -26,50 +22,12 @@ static const char *help =
 
 #define EVAL_BATCH 8
 
-/* Sum of cross-entropies over all predictions, window batch by batch. */
-static int evaluate(slm_model *m, const int32_t *ids, size_t n, int ctx, int batch, double *sum)
+/* Progress redrawn in place is for a person at a terminal; in a log it
+ * would be one long line of carriage returns. */
+static void show_progress(void *ctx, size_t done, size_t total)
 {
-    char err[512];
-    size_t bt = (size_t)batch * ctx;
-    int32_t *in = malloc(bt * sizeof *in), *tgt = malloc(bt * sizeof *tgt);
-    if (!in || !tgt) {
-        free(in);
-        free(tgt);
-        return cli_error(CLI_RUNTIME, "eval: out of memory");
-    }
-    size_t windows = (n - 2) / (size_t)ctx + 1, done = 0;
-    /* Progress redrawn in place is for a person at a terminal; in a log it
-     * would be one long line of carriage returns. */
-    int progress = windows > (size_t)batch && isatty(STDERR_FILENO);
-    *sum = 0.0;
-    for (size_t w0 = 0; w0 < windows; w0 += (size_t)batch) {
-        int b_n = (int)(windows - w0 < (size_t)batch ? windows - w0 : (size_t)batch);
-        size_t counted = 0;
-        for (int b = 0; b < b_n; b++) {
-            size_t start = (w0 + (size_t)b) * ctx;
-            for (int t = 0; t < ctx; t++) {
-                size_t i = start + (size_t)t;
-                int valid = i + 1 < n;
-                in[(size_t)b * ctx + t] = valid ? ids[i] : 0;
-                tgt[(size_t)b * ctx + t] = valid ? ids[i + 1] : SLM_IGNORE_INDEX;
-                counted += (size_t)valid;
-            }
-        }
-        float loss;
-        if (slm_model_forward(m, in, tgt, b_n, ctx, 0, 0, &loss, err, sizeof err)) {
-            free(in);
-            free(tgt);
-            return cli_error(CLI_RUNTIME, "eval: %s", err);
-        }
-        *sum += (double)loss * (double)counted;
-        done += counted;
-        if (progress)
-            fprintf(stderr, "\reval: %zu/%zu predictions", done, n - 1);
-    }
-    if (progress) fputc('\n', stderr);
-    free(in);
-    free(tgt);
-    return 0;
+    (void)ctx;
+    fprintf(stderr, "\reval: %zu/%zu predictions", done, total);
 }
 
 int cmd_eval(int argc, char **argv)
@@ -114,12 +72,14 @@ int cmd_eval(int argc, char **argv)
             rc = cli_error(CLI_RUNTIME, "eval: '%s' has %zu token(s); at least 2 are needed", data,
                            n);
     }
-    double sum = 0.0;
-    if (!rc) rc = evaluate(m, ids, n, ctx, batch, &sum);
-    if (!rc) {
-        double loss = sum / (double)(n - 1);
-        printf("loss %.6f perplexity %.6f tokens %zu\n", loss, exp(loss), n);
-    }
+    slm_eval_opts eo = {.context = ctx, .batch = batch};
+    slm_eval_result r;
+    int progress = !rc && (n - 2) / (size_t)ctx + 1 > (size_t)batch && isatty(STDERR_FILENO);
+    if (progress) eo.on_progress = show_progress;
+    if (!rc && slm_model_eval(m, ids, n, &eo, &r, err, sizeof err))
+        rc = cli_error(CLI_RUNTIME, "eval: %s", err);
+    if (progress) fputc('\n', stderr);
+    if (!rc) printf("loss %.6f perplexity %.6f tokens %zu\n", r.loss, exp(r.loss), n);
     free(ids);
     free(text);
     slm_tokenizer_free(tok);

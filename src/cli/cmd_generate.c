@@ -153,8 +153,9 @@ static int generate(const gen_args *a, slm_model *m, slm_tokenizer *tok, const i
             printf(i ? " %d" : "%d", next);
         } else {
             const char *bytes;
-            int len = slm_tokenizer_token_bytes(tok, next, &bytes);
-            if (len > 0) text_out_write(&out, bytes, (size_t)len);
+            size_t len;
+            if (!slm_tokenizer_token_bytes(tok, next, &bytes, &len) && len)
+                text_out_write(&out, bytes, len);
         }
         if (i + 1 == a->n) break;
         int full = slm_kv_cache_length(cache) == c->n_positions;

@@ -30,10 +30,10 @@ static int holds_training_state_only(const char *dir)
 int cli_open_model(const char *cmd, const char *dir, int refuse_non_finite, slm_model **model,
                    slm_tokenizer **tok)
 {
-    char err[512], warn[512];
+    char err[512], bad[400], warn[512];
     slm_model *m = NULL;
     if (!dir) return cli_error(CLI_USAGE, "%s: no model directory given (-m DIR)", cmd);
-    if (slm_model_load_ex(dir, &m, warn, sizeof warn, err, sizeof err)) {
+    if (slm_model_load(dir, &m, err, sizeof err)) {
         if (holds_training_state_only(dir))
             return cli_error(CLI_RUNTIME,
                              "%s: %s (the directory holds a training state: 'slm train --resume "
@@ -41,6 +41,10 @@ int cli_open_model(const char *cmd, const char *dir, int refuse_non_finite, slm_
                              cmd, err, dir);
         return cli_error(CLI_RUNTIME, "%s: %s", cmd, err);
     }
+    warn[0] = '\0';
+    if (slm_model_count_nonfinite(m, bad, sizeof bad))
+        snprintf(warn, sizeof warn, "%s%smodel.safetensors: %s", dir,
+                 *dir && dir[strlen(dir) - 1] == '/' ? "" : "/", bad);
     /* NaN or inf weights load (info and eval can show what they do) but
      * generating from them would print garbage as if it were text. */
     if (warn[0] && refuse_non_finite) {

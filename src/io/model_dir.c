@@ -170,28 +170,8 @@ static int map_tensors(const slm_model *m, const slm_safetensors *f, const char 
     return SLM_OK;
 }
 
-/* Non-finite weights load (a user may want to inspect them) but are reported. */
-static void warn_non_finite(const slm_model *m, const char *path, char *warn, size_t warnlen)
-{
-    size_t bad = 0;
-    int tensors = 0, first = -1;
-    for (int j = 0; j < m->n_tensors; j++) {
-        const float *x = m->params + m->tensors[j].offset;
-        size_t here = 0;
-        for (size_t e = 0; e < m->tensors[j].numel; e++)
-            here += !isfinite(x[e]);
-        if (here && first < 0) first = j;
-        tensors += here > 0;
-        bad += here;
-    }
-    if (bad)
-        fail(warn, warnlen, 0,
-                 "%s: %zu non-finite values (NaN or inf) in %d tensor%s, first '%s'", path, bad,
-                 tensors, tensors == 1 ? "" : "s", m->tensors[first].name);
-}
-
-static int load(const char *cfg_path, const char *st_path, slm_model **out, char *warn,
-                size_t warnlen, char *err, size_t errlen)
+static int load(const char *cfg_path, const char *st_path, slm_model **out, char *err,
+                size_t errlen)
 {
     slm_config cfg;
     slm_safetensors *f = NULL;
@@ -208,7 +188,6 @@ static int load(const char *cfg_path, const char *st_path, slm_model **out, char
         rc = slm_safetensors_read(f, &f->t[seen[j]], SLM_DTYPE_F32, 0, m->tensors[j].numel,
                                   m->params + m->tensors[j].offset, err, errlen);
     if (!rc && lm >= 0) rc = check_tied(m, f, &f->t[lm], st_path, err, errlen);
-    if (!rc) warn_non_finite(m, st_path, warn, warnlen);
     free(seen);
     slm_safetensors_close(f);
     if (rc) {
@@ -219,25 +198,18 @@ static int load(const char *cfg_path, const char *st_path, slm_model **out, char
     return SLM_OK;
 }
 
-int slm_model_load_ex(const char *dir, slm_model **out, char *warn, size_t warnlen, char *err,
-                      size_t errlen)
+int slm_model_load(const char *dir, slm_model **out, char *err, size_t errlen)
 {
-    if (warn && warnlen) warn[0] = '\0';
     if (!out) return fail(err, errlen, SLM_EINVAL, "no output pointer");
     *out = NULL;
     if (!dir) return fail(err, errlen, SLM_EINVAL, "no model directory");
     char *cfg_path = path_join(dir, "config.json");
     char *st_path = path_join(dir, "model.safetensors");
-    int rc = cfg_path && st_path ? load(cfg_path, st_path, out, warn, warnlen, err, errlen)
+    int rc = cfg_path && st_path ? load(cfg_path, st_path, out, err, errlen)
                                  : fail(err, errlen, SLM_ENOMEM, "out of memory");
     free(cfg_path);
     free(st_path);
     return rc;
-}
-
-int slm_model_load(const char *dir, slm_model **out, char *err, size_t errlen)
-{
-    return slm_model_load_ex(dir, out, NULL, 0, err, errlen);
 }
 
 int slm_model_save(const slm_model *m, const char *dir, char *err, size_t errlen)

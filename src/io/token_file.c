@@ -19,6 +19,7 @@
 #include "io/token_file.h"
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "io/atomic_file.h"
 
 #include <errno.h>
@@ -35,53 +36,6 @@ typedef union {
     uint16_t u16[CHUNK];
     uint32_t u32[CHUNK];
 } id_chunk;
-
-/* Incremental hash: 8-byte words mixed in (murmur3's finaliser per word);
- * every update but the last must be a multiple of 8 bytes. */
-typedef struct {
-    uint64_t h, total;
-} hash_state;
-
-#define HASH_SEED 0x243F6A8885A308D3ULL /* digits of pi: any fixed value */
-
-static uint64_t fmix(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return k;
-}
-
-static void hash_update(hash_state *s, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    s->total += len;
-    for (; len >= 8; p += 8, len -= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        s->h = (s->h ^ fmix(w)) * 0x9E3779B97F4A7C15ULL;
-        s->h = s->h << 29 | s->h >> 35;
-    }
-    if (len) {
-        uint64_t w = 0;
-        memcpy(&w, p, len);
-        s->h = (s->h ^ fmix(w ^ 0x8000000000000000ULL)) * 0x9E3779B97F4A7C15ULL;
-    }
-}
-
-static uint64_t hash_final(const hash_state *s)
-{
-    return fmix(s->h ^ s->total);
-}
-
-uint64_t slm_hash64(const void *data, size_t len)
-{
-    hash_state s = {HASH_SEED, 0};
-    hash_update(&s, data, len);
-    return hash_final(&s);
-}
 
 static void put32(unsigned char *p, uint32_t x)
 {
@@ -144,7 +98,8 @@ int slm_token_file_write(const char *path, const int32_t *ids, size_t n, const s
         return fail(err, errlen, SLM_EINVAL, "%s: bad vocab_size or tokenizer", path);
     unsigned width = meta->vocab_size <= 65536 ? 2 : 4;
     id_chunk buf;
-    hash_state hs = {HASH_SEED, 0};
+    hash_state hs;
+    hash_init(&hs);
     for (size_t at = 0; at < n; at += CHUNK) { /* validate and hash first */
         size_t k = n - at < CHUNK ? n - at : CHUNK;
         for (size_t i = 0; i < k; i++)
@@ -234,7 +189,8 @@ static int read_tokens(const source *s, uint64_t size, int32_t **ids, size_t *n,
     /* count is now bounded by the real file size. */
     int32_t *out = malloc(count ? (size_t)count * sizeof *out : 1);
     if (!out) return fail(err, errlen, SLM_ENOMEM, "out of memory reading %s", nm);
-    hash_state hs = {HASH_SEED, 0};
+    hash_state hs;
+    hash_init(&hs);
     id_chunk buf;
     for (uint64_t at = 0; at < count && !rc; at += CHUNK) {
         size_t k = count - at < CHUNK ? (size_t)(count - at) : CHUNK;

@@ -72,32 +72,24 @@ static void activation_backward(float *d, const float *pre, size_t N, int OC, in
     }
 }
 
-// ln2 is (N,C) → fc_pre, fc_act (N,4C) → branch (N,C) in s->a →
-// res_out (N,C) = res_mid + dropout(branch + b_proj)
+// ln2 is (N,C) → fc_pre, fc_act (N,4C) → branch (N,C) in s->a (b_proj is
+// added by the residual add in gpt.c)
 void feed_forward_forward(const gpt_dims *d, int activation, const gpt_layer_views *w,
-                          gpt_layer_acts *a, gpt_scratch *s, const gpt_dropout *drop, int layer)
+                          gpt_layer_acts *a, gpt_scratch *s)
 {
     int C = d->C;
     matmul_forward(a->fc_pre, a->ln2, w->c_fc_w, d->N, C, 4 * C, 0.0f);
     bias_activation_forward(a->fc_pre, a->fc_act, w->c_fc_b, d->N, 4 * C, activation);
     matmul_forward(s->a, a->fc_act, w->mlp_proj_w, d->N, 4 * C, C, 0.0f);
-    residual_forward(a->res_out, a->res_mid, s->a, w->mlp_proj_b, d->N, C, drop->p,
-                     gpt_dropout_site_seed(drop, SITE_FFN_RESID, layer));
 }
 
-// s->dres (N,C) = d(res_out). Branch gradient (N,C) → d(fc_act) (N,4C) in
-// s->big → d(fc_pre) in place → d(ln2) (N,C) in s->a.
+// dbranch (N,C) = d(branch output) → d(fc_act) (N,4C) in s->big →
+// d(fc_pre) in place → d(ln2) (N,C) in s->a.
 void feed_forward_backward(const gpt_dims *d, int activation, const gpt_layer_views *w,
                            gpt_layer_views *g, const gpt_layer_acts *a, gpt_scratch *s,
-                           const gpt_dropout *drop, int layer)
+                           const float *dbranch)
 {
     int C = d->C;
-    const float *dbranch = s->dres;
-    if (drop->p > 0.0f) {
-        dropout_backward(s->b, s->dres, d->N, C, drop->p,
-                         gpt_dropout_site_seed(drop, SITE_FFN_RESID, layer));
-        dbranch = s->b;
-    }
     bias_backward(g->mlp_proj_b, dbranch, d->N, C);
     matmul_backward(s->big, g->mlp_proj_w, dbranch, a->fc_act, w->mlp_proj_w, d->N, 4 * C, C);
     activation_backward(s->big, a->fc_pre, d->N, 4 * C, activation);

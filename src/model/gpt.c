@@ -1,6 +1,6 @@
 /*
- * GPT-2, forward and backward over a batch (Radford et al. 2019; the seeds'
- * decoder stack):
+ * GPT-2, forward and backward over a batch (Radford et al. 2019, §2.3: the
+ * GPT decoder stack of Radford et al. 2018 with pre-LayerNorm blocks):
  *
  *   x_0     = dropout(wte[tokens] + wpe[positions])
  *   x_{l+½} = x_l + dropout(MultiHeadAttention(LayerNorm_1(x_l)))
@@ -8,8 +8,9 @@
  *   logits  = LayerNorm_f(x_L)·wteᵀ           (tied LM head)
  *   loss    = mean cross-entropy over targets != SLM_IGNORE_INDEX
  *
- * Each layer is a forward / backward pair in its own file (layers.h);
- * this file validates inputs and runs the layers in order.
+ * Each layer is a forward / backward pair in its own file (layers.h); this
+ * file validates inputs and runs the layers in order, the residual adds
+ * included (residual_forward also adds the branch's output bias, fused).
  */
 #include "core/error.h"
 #include "model/layers.h"
@@ -21,11 +22,13 @@
  * and sizes cannot overflow. */
 #define MAX_ROWS ((size_t)1 << 30)
 
-static int validate_forward(const slm_model *m, const int32_t *tokens, const int32_t *targets,
-                            int B, int T, char *err, size_t errlen)
+static int validate_forward(const slm_model *m, const slm_batch *batch,
+                            const slm_forward_opts *o, char *err, size_t errlen)
 {
     const slm_config *c = &m->cfg;
-    if (!tokens) return fail(err, errlen, SLM_EINVAL, "forward: no tokens");
+    if (!batch || !batch->tokens) return fail(err, errlen, SLM_EINVAL, "forward: no tokens");
+    const int32_t *tokens = batch->tokens, *targets = batch->targets;
+    int B = batch->B, T = batch->T;
     if (B <= 0 || T <= 0)
         return fail(err, errlen, SLM_EINVAL, "forward: B and T must be positive (%d, %d)",
                         B, T);
@@ -36,6 +39,9 @@ static int validate_forward(const slm_model *m, const int32_t *tokens, const int
     size_t N = (size_t)B * (size_t)T;
     if (N > MAX_ROWS)
         return fail(err, errlen, SLM_ERANGE, "forward: B·T = %zu is too large", N);
+    if (o && (o->batch_offset < 0 || (size_t)o->batch_offset + (size_t)B > MAX_ROWS / (size_t)T))
+        return fail(err, errlen, SLM_EINVAL, "forward: batch_offset %d is out of range",
+                    o->batch_offset);
     for (size_t r = 0; r < N; r++) {
         if (tokens[r] < 0 || tokens[r] >= c->vocab_size)
             return fail(err, errlen, SLM_ERANGE,
@@ -63,13 +69,14 @@ static const float *layer_input(const struct gpt_train_state *t, int l)
     return l == 0 ? t->res0 : t->layer[l - 1].res_out;
 }
 
-int slm_model_forward(slm_model *m, const int32_t *tokens, const int32_t *targets, int B,
-                      int T, int training, uint64_t dropout_seed, float *loss, char *err,
-                      size_t errlen)
+int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_opts *opts,
+                      float *loss, char *err, size_t errlen)
 {
     if (!m) return fail(err, errlen, SLM_EINVAL, "forward: no model");
-    int rc = validate_forward(m, tokens, targets, B, T, err, errlen);
+    int rc = validate_forward(m, batch, opts, err, errlen);
     if (rc) return rc;
+    const int32_t *tokens = batch->tokens, *targets = batch->targets;
+    int B = batch->B, T = batch->T, training = opts && opts->training;
     rc = gpt_train_state_reserve(m, B, T, err, errlen);
     if (rc) return rc;
     struct gpt_train_state *t = m->train;
@@ -81,24 +88,33 @@ int slm_model_forward(slm_model *m, const int32_t *tokens, const int32_t *target
     t->backward_ready = 0;
     t->have_targets = targets != NULL;
     t->drop.p = training ? cfg->dropout : 0.0f;
-    t->drop.seed = dropout_seed;
+    t->drop.seed = opts ? opts->dropout_seed : 0;
+    t->drop.batch_offset = opts ? opts->batch_offset : 0;
+    t->drop.row0 = (size_t)t->drop.batch_offset * (size_t)T;
     memcpy(t->tokens, tokens, N * sizeof *tokens);
     if (targets) memcpy(t->targets, targets, N * sizeof *targets);
 
     const gpt_views *w = &m->w;
     encoder_forward(t->res0, tokens, w->wte, w->wpe, B, T, C);
-    dropout_forward(t->res0, N, C, t->drop.p, gpt_dropout_site_seed(&t->drop, SITE_EMBED, 0));
+    dropout_forward(t->res0, N, C, gpt_dropout_site(&t->drop, SITE_EMBED, 0));
+    float *attn_out = t->s.b, *ffn_out = t->s.a; /* branch outputs, reused per layer */
     for (int l = 0; l < cfg->n_layer; l++) {
         gpt_layer_acts *a = &t->layer[l];
         const gpt_layer_views *lw = &w->h[l];
         const float *x = layer_input(t, l);
+        /* x_{l+½} = x_l + dropout(MultiHeadAttention(LayerNorm_1(x_l))) */
         layer_norm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, lw->ln_1_w, lw->ln_1_b, N, C,
                            cfg->layer_norm_epsilon);
-        rc = multi_head_attention_forward(&d, lw, a, x, &t->s, &t->drop, l, t->attn_impl);
+        rc = multi_head_attention_forward(&d, lw, a, &t->s, &t->drop, l, t->attn_impl);
         if (rc) return fail(err, errlen, rc, "attention: %s", slm_strerror(rc));
+        residual_forward(a->res_mid, x, attn_out, lw->c_proj_b, N, C,
+                         gpt_dropout_site(&t->drop, SITE_ATTN_RESID, l));
+        /* x_{l+1} = x_{l+½} + dropout(FeedForward(LayerNorm_2(x_{l+½}))) */
         layer_norm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res_mid, lw->ln_2_w, lw->ln_2_b,
                            N, C, cfg->layer_norm_epsilon);
-        feed_forward_forward(&d, cfg->activation, lw, a, &t->s, &t->drop, l);
+        feed_forward_forward(&d, cfg->activation, lw, a, &t->s);
+        residual_forward(a->res_out, a->res_mid, ffn_out, lw->mlp_proj_b, N, C,
+                         gpt_dropout_site(&t->drop, SITE_FFN_RESID, l));
     }
     layer_norm_forward(t->lnf, t->lnf_mean, t->lnf_rstd, layer_input(t, cfg->n_layer), w->ln_f_w,
                        w->ln_f_b, N, C, cfg->layer_norm_epsilon);
@@ -153,16 +169,21 @@ int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen)
         gpt_layer_views *lg = &g->h[l];
         /* s->dres = d(x_{l+1}) → d(x_{l+½}): the residual passes it through,
          * the FFN branch adds its part via LayerNorm 2. */
-        feed_forward_backward(d, cfg->activation, lw, lg, a, s, &t->drop, l);
+        const float *dffn = residual_backward(s->b, s->dres, N, C,
+                                              gpt_dropout_site(&t->drop, SITE_FFN_RESID, l));
+        feed_forward_backward(d, cfg->activation, lw, lg, a, s, dffn);
         layer_norm_backward(s->dres, lg->ln_2_w, lg->ln_2_b, s->a, a->res_mid, a->ln2_mean,
                             a->ln2_rstd, lw->ln_2_w, N, C);
-        int rc = multi_head_attention_backward(d, lw, lg, a, s, &t->drop, l, t->attn_impl);
+        /* d(x_{l+½}) → d(x_l), likewise through the attention branch. */
+        const float *dattn = residual_backward(s->b, s->dres, N, C,
+                                               gpt_dropout_site(&t->drop, SITE_ATTN_RESID, l));
+        int rc = multi_head_attention_backward(d, lw, lg, a, s, dattn, &t->drop, l,
+                                               t->attn_impl);
         if (rc) return fail(err, errlen, rc, "attention backward: %s", slm_strerror(rc));
         layer_norm_backward(s->dres, lg->ln_1_w, lg->ln_1_b, s->b, layer_input(t, l),
                             a->ln1_mean, a->ln1_rstd, lw->ln_1_w, N, C);
     }
-    dropout_backward(s->dres, s->dres, N, C, t->drop.p,
-                     gpt_dropout_site_seed(&t->drop, SITE_EMBED, 0));
+    dropout_backward(s->dres, s->dres, N, C, gpt_dropout_site(&t->drop, SITE_EMBED, 0));
     encoder_backward(g->wte, g->wpe, s->dres, t->tokens, d->B, d->T, C);
     return SLM_OK;
 }

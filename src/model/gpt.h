@@ -57,15 +57,27 @@ typedef struct {
 
 /* Dropout of one pass: off unless training with p > 0. Each site (the
  * embeddings, and per layer the attention weights and both residual
- * branches) draws from its own stream derived from `seed`. */
+ * branches) draws from its own stream derived from `seed`. Rows are
+ * numbered from batch_offset (slm_forward_opts): batch b of this pass draws
+ * the masks of batch batch_offset + b. */
 typedef struct {
     float p;
     uint64_t seed;
+    int batch_offset;
+    size_t row0; /* batch_offset·T: the first row's index, for (N,C) sites */
 } gpt_dropout;
+
+/* One (N,C) site's stream: element (r,c) is kept iff the hash of
+ * (seed, row0 + r, c) says so (core/dropout_mask.h). */
+typedef struct {
+    float p;
+    uint64_t seed;
+    size_t row0;
+} dropout_site;
 
 enum { SITE_EMBED = 0, SITE_ATTN = 1, SITE_ATTN_RESID = 2, SITE_FFN_RESID = 3 };
 /* Stream of a site in layer l (l ignored for SITE_EMBED). */
-uint64_t gpt_dropout_site_seed(const gpt_dropout *d, int site, int layer);
+dropout_site gpt_dropout_site(const gpt_dropout *d, int site, int layer);
 
 struct gpt_train_state {
     /* activations */

@@ -45,37 +45,47 @@ void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp
 /* db (OUT) += Σ_rows dout (N,OUT); rows summed in order (deterministic) */
 void bias_backward(float *db, const float *dout, size_t N, int OUT);
 
-/* ---- dropout.c: the residual connections --------------------------------- */
-/* out (N,C) = res + dropout(branch + bias); branch may alias out. The keep
- * mask of element (r,c) is a hash of (seed, r, c): backward recomputes it. */
+/* ---- dropout.c: dropout and the residual connections --------------------- */
+/* out (N,C) = res + dropout(branch + bias); branch may alias out. The
+ * branch's output bias is added here, fused with the add. The keep mask of
+ * element (r,c) is a hash of (seed, row0 + r, c): backward recomputes it. */
 void residual_forward(float *out, const float *res, const float *branch, const float *bias,
-                      size_t N, int C, float p, uint64_t seed);
+                      size_t N, int C, dropout_site site);
+/* The branch's gradient of out = res + dropout(branch): dout (N,C) itself
+ * without dropout, else dout ∘ keep/(1-p) written to scratch (N,C). (The
+ * residual passes dout through to res unchanged.) */
+const float *residual_backward(float *scratch, const float *dout, size_t N, int C,
+                               dropout_site site);
 /* x (N,C) = dropout(x) in place (the embedding dropout) */
-void dropout_forward(float *x, size_t N, int C, float p, uint64_t seed);
+void dropout_forward(float *x, size_t N, int C, dropout_site site);
 /* dx (N,C) = dy ∘ keep/(1-p): the gradient through dropout (dx may be dy) */
-void dropout_backward(float *dx, const float *dy, size_t N, int C, float p, uint64_t seed);
+void dropout_backward(float *dx, const float *dy, size_t N, int C, dropout_site site);
 
 /* ---- multi_head_attention.c ---------------------------------------------- */
-/* res_mid (N,C) = res_in + dropout(c_proj(concat_h attention(LN1(x)·W_h)));
- * reads a->ln1, writes a->qkv, a->atty, a->att_lse, a->res_mid */
+/* out (N,C) = concat_h(attention(LN1(x)·W_h))·W^C, without c_proj's bias
+ * (residual_forward adds it); reads a->ln1, writes a->qkv, a->atty,
+ * a->att_lse. out is s->b. */
 int multi_head_attention_forward(const gpt_dims *d, const gpt_layer_views *w, gpt_layer_acts *a,
-                                 const float *res_in, gpt_scratch *s, const gpt_dropout *drop,
-                                 int layer, int attn_impl);
-/* s->dres (N,C) holds d(res_mid); on return s->b (N,C) = d(ln1); grads of
- * c_attn and c_proj accumulated into g. The caller adds LayerNorm 1. */
+                                 gpt_scratch *s, const gpt_dropout *drop, int layer,
+                                 int attn_impl);
+/* dout (N,C) = d(branch output); on return s->b (N,C) = d(ln1); grads of
+ * c_attn and c_proj (its bias included) accumulated into g. dout may be
+ * s->dres or s->b. The caller adds LayerNorm 1. */
 int multi_head_attention_backward(const gpt_dims *d, const gpt_layer_views *w,
                                   gpt_layer_views *g, const gpt_layer_acts *a, gpt_scratch *s,
-                                  const gpt_dropout *drop, int layer, int attn_impl);
+                                  const float *dout, const gpt_dropout *drop, int layer,
+                                  int attn_impl);
 
 /* ---- feed_forward.c ------------------------------------------------------ */
-/* res_out (N,C) = res_mid + dropout(act(ln2·W_fc + b_fc)·W_proj + b_proj);
- * act = GELU (tanh approximation) or ReLU */
+/* out (N,C) = act(ln2·W_fc + b_fc)·W_proj, without b_proj (residual_forward
+ * adds it); act = GELU (tanh approximation) or ReLU. out is s->a. */
 void feed_forward_forward(const gpt_dims *d, int activation, const gpt_layer_views *w,
-                          gpt_layer_acts *a, gpt_scratch *s, const gpt_dropout *drop, int layer);
-/* s->dres (N,C) holds d(res_out); on return s->a (N,C) = d(ln2) */
+                          gpt_layer_acts *a, gpt_scratch *s);
+/* dout (N,C) = d(branch output); on return s->a (N,C) = d(ln2); grads
+ * (b_proj included) accumulated into g. dout may be s->dres or s->b. */
 void feed_forward_backward(const gpt_dims *d, int activation, const gpt_layer_views *w,
                            gpt_layer_views *g, const gpt_layer_acts *a, gpt_scratch *s,
-                           const gpt_dropout *drop, int layer);
+                           const float *dout);
 
 /* ---- lm_head.c: tied output layer and cross-entropy ---------------------- */
 /* logits (N,V) = x (N,C) · wteᵀ, wte (V,C) */

@@ -78,16 +78,17 @@ static slm_attn_opts attention_opts(const gpt_dropout *drop, int layer, int impl
 {
     slm_attn_opts o = {.impl = impl, .causal = 1};
     o.dropout = drop->p;
-    o.seed = gpt_dropout_site_seed(drop, SITE_ATTN, layer);
+    o.seed = gpt_dropout_site(drop, SITE_ATTN, layer).seed;
+    o.batch_offset = drop->batch_offset;
     return o;
 }
 
 // a->ln1 (N,C) → qkv (N,3C) in s->heads → a->qkv 3×(B,H,T,D) → a->atty
 // (B,H,T,D), a->att_lse (B,H,T) → concat (N,C) in s->a → c_proj (N,C) in
-// s->b → a->res_mid = res_in + dropout(s->b + b_proj)
+// s->b (c_proj's bias is added by the residual add in gpt.c)
 int multi_head_attention_forward(const gpt_dims *d, const gpt_layer_views *w, gpt_layer_acts *a,
-                                 const float *res_in, gpt_scratch *s, const gpt_dropout *drop,
-                                 int layer, int attn_impl)
+                                 gpt_scratch *s, const gpt_dropout *drop, int layer,
+                                 int attn_impl)
 {
     int C = d->C;
     size_t N = d->N, NC = N * (size_t)C;
@@ -99,27 +100,20 @@ int multi_head_attention_forward(const gpt_dims *d, const gpt_layer_views *w, gp
     if (rc) return rc;
     merge_heads(s->a, a->atty, 1, d);
     matmul_forward(s->b, s->a, w->c_proj_w, N, C, C, 0.0f);
-    residual_forward(a->res_mid, res_in, s->b, w->c_proj_b, N, C, drop->p,
-                     gpt_dropout_site_seed(drop, SITE_ATTN_RESID, layer));
     return SLM_OK;
 }
 
-// s->dres (N,C) = d(res_mid). Through c_proj: d(concat) (N,C) in s->big,
-// split into d(atty) (B,H,T,D) in s->a; attention backward gives dq, dk, dv
-// in s->heads; merged to d(qkv) (N,3C) in s->big; through c_attn to d(ln1)
-// (N,C) in s->b.
+// dbranch (N,C) = d(c_proj output). Through c_proj: d(concat) (N,C) in
+// s->big, split into d(atty) (B,H,T,D) in s->a; attention backward gives dq,
+// dk, dv in s->heads; merged to d(qkv) (N,3C) in s->big; through c_attn to
+// d(ln1) (N,C) in s->b.
 int multi_head_attention_backward(const gpt_dims *d, const gpt_layer_views *w,
                                   gpt_layer_views *g, const gpt_layer_acts *a, gpt_scratch *s,
-                                  const gpt_dropout *drop, int layer, int attn_impl)
+                                  const float *dbranch, const gpt_dropout *drop, int layer,
+                                  int attn_impl)
 {
     int C = d->C;
     size_t N = d->N, NC = N * (size_t)C;
-    const float *dbranch = s->dres;
-    if (drop->p > 0.0f) {
-        dropout_backward(s->b, s->dres, N, C, drop->p,
-                         gpt_dropout_site_seed(drop, SITE_ATTN_RESID, layer));
-        dbranch = s->b;
-    }
     bias_backward(g->c_proj_b, dbranch, N, C);
     merge_heads(s->a, a->atty, 1, d); /* recomputed: cheaper than storing it */
     matmul_backward(s->big, g->c_proj_w, dbranch, s->a, w->c_proj_w, N, C, C);

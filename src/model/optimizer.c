@@ -43,17 +43,27 @@ static int valid_opts(const slm_adamw_opts *o)
            isfinite(o->grad_clip);
 }
 
-int slm_model_adamw_step(slm_model *m, const slm_adamw_opts *o, int step, float *grad_norm)
+int slm_model_adamw_step(slm_model *m, const slm_adamw_opts *o, int step, float *grad_norm,
+                         char *err, size_t errlen)
 {
-    if (!m || !o || step < 1 || !valid_opts(o)) return SLM_EINVAL;
+    if (!m || !o) return fail(err, errlen, SLM_EINVAL, "adamw: no model or options");
+    if (step < 1) return fail(err, errlen, SLM_EINVAL, "adamw: step %d is not 1-based", step);
+    if (!valid_opts(o))
+        return fail(err, errlen, SLM_EINVAL,
+                    "adamw: invalid options (lr %g, betas %g %g, eps %g, weight decay %g, clip "
+                    "%g): need finite lr, weight decay, clip >= 0, betas in [0, 1), eps > 0",
+                    (double)o->lr, (double)o->beta1, (double)o->beta2, (double)o->eps,
+                    (double)o->weight_decay, (double)o->grad_clip);
     float *grad = slm_model_grads(m);
     float *mom = slm_model_adam_state(m, 0);
-    if (!grad || !mom) return SLM_ENOMEM;
+    if (!grad || !mom) return fail(err, errlen, SLM_ENOMEM, "adamw: out of memory");
     float *vel = mom + m->n_params, *param = m->params;
 
     double norm = global_norm(grad, m->n_params);
     if (grad_norm) *grad_norm = (float)norm;
-    if (!isfinite(norm)) return SLM_ENUMERIC;
+    if (!isfinite(norm))
+        return fail(err, errlen, SLM_ENUMERIC, "adamw: the gradient norm is %s",
+                    isnan(norm) ? "NaN" : "infinite");
     float coef = 1.0f;
     if (o->grad_clip > 0.0f) {
         double c = o->grad_clip / (norm + 1e-6);

@@ -253,3 +253,23 @@ float *slm_model_grads(slm_model *m)
     }
     return m->grads;
 }
+
+size_t slm_model_count_nonfinite(const slm_model *m, char *msg, size_t msglen)
+{
+    if (msg && msglen) msg[0] = '\0';
+    if (!m) return 0;
+    size_t bad = 0;
+    int tensors = 0, first = -1;
+    for (int j = 0; j < m->n_tensors; j++) {
+        const float *x = m->params + m->tensors[j].offset;
+        size_t here = 0;
+        for (size_t e = 0; e < m->tensors[j].numel; e++) here += !isfinite(x[e]);
+        if (here && first < 0) first = j;
+        tensors += here > 0;
+        bad += here;
+    }
+    if (bad)
+        fail(msg, msglen, 0, "%zu non-finite values (NaN or inf) in %d tensor%s, first '%s'", bad,
+             tensors, tensors == 1 ? "" : "s", m->tensors[first].name);
+    return bad;
+}

@@ -119,21 +119,35 @@ int slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t len, i
     return rc;
 }
 
-int slm_tokenizer_token_bytes(const slm_tokenizer *t, int32_t id, const char **bytes)
+/* The bytes of token id; -1 outside [0, vocab_size). */
+static int token_span(const slm_tokenizer *t, int32_t id, const char **bytes)
 {
     static const char nothing[1] = "";
-    if (!t || id < 0 || id >= t->vocab_size) return -1;
+    if (id < 0 || id >= t->vocab_size) return -1;
     if (id >= t->n_tokens) {
-        if (bytes) *bytes = nothing;
+        *bytes = nothing;
         return 0;
     }
     if (t->kind == SLM_TOKENIZER_BYTE) {
-        if (bytes) *bytes = (const char *)&t->bytes[id];
+        *bytes = (const char *)&t->bytes[id];
         return 1;
     }
-    if (bytes) *bytes = (const char *)t->bpe->blob + t->bpe->tok_off[id];
+    *bytes = (const char *)t->bpe->blob + t->bpe->tok_off[id];
     return (int)t->bpe->tok_len[id];
 }
+
+int slm_tokenizer_token_bytes(const slm_tokenizer *t, int32_t id, const char **bytes,
+                              size_t *len)
+{
+    if (len) *len = 0;
+    if (!t || !bytes || !len) return SLM_EINVAL;
+    int n = token_span(t, id, bytes);
+    if (n < 0) return SLM_ERANGE;
+    *len = (size_t)n;
+    return SLM_OK;
+}
+
+int slm_tokenizer_kind(const slm_tokenizer *t) { return t ? t->kind : SLM_TOKENIZER_BYTE; }
 
 int slm_tokenizer_decode(const slm_tokenizer *t, const int32_t *ids, size_t n_ids, char **text,
                          size_t *len, char *err, size_t errlen)
@@ -144,7 +158,8 @@ int slm_tokenizer_decode(const slm_tokenizer *t, const int32_t *ids, size_t n_id
     *len = 0;
     size_t total = 0;
     for (size_t i = 0; i < n_ids; i++) { /* validate and size before writing */
-        int n = slm_tokenizer_token_bytes(t, ids[i], NULL);
+        const char *b = NULL;
+        int n = token_span(t, ids[i], &b);
         if (n < 0)
             return fail(err, errlen, SLM_ERANGE,
                             "decode: token id %d at position %zu is outside [0, %d)", (int)ids[i],
@@ -157,8 +172,8 @@ int slm_tokenizer_decode(const slm_tokenizer *t, const int32_t *ids, size_t n_id
     if (!out) return fail(err, errlen, SLM_ENOMEM, "decode: out of memory");
     size_t k = 0;
     for (size_t i = 0; i < n_ids; i++) {
-        const char *b;
-        int n = slm_tokenizer_token_bytes(t, ids[i], &b);
+        const char *b = NULL;
+        int n = token_span(t, ids[i], &b);
         memcpy(out + k, b, (size_t)n);
         k += (size_t)n;
     }

@@ -6,7 +6,7 @@
  */
 #include "ref_attention64.h"
 
-#include "attention/dropout.h"
+#include "core/dropout_mask.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -16,7 +16,7 @@ F32P = np.ctypeslib.ndpointer(dtype=np.float32, flags="C_CONTIGUOUS")
 class AttnOpts(C.Structure):
     _fields_ = [("impl", C.c_int), ("causal", C.c_int), ("scale", C.c_float),
                 ("mask", C.c_void_p), ("kv_len", C.c_void_p), ("dropout", C.c_float),
-                ("seed", C.c_uint64)]
+                ("seed", C.c_uint64), ("batch_offset", C.c_int)]
 
 
 LIB.slm_strerror.restype = C.c_char_p

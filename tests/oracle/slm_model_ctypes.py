@@ -25,6 +25,14 @@ class TensorInfo(C.Structure):
                 ("offset", C.c_size_t), ("numel", C.c_size_t)]
 
 
+class Batch(C.Structure):
+    _fields_ = [("tokens", C.c_void_p), ("targets", C.c_void_p), ("B", C.c_int), ("T", C.c_int)]
+
+
+class ForwardOpts(C.Structure):
+    _fields_ = [("training", C.c_int), ("dropout_seed", C.c_uint64), ("batch_offset", C.c_int)]
+
+
 class AdamwOpts(C.Structure):
     _fields_ = [("lr", C.c_float), ("beta1", C.c_float), ("beta2", C.c_float),
                 ("eps", C.c_float), ("weight_decay", C.c_float), ("grad_clip", C.c_float)]
@@ -43,13 +51,14 @@ LIB.slm_model_params.argtypes = [_P]
 LIB.slm_model_params.restype = C.POINTER(C.c_float)
 LIB.slm_model_grads.argtypes = [_P]
 LIB.slm_model_grads.restype = C.POINTER(C.c_float)
-LIB.slm_model_forward.argtypes = [_P, _P, _P, C.c_int, C.c_int, C.c_int, C.c_uint64,
+LIB.slm_model_forward.argtypes = [_P, C.POINTER(Batch), C.POINTER(ForwardOpts),
                                   C.POINTER(C.c_float), _ERR, C.c_size_t]
 LIB.slm_model_logits.argtypes = [_P]
 LIB.slm_model_logits.restype = C.POINTER(C.c_float)
 LIB.slm_model_backward.argtypes = [_P, C.c_float, _ERR, C.c_size_t]
 LIB.slm_model_zero_grad.argtypes = [_P]
-LIB.slm_model_adamw_step.argtypes = [_P, C.POINTER(AdamwOpts), C.c_int, C.POINTER(C.c_float)]
+LIB.slm_model_adamw_step.argtypes = [_P, C.POINTER(AdamwOpts), C.c_int, C.POINTER(C.c_float),
+                                     _ERR, C.c_size_t]
 LIB.slm_lr_schedule.argtypes = [C.c_float, C.c_int, C.c_int, C.c_int]
 LIB.slm_lr_schedule.restype = C.c_float
 
@@ -107,9 +116,9 @@ class Model:
         B, T = tok.shape
         loss = C.c_float(0.0)
         err = C.create_string_buffer(256)
-        rc = LIB.slm_model_forward(self.h, tok.ctypes.data, None if tgt is None else
-                                   tgt.ctypes.data, B, T, int(training), seed, C.byref(loss),
-                                   err, 256)
+        batch = Batch(tok.ctypes.data, None if tgt is None else tgt.ctypes.data, B, T)
+        opts = ForwardOpts(int(training), seed, 0)
+        rc = LIB.slm_model_forward(self.h, C.byref(batch), C.byref(opts), C.byref(loss), err, 256)
         if rc:
             raise RuntimeError(f"slm_model_forward ({rc}): {err.value.decode()}")
         self._bt = (B, T)
@@ -134,7 +143,8 @@ class Model:
         """Returns the gradient norm before clipping."""
         o = AdamwOpts(lr, beta1, beta2, eps, weight_decay, grad_clip)
         norm = C.c_float(0.0)
-        rc = LIB.slm_model_adamw_step(self.h, C.byref(o), step, C.byref(norm))
+        err = C.create_string_buffer(256)
+        rc = LIB.slm_model_adamw_step(self.h, C.byref(o), step, C.byref(norm), err, 256)
         if rc:
-            raise RuntimeError(f"slm_model_adamw_step: {LIB.slm_strerror(rc).decode()}")
+            raise RuntimeError(f"slm_model_adamw_step ({rc}): {err.value.decode()}")
         return norm.value

@@ -39,20 +39,25 @@ def compare_params(slm_model, hf_model):
     assert np.array_equal(lm, mine["wte.weight"]), "lm_head is not wte"
 
 
+class Batch(C.Structure):
+    """slm_batch of include/slm.h."""
+    _fields_ = [("tokens", C.c_void_p), ("targets", C.c_void_p), ("B", C.c_int), ("T", C.c_int)]
+
+
 def compare_logits(slm_model, hf_model, vocab):
     """Only once slm_model_forward exists in the library."""
     try:
         fwd = LIB.slm_model_forward
     except AttributeError:
         return
-    fwd.argtypes = [C.c_void_p, C.c_void_p, C.c_void_p, C.c_int, C.c_int, C.c_int, C.c_uint64,
-                    C.c_void_p, C.c_char_p, C.c_size_t]
+    fwd.argtypes = [C.c_void_p, C.c_void_p, C.c_void_p, C.c_void_p, C.c_char_p, C.c_size_t]
     LIB.slm_model_logits.argtypes = [C.c_void_p]
     LIB.slm_model_logits.restype = C.POINTER(C.c_float)
     B, T = 2, 9
     tokens = np.random.default_rng(0).integers(0, vocab, (B, T)).astype(np.int32)
     err = C.create_string_buffer(512)
-    rc = fwd(slm_model, tokens.ctypes.data, None, B, T, 0, 0, None, err, 512)
+    batch = Batch(tokens.ctypes.data, None, B, T)
+    rc = fwd(slm_model, C.byref(batch), None, None, err, 512)
     assert rc == 0, err.value.decode()
     got = np.ctypeslib.as_array(LIB.slm_model_logits(slm_model), shape=(B, T, vocab)).copy()
     with torch.no_grad():

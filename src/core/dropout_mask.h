@@ -1,5 +1,6 @@
 /*
- * Counter-based attention dropout.
+ * Counter-based dropout masks, shared by attention (src/attention) and the
+ * model's embedding and residual dropout (src/model/dropout.c).
  *
  * Whether weight (b,h,i,j) survives is a pure function of (seed,b,h,i,j), so the
  * reference and flash implementations drop the same elements, and backward
@@ -8,21 +9,13 @@
  * finaliser); each key j then costs one 32-bit "lowbias32" hash, cheap enough to
  * vectorise in the inner loop.
  */
-#ifndef SLM_ATTENTION_DROPOUT_H
-#define SLM_ATTENTION_DROPOUT_H
+#ifndef SLM_CORE_DROPOUT_MASK_H
+#define SLM_CORE_DROPOUT_MASK_H
+
+#include "core/hash.h"
 
 #include <math.h>
 #include <stdint.h>
-
-static inline uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 
 /* Key of query row (b,h,i) in the dropout stream `seed`. */
 static inline uint64_t dropout_row_key(uint64_t seed, int b, int h, int i)
