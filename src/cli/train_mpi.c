@@ -108,6 +108,7 @@ int train_mpi_sum(train_mpi *w, float *buf, size_t n, char *err, size_t errlen)
     }
     w->reduce_seconds += now_seconds() - t0;
     w->reduce_bytes += (double)n * sizeof *buf;
+    w->reduce_calls += n > 1;
     return SLM_OK;
 }
 
@@ -120,14 +121,27 @@ int train_mpi_any(const train_mpi *w, int flag)
     return any;
 }
 
+/* all[0..size) ← every rank's v (malloc'd; the job ends if that fails). */
+static uint64_t *gather_u64(const train_mpi *w, uint64_t v)
+{
+    uint64_t *all = malloc((size_t)w->size * sizeof *all);
+    if (!all) {
+        fprintf(stderr, "slm: train: out of memory\n");
+        train_mpi_abort(w, CLI_RUNTIME);
+    }
+    if (MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD) !=
+        MPI_SUCCESS) {
+        fprintf(stderr, "slm: train: rank %d: exchanging start-up checks failed\n", w->rank);
+        train_mpi_abort(w, CLI_RUNTIME);
+    }
+    return all;
+}
+
 int train_mpi_first_mismatch(const train_mpi *w, uint64_t v, uint64_t *first, uint64_t *theirs)
 {
     *first = *theirs = v;
     if (w->size == 1) return -1;
-    uint64_t *all = malloc((size_t)w->size * sizeof *all);
-    if (!all) train_mpi_abort(w, CLI_RUNTIME);
-    if (MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD) != MPI_SUCCESS)
-        train_mpi_abort(w, CLI_RUNTIME);
+    uint64_t *all = gather_u64(w, v);
     int bad = -1;
     for (int r = 1; r < w->size && bad < 0; r++)
         if (all[r] != all[0]) bad = r;
@@ -135,6 +149,21 @@ int train_mpi_first_mismatch(const train_mpi *w, uint64_t v, uint64_t *first, ui
     if (bad >= 0) *theirs = all[bad];
     free(all);
     return bad;
+}
+
+int train_mpi_agree(const train_mpi *w, int rc)
+{
+    if (w->size == 1) return rc;
+    uint64_t *all = gather_u64(w, (uint64_t)(uint32_t)rc);
+    int failed = -1;
+    for (int r = 0; r < w->size && failed < 0; r++)
+        if (all[r]) failed = r;
+    free(all);
+    if (rc || failed < 0) return rc;
+    if (w->rank == 0)
+        cli_error(CLI_RUNTIME, "train: rank %d of %d could not start (its message is above); "
+                               "stopping", failed, w->size);
+    return CLI_RUNTIME;
 }
 
 #else /* one process */
@@ -179,4 +208,82 @@ int train_mpi_first_mismatch(const train_mpi *w, uint64_t v, uint64_t *first, ui
     return -1;
 }
 
+int train_mpi_agree(const train_mpi *w, int rc)
+{
+    (void)w;
+    return rc;
+}
+
 #endif
+
+/* ---- what `slm train` does with them (the same with and without MPI) ---- */
+
+int train_mpi_check_batch(const train_mpi *w, int batch)
+{
+    if (batch % w->size == 0) return 0;
+    if (w->rank == 0)
+        cli_error(CLI_USAGE, "train: --batch %d (the global batch) cannot be split evenly "
+                             "across %d processes; use a multiple of %d", batch, w->size,
+                  w->size);
+    return CLI_USAGE;
+}
+
+int train_mpi_check_data(const train_mpi *w, uint64_t data_hash)
+{
+    uint64_t first, theirs;
+    int bad = train_mpi_first_mismatch(w, data_hash, &first, &theirs);
+    if (bad < 0) return 0;
+    if (w->rank == 0)
+        cli_error(CLI_RUNTIME, "train: the training data differs between processes: rank %d "
+                               "has data hash %016llx, rank 0 %016llx (every rank needs the "
+                               "same --data)", bad, (unsigned long long)theirs,
+                  (unsigned long long)first);
+    return CLI_RUNTIME;
+}
+
+/* reduce_sum of slm_train_opts: the trainer reports a failure itself, so
+ * the MPI error text goes to stderr here, once per failing rank. */
+static int reduce_sum(void *ctx, float *data, size_t n)
+{
+    train_mpi *w = ctx;
+    char err[512];
+    if (train_mpi_sum(w, data, n, err, sizeof err) == SLM_OK) return 0;
+    fprintf(stderr, "slm: train: rank %d: %s\n", w->rank, err);
+    return 1;
+}
+
+void train_mpi_configure(train_mpi *w, slm_train_opts *o)
+{
+    o->shard = w->rank;
+    o->n_shards = w->size;
+    o->is_writer = w->rank == 0;
+    o->reduce_sum = w->size > 1 ? reduce_sum : NULL;
+    o->reduce_ctx = w;
+}
+
+int train_mpi_check_replicas(train_mpi *w, slm_model *m, int step)
+{
+    if (w->size == 1) return 0;
+    w->replica_checks++;
+    uint64_t h = slm_hash64(slm_model_params(m), slm_model_num_params(m) * sizeof(float));
+    uint64_t first, theirs;
+    int bad = train_mpi_first_mismatch(w, h, &first, &theirs);
+    if (bad < 0) return 0;
+    if (w->rank == 0)
+        cli_error(CLI_RUNTIME, "train: after step %d the parameters of rank %d differ from rank "
+                               "0's (hash %016llx vs %016llx); stopping", step, bad,
+                  (unsigned long long)theirs, (unsigned long long)first);
+    return CLI_RUNTIME;
+}
+
+void train_mpi_report(const train_mpi *w, int batch, double step_seconds)
+{
+    if (w->size == 1 || w->rank != 0) return;
+    fprintf(stderr, "slm: train: %d processes × %d windows of each batch of %d; summing the "
+                    "gradients took %.3f s of the %.3f s of steps (%.1f %%; %.1f MB per sum); the "
+                    "ranks' parameters were identical at all %d checks\n",
+            w->size, batch / w->size, batch, w->reduce_seconds, step_seconds,
+            step_seconds > 0 ? 100.0 * w->reduce_seconds / step_seconds : 0.0,
+            w->reduce_calls ? w->reduce_bytes / (double)w->reduce_calls / 1e6 : 0.0,
+            w->replica_checks);
+}
