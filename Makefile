@@ -42,10 +42,11 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: FORCE all deps test check asan demo clean format lint help bench fuzz fuzz-build
 HOOKS    := $(BUILD)/tests/libslm_test_hooks.so
-all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS) $(HOOKS)
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
+all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS) $(HOOKS) $(EXAMPLES)
 
 help:
-	@echo "make            build build/slm, build/libslm.a, build/libslm.so and the tests"
+	@echo "make            build build/slm, build/libslm.a, build/libslm.so, the tests and examples"
 	@echo "make test       install missing packages, build, run every test (C tests also under ASan)"
 	@echo "make demo       install missing packages, build, run the demo"
 	@echo "make asan       the C test suite under AddressSanitizer + UBSan (build/asan)"
@@ -81,6 +82,14 @@ $(BUILD)/slm: $(CLI_OBJ) $(BUILD)/libslm.a
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TCOM_OBJ) $(BUILD)/libslm.a
 	@mkdir -p $(dir $@)
 	@$(CC) $(LDFLAGS) -o $@ $< $(TCOM_OBJ) $(BUILD)/libslm.a $(LDLIBS)
+
+# Examples use the public header alone (no -Isrc) and link the shared
+# library, found next to them at run time ($ORIGIN/..).
+$(BUILD)/examples/%: examples/%.c include/slm.h $(BUILD)/libslm.so
+	@mkdir -p $(dir $@)
+	@echo "  CC  $<"
+	@$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(ARCH) -g -Wall -Wextra -Werror \
+	    $(SANFLAGS) -Iinclude $< -o $@ -L$(BUILD) -lslm -Wl,-rpath,'$$ORIGIN/..' -lm
 
 # Internal functions re-exported for the Python oracles (tests/hooks).
 $(HOOKS): $(BUILD)/obj/tests/hooks/test_hooks.o $(BUILD)/libslm.a

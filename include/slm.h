@@ -111,7 +111,7 @@ SLM_API int slm_attention_backward(const slm_attn_opts *o, int B, int H, int Tq,
 SLM_API size_t slm_attention_workspace_bytes(int impl, int B, int H, int Tq, int Tk, int D,
                                      int backward);
 
-/* The causal mask matrix of the seeds, [Tq][Tk]: M[i][j] = 0 if key j is
+/* The causal mask matrix (Vaswani et al. 2017, §3.2.3), [Tq][Tk]: M[i][j] = 0 if key j is
  * visible to query i (j <= i + Tk - Tq), else -inf. */
 SLM_API void slm_causal_mask(int Tq, int Tk, float *mask);
 

@@ -35,6 +35,26 @@ for t in "$BUILD"/tests/test_*; do
     count "$name" $?
 done
 
+# The examples (examples/*.c, linked against BUILD/libslm.so) must run to
+# the end: train_tiny trains, checkpoints, reloads and evaluates a model.
+example() { # build dir, name
+    local out
+    out=$(mktemp -d)
+    if "$1/examples/$2" "$out/model" >"$log.ex" 2>&1; then
+        echo "ok example_$2" >"$log"
+    else
+        echo "FAIL example_$2: exited with status $?" >"$log"; tail -5 "$log.ex" >>"$log"
+    fi
+    rm -rf "$out" "$log.ex"
+}
+for b in "$BUILD" ${ASAN_BUILD:+"$ASAN_BUILD"}; do
+    for e in "$b"/examples/*; do
+        [ -x "$e" ] || continue
+        example "$b" "$(basename "$e")"
+        count "$([ "$b" = "$BUILD" ] || echo asan/)example_$(basename "$e")" 0
+    done
+done
+
 if [ -n "$ASAN_BUILD" ]; then
     for t in "$ASAN_BUILD"/tests/test_*; do
         [ -x "$t" ] || continue

@@ -5,7 +5,7 @@
  * dropout; fully-masked rows; argument validation. Finite differences and the
  * dropout statistics are in test_attention_grad.c.
  *
- * Tolerance. SPEC §2 asks for 1e-5 relative. Element-wise relative error alone
+ * Tolerance. The target is 1e-5 relative against float64. Element-wise relative error alone
  * is not a meaningful float32 criterion: an output that is a near-zero sum of
  * O(1) terms (Σ_j P_ij v_jd with v of both signs) carries an absolute rounding
  * error of about u·√n·|term| (u = 6e-8 for float32), whatever its own size.
@@ -348,7 +348,7 @@ static void invalid_arguments_write_nothing(int impl)
 }
 PER_IMPL(invalid_arguments_write_nothing)
 
-/* SPEC §2: flash uses O(Tq+Tk) extra memory per thread, the reference
+/* slm_attention_workspace_bytes: flash uses O(Tq+Tk) extra memory per thread, the reference
  * O(Tq·Tk). Quadrupling T must at most quadruple flash's workspace (plus
  * slack for per-thread constants) and stay far below one score matrix. */
 static void test_flash_workspace_is_linear_in_T(void)

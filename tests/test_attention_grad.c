@@ -1,6 +1,6 @@
 /*
  * Attention gradients against central finite differences, and dropout
- * (SPEC §2: a counter-based hash of (seed,b,h,i,j) decides; survivors scaled
+ * (slm_attn_opts in include/slm.h: a counter-based hash of (seed,b,h,i,j) decides; survivors scaled
  * by 1/(1-p); every impl drops the same elements).
  *
  * Finite differences run in float64 on small shapes (B ≤ 2, H = 2, T ≤ 8,

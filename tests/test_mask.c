@@ -1,4 +1,5 @@
-/* The seeds' two building blocks: the causal mask matrix and masked softmax. */
+/* The two building blocks of causal attention: the causal mask matrix and
+ * masked softmax (Vaswani et al. 2017, §3.2.3). */
 #include "slm.h"
 #include "test.h"
 

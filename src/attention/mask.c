@@ -1,5 +1,7 @@
-/* The two building blocks the seeds start from, exposed for the CLI and for
- * anyone reading along: the causal mask matrix and a masked softmax. */
+/* The two building blocks of causal attention (Vaswani et al. 2017, §3.2.3:
+ * "masking out (setting to −∞) all values in the input of the softmax which
+ * correspond to illegal connections"), exposed for the CLI and for anyone
+ * reading along: the causal mask matrix and a masked softmax. */
 #include "slm.h"
 
 #include <math.h>

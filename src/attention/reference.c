@@ -1,6 +1,7 @@
 /*
- * SLM_ATTN_REFERENCE: attention exactly as the seeds describe it, with every
- * intermediate materialised per head:
+ * SLM_ATTN_REFERENCE: scaled dot-product attention exactly as Vaswani et al.
+ * 2017, eq. 1 writes it (plus the mask and dropout of slm_attn_opts in
+ * include/slm.h), with every intermediate materialised per head:
  *
  *   S = Q·Kᵀ·scale             scores            [Tq][Tk]
  *   S = S + M                  M = mask matrix   (0 where visible, -inf where not)

@@ -9,6 +9,7 @@
  */
 #include "cli/bench.h"
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "slm.h"
 
 #include <cblas.h>
@@ -197,28 +198,24 @@ int bench_attention(int argc, char **argv)
 {
     bench_ctx b = {0};
     int Ts[MAX_T_LIST] = {256, 1024, 4096}, nT = 3, custom = 0;
-    for (int i = 1; i < argc; i++) {
-        long v;
-        if (cli_is_help(argv[i])) {
-            fputs(help, stdout);
-            return CLI_OK;
-        } else if (!strcmp(argv[i], "--json")) {
-            b.json = 1;
-        } else if (!strcmp(argv[i], "--quick")) {
-            b.quick = 1;
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 1024, &v))
-                return cli_error(CLI_USAGE, "bench attention: --threads wants 1..1024");
-            b.threads = (int)v;
-        } else if (!strcmp(argv[i], "--T") && i + 1 < argc) {
-            if (parse_list(argv[++i], Ts, &nT))
-                return cli_error(CLI_USAGE, "bench attention: --T wants a list like 256,1024");
-            custom = 1;
-        } else {
-            return cli_error(CLI_USAGE, "bench attention: unknown option '%s' (try --help)",
-                             argv[i]);
-        }
+    const char *t_list = NULL;
+    const cli_option opts[] = {
+        {"--json", NULL, OPT_FLAG, &b.json, 0, 0, NULL},
+        {"--quick", NULL, OPT_FLAG, &b.quick, 0, 0, NULL},
+        {"--threads", NULL, OPT_INT, &b.threads, 1, 1024, NULL},
+        {"--T", NULL, OPT_STRING, &t_list, 0, 0, &custom},
+    };
+    char *pos[1];
+    int n_pos;
+    int rc = cli_parse_options("bench attention", argc, argv, opts, sizeof opts / sizeof *opts,
+                               pos, 0, &n_pos);
+    if (rc == -1) {
+        fputs(help, stdout);
+        return CLI_OK;
     }
+    if (rc) return rc;
+    if (t_list && parse_list(t_list, Ts, &nT))
+        return cli_error(CLI_USAGE, "bench attention: --T wants a list like 256,1024");
     if (b.quick && !custom) nT = 2;
     if (!b.threads) b.threads = omp_get_num_procs();
     omp_set_num_threads(b.threads);

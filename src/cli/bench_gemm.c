@@ -14,6 +14,7 @@
  */
 #include "cli/bench.h"
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "core/alloc.h"
 
 #include <cblas.h>
@@ -253,45 +254,35 @@ static int bench_sizes(const gemm_size *sizes, int n_sizes, int threads, int rep
 int bench_gemm(int argc, char **argv)
 {
     gemm_size sizes[MAX_SIZES];
-    int n_sizes = 0, json = 0;
-    long threads = 0, repeat = 0;
-    for (int a = 1; a < argc; a++)
-        if (cli_is_help(argv[a])) {
-            fputs(help, stdout);
-            return CLI_OK;
-        }
-    for (int a = 1; a < argc; a++) {
-        const char *opt = argv[a], *val = a + 1 < argc ? argv[a + 1] : NULL;
-        if (!strcmp(opt, "--json")) {
-            json = 1;
-        } else if (!strcmp(opt, "--threads")) {
-            if (cli_parse_int(val, 0, 4096, &threads))
-                return cli_error(CLI_USAGE, "bench gemm: --threads needs a number from 0 to 4096");
-            a++;
-        } else if (!strcmp(opt, "--repeat")) {
-            if (cli_parse_int(val, 1, 1000000, &repeat))
-                return cli_error(CLI_USAGE, "bench gemm: --repeat needs a positive number");
-            a++;
-        } else if (!strcmp(opt, "--size")) {
-            if (n_sizes == MAX_SIZES)
-                return cli_error(CLI_USAGE, "bench gemm: at most %d sizes", MAX_SIZES);
-            if (!val || parse_size(val, &sizes[n_sizes]))
-                return cli_error(CLI_USAGE, "bench gemm: --size needs N or MxNxK, each 1 to %d",
-                                 MAX_DIM);
-            n_sizes++;
-            a++;
-        } else {
-            return cli_error(CLI_USAGE, "bench gemm: unknown option '%s' (try --help)", opt);
-        }
+    int n_sizes = 0, json = 0, threads = 0, repeat = 0;
+    cli_string_list size_args = {0};
+    const cli_option opts[] = {
+        {"--json", NULL, OPT_FLAG, &json, 0, 0, NULL},
+        {"--threads", NULL, OPT_INT, &threads, 0, 4096, NULL},
+        {"--repeat", NULL, OPT_INT, &repeat, 1, 1000000, NULL},
+        {"--size", NULL, OPT_STRING_LIST, &size_args, 0, 0, NULL},
+    };
+    char *pos[1];
+    int n_pos;
+    int rc = cli_parse_options("bench gemm", argc, argv, opts, sizeof opts / sizeof *opts, pos, 0,
+                               &n_pos);
+    if (rc == -1) {
+        fputs(help, stdout);
+        return CLI_OK;
     }
+    if (rc) return rc;
+    for (int i = 0; i < size_args.n && i < MAX_SIZES; i++, n_sizes++)
+        if (parse_size(size_args.items[i], &sizes[n_sizes]))
+            return cli_error(CLI_USAGE, "bench gemm: --size needs N or MxNxK, each 1 to %d",
+                             MAX_DIM);
     if (!n_sizes) {
         const int def[] = {256, 1024, 2048};
         for (int i = 0; i < 3; i++)
             sizes[n_sizes++] = (gemm_size){def[i], def[i], def[i]};
     }
     if (threads == 0) threads = omp_get_num_procs();
-    omp_set_num_threads((int)threads);
-    openblas_set_num_threads((int)threads);
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
 
     blis_lib blis;
     int have_blis = blis_open(&blis) == 0;
@@ -302,7 +293,7 @@ int bench_gemm(int argc, char **argv)
                openblas_get_corename(), coretype ? coretype : "(unset)", openblas_get_num_threads(),
                openblas_get_config());
         if (have_blis)
-            printf("BLIS %s: sub-configuration %s, threads %ld (%s)\n", blis.version, blis.arch,
+            printf("BLIS %s: sub-configuration %s, threads %d (%s)\n", blis.version, blis.arch,
                    threads, blis.path);
         else
             printf("BLIS: %s: OpenBLAS only\n",
@@ -313,7 +304,7 @@ int bench_gemm(int argc, char **argv)
         fprintf(stderr, "slm: bench gemm: BLIS %s, OpenBLAS only\n",
                 BLIS_USABLE ? "not found (no libblis.so)" : "skipped in a sanitizer build");
     }
-    int rc = bench_sizes(sizes, n_sizes, (int)threads, (int)repeat, json, have_blis ? &blis : NULL);
+    rc = bench_sizes(sizes, n_sizes, threads, repeat, json, have_blis ? &blis : NULL);
     /* BLIS stays loaded until exit: its thread-local state lives on in
      * libgomp's worker threads, and unloading it under them is unsafe. */
     return rc;

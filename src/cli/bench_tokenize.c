@@ -4,6 +4,8 @@
  * as training does with its data file. */
 #include "cli/bench.h"
 #include "cli/cli.h"
+#include "cli/model_open.h"
+#include "cli/options.h"
 #include "core/rng.h"
 #include "slm.h"
 
@@ -27,40 +29,13 @@ static const char *help =
     "  --json            one JSON object: {\"bench\":\"tokenize\",\"impl\":...,\"bytes\":...,\n"
     "                    \"tokens\":...,\"ms\":...,\"mb_s\":...,\"tok_s\":...}\n";
 
-static int read_all(FILE *f, char **buf, size_t *len)
-{
-    size_t cap = 1 << 20, n = 0;
-    char *b = malloc(cap);
-    if (!b) return -1;
-    for (;;) {
-        if (n == cap) {
-            char *g = realloc(b, cap *= 2);
-            if (!g) {
-                free(b);
-                return -1;
-            }
-            b = g;
-        }
-        size_t k = fread(b + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    if (ferror(f)) {
-        free(b);
-        return -1;
-    }
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
 /* The whole KJV text via bible(1), if Debian's bible-kjv is installed. */
 static int read_kjv(char **buf, size_t *len)
 {
     if (access("/usr/bin/bible", X_OK) != 0) return -1;
     FILE *p = popen("/usr/bin/bible gen1:1-rev22:21 2>/dev/null", "r");
     if (!p) return -1;
-    int rc = read_all(p, buf, len);
+    int rc = cli_read_stream("bench tokenize", p, "bible(1)", buf, len) ? -1 : 0;
     if (pclose(p) != 0 || (!rc && *len < (1 << 20))) {
         if (!rc) free(*buf);
         return -1;
@@ -140,40 +115,35 @@ static double now_ms(void)
 int bench_tokenize(int argc, char **argv)
 {
     const char *file = NULL, *dir = "data/gpt2", *kind = "gpt2";
-    long repeat = 3, threads = 0;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            return CLI_OK;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--file") && v) {
-            file = v, i++;
-        } else if (!strcmp(a, "-m") && v) {
-            dir = v, i++;
-        } else if (!strcmp(a, "--tokenizer") && v && (!strcmp(v, "gpt2") || !strcmp(v, "byte"))) {
-            kind = v, i++;
-        } else if (!strcmp(a, "--repeat") && v && !cli_parse_int(v, 1, 1000, &repeat)) {
-            i++;
-        } else if (!strcmp(a, "--threads") && v && !cli_parse_int(v, 0, 4096, &threads)) {
-            i++; /* encoding is single-threaded; accepted like everywhere */
-        } else {
-            return cli_error(CLI_USAGE, "bench tokenize: bad option '%s' (try --help)", a);
-        }
+    int repeat = 3, threads = 0, json = 0;
+    const cli_option opts[] = {
+        {"--json", NULL, OPT_FLAG, &json, 0, 0, NULL},
+        {"--file", NULL, OPT_STRING, &file, 0, 0, NULL},
+        {"--model", "-m", OPT_STRING, &dir, 0, 0, NULL},
+        {"--tokenizer", NULL, OPT_STRING, &kind, 0, 0, NULL},
+        {"--repeat", NULL, OPT_INT, &repeat, 1, 1000, NULL},
+        /* encoding is single-threaded; accepted like everywhere */
+        {"--threads", NULL, OPT_INT, &threads, 0, 4096, NULL},
+    };
+    char *pos[1];
+    int n_pos;
+    int prc = cli_parse_options("bench tokenize", argc, argv, opts, sizeof opts / sizeof *opts,
+                                pos, 0, &n_pos);
+    if (prc == -1) {
+        fputs(help, stdout);
+        return CLI_OK;
     }
+    if (prc) return prc;
+    if (strcmp(kind, "gpt2") && strcmp(kind, "byte"))
+        return cli_error(CLI_USAGE, "bench tokenize: --tokenizer must be gpt2 or byte, got '%s'",
+                         kind);
 
     char *text = NULL, err[512];
     size_t len = 0;
     const char *source;
     if (file) {
-        FILE *f = fopen(file, "rb");
-        if (!f || read_all(f, &text, &len)) {
-            if (f) fclose(f);
-            return cli_error(CLI_RUNTIME, "bench tokenize: cannot read %s", file);
-        }
-        fclose(f);
+        int rc = cli_read_file("bench tokenize", file, &text, &len);
+        if (rc) return rc;
         source = file;
     } else if (!read_kjv(&text, &len)) {
         source = "King James Bible (bible-kjv)";
@@ -193,7 +163,7 @@ int bench_tokenize(int argc, char **argv)
     }
     double best = 1e300;
     size_t n_tokens = 0;
-    for (long r = 0; r < repeat && !rc; r++) {
+    for (int r = 0; r < repeat && !rc; r++) {
         int32_t *ids;
         double t0 = now_ms();
         rc = slm_tokenizer_encode(t, text, len, &ids, &n_tokens, err, sizeof err);
@@ -213,7 +183,7 @@ int bench_tokenize(int argc, char **argv)
                "\"ms\":%.3f,\"mb_s\":%.2f,\"tok_s\":%.0f,\"tokens_per_byte\":%.4f}\n",
                impl, len, n_tokens, best, mb_s, tok_s, len ? (double)n_tokens / (double)len : 0.0);
     } else {
-        printf("tokenize: %s, %s, one core, best of %ld\n", impl, source, repeat);
+        printf("tokenize: %s, %s, one core, best of %d\n", impl, source, repeat);
         printf("%12s %12s %10s %9s %12s %12s\n", "bytes", "tokens", "ms", "MB/s", "tokens/s",
                "tokens/byte");
         printf("%12zu %12zu %10.1f %9.2f %12.0f %12.4f\n", len, n_tokens, best, mb_s, tok_s,

@@ -9,6 +9,7 @@
  */
 #include "cli/bench.h"
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "slm.h"
 
 #include <cblas.h>
@@ -191,30 +192,27 @@ static int run_shape(const shape *s, int steps, float dropout, result *out)
 int bench_train(int argc, char **argv)
 {
     const char *only = NULL;
-    long steps = 5, threads = 0;
+    int steps = 5, threads = 0, json = 0;
     double dropout = 0.0;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            return CLI_OK;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--shape") && v && (!strcmp(v, "a") || !strcmp(v, "b"))) {
-            only = v, i++;
-        } else if (!strcmp(a, "--steps") && v && !cli_parse_int(v, 1, 100000, &steps)) {
-            i++;
-        } else if (!strcmp(a, "--threads") && v && !cli_parse_int(v, 1, 4096, &threads)) {
-            i++;
-        } else if (!strcmp(a, "--dropout") && v && !cli_parse_float(v, &dropout) &&
-                   dropout >= 0.0 && dropout < 1.0) {
-            i++;
-        } else {
-            return cli_error(CLI_USAGE, "bench train: bad option '%s' (try --help)", a);
-        }
+    const cli_option opts[] = {
+        {"--json", NULL, OPT_FLAG, &json, 0, 0, NULL},
+        {"--shape", NULL, OPT_STRING, &only, 0, 0, NULL},
+        {"--steps", NULL, OPT_INT, &steps, 1, 100000, NULL},
+        {"--threads", NULL, OPT_INT, &threads, 1, 4096, NULL},
+        {"--dropout", NULL, OPT_FLOAT, &dropout, 0, 0.999, NULL},
+    };
+    char *pos[1];
+    int n_pos;
+    int rc = cli_parse_options("bench train", argc, argv, opts, sizeof opts / sizeof *opts, pos, 0,
+                               &n_pos);
+    if (rc == -1) {
+        fputs(help, stdout);
+        return CLI_OK;
     }
-    cli_set_threads((int)threads);
+    if (rc) return rc;
+    if (only && strcmp(only, "a") && strcmp(only, "b"))
+        return cli_error(CLI_USAGE, "bench train: --shape must be a or b, got '%s'", only);
+    cli_set_threads(threads);
     int nthreads = omp_get_max_threads();
     double peak = sgemm_peak();
     if (!json)
@@ -226,12 +224,12 @@ int bench_train(int argc, char **argv)
         const shape *s = &shapes[k];
         if (only && strcmp(only, s->name)) continue;
         result r = {0};
-        int rc = run_shape(s, (int)steps, (float)dropout, &r);
+        rc = run_shape(s, steps, (float)dropout, &r);
         if (rc) return rc;
         double share = peak > 0 ? r.gflops / peak : 0.0;
         if (json)
             printf("{\"bench\":\"train\",\"impl\":\"slm\",\"shape\":\"%s\",\"L\":%d,\"H\":%d,"
-                   "\"C\":%d,\"V\":%d,\"P\":%d,\"B\":%d,\"T\":%d,\"threads\":%d,\"steps\":%ld,"
+                   "\"C\":%d,\"V\":%d,\"P\":%d,\"B\":%d,\"T\":%d,\"threads\":%d,\"steps\":%d,"
                    "\"dropout\":%g,\"ms\":%.1f,\"gflops\":%.1f,\"sgemm_gflops\":%.1f,"
                    "\"sgemm_share\":%.3f,\"peak_mib\":%.0f,\"bound_mib\":%.0f,"
                    "\"loss_first\":%.4f,\"loss_last\":%.4f}\n",

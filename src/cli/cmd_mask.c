@@ -1,5 +1,7 @@
-/* slm mask T — the causal mask matrix of the seeds. */
+/* slm mask T — the causal mask matrix M of masked self-attention
+ * (slm_causal_mask; Vaswani et al. 2017, §3.2.3). */
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "slm.h"
 
 #include <math.h>
@@ -17,29 +19,19 @@ static const char *help =
 
 int cmd_mask(int argc, char **argv)
 {
-    const char *t_arg = NULL;
-    for (int a = 1; a < argc; a++)
-        if (cli_is_help(argv[a])) {
-            fputs(help, stdout);
-            return CLI_OK;
-        }
-    for (int a = 1; a < argc; a++) {
-        long threads;
-        if (!strcmp(argv[a], "--threads")) {
-            if (a + 1 >= argc || cli_parse_int(argv[a + 1], 0, 4096, &threads))
-                return cli_error(CLI_USAGE, "mask: --threads needs a number from 0 to 4096");
-            cli_set_threads((int)threads);
-            a++;
-        } else if (!strncmp(argv[a], "--", 2)) {
-            return cli_error(CLI_USAGE, "mask: unknown option '%s' (try --help)", argv[a]);
-        } else if (t_arg) {
-            return cli_error(CLI_USAGE, "mask: expected one argument T, got '%s' and '%s'", t_arg,
-                             argv[a]);
-        } else {
-            t_arg = argv[a];
-        }
+    int threads = 0;
+    const cli_option opts[] = {{"--threads", NULL, OPT_INT, &threads, 0, 4096, NULL}};
+    char *pos[1];
+    int n_pos;
+    int rc = cli_parse_options("mask", argc, argv, opts, 1, pos, 1, &n_pos);
+    if (rc == -1) {
+        fputs(help, stdout);
+        return CLI_OK;
     }
-    if (!t_arg) return cli_error(CLI_USAGE, "mask: missing argument T (try --help)");
+    if (rc) return rc;
+    if (n_pos == 0) return cli_error(CLI_USAGE, "mask: missing argument T (try --help)");
+    cli_set_threads(threads);
+    const char *t_arg = pos[0];
     long T;
     if (cli_parse_int(t_arg, 1, MASK_MAX_T, &T))
         return cli_error(CLI_USAGE, "mask: T must be an integer from 1 to %d, got '%s'", MASK_MAX_T,

@@ -1,6 +1,8 @@
-/* slm softmax [--causal --row I] S0 S1 ... — the seeds' worked example:
- * token 3 of 4 with affinities [1 1 1 8] → 0.3333 0.3333 0.3333 0.0000. */
+/* slm softmax [--causal --row I] S0 S1 ... — a masked softmax row by hand,
+ * e.g. token 3 of 4 with affinities [1 1 1 8] → 0.3333 0.3333 0.3333 0.0000
+ * (the example README shows). */
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "slm.h"
 
 #include <math.h>
@@ -15,7 +17,7 @@ static const char *help =
     "query row I. A score may itself be -inf (weight 0); scores must fit a float.\n"
     "  slm softmax --causal --row 2 1 1 1 8   →   0.3333 0.3333 0.3333 0.0000\n";
 
-/* A score: a finite float32, or -inf (a masked position, as in the seeds). */
+/* A score: a finite float32, or -inf (a masked position, as slm mask shows). */
 static int parse_score(const char *s, float *out)
 {
     double v;
@@ -28,40 +30,35 @@ static int parse_score(const char *s, float *out)
     return 0;
 }
 
+static int softmax_of(char **score_args, int n, int causal, long row);
+
 int cmd_softmax(int argc, char **argv)
 {
-    int causal = 0;
-    long row = -1;
-    int first = 1;
-    for (int a = 1; a < argc; a++)
-        if (cli_is_help(argv[a])) {
-            fputs(help, stdout);
-            return CLI_OK;
-        }
-    for (; first < argc; first++) {
-        const char *a = argv[first];
-        long threads;
-        if (!strcmp(a, "--causal")) {
-            causal = 1;
-        } else if (!strcmp(a, "--row")) {
-            if (first + 1 >= argc || cli_parse_int(argv[first + 1], 0, 1L << 30, &row))
-                return cli_error(CLI_USAGE, "softmax: --row needs a non-negative integer");
-            first++;
-        } else if (!strcmp(a, "--threads")) {
-            if (first + 1 >= argc || cli_parse_int(argv[first + 1], 0, 4096, &threads))
-                return cli_error(CLI_USAGE, "softmax: --threads needs a number from 0 to 4096");
-            cli_set_threads((int)threads);
-            first++;
-        } else if (!strcmp(a, "--")) {
-            first++;
-            break;
-        } else if (a[0] == '-' && a[1] == '-') {
-            return cli_error(CLI_USAGE, "softmax: unknown option '%s' (try --help)", a);
-        } else {
-            break;
-        }
+    int causal = 0, row = -1, row_given = 0, threads = 0;
+    const cli_option opts[] = {
+        {"--causal", NULL, OPT_FLAG, &causal, 0, 0, NULL},
+        {"--row", NULL, OPT_INT, &row, 0, 1 << 30, &row_given},
+        {"--threads", NULL, OPT_INT, &threads, 0, 4096, NULL},
+    };
+    /* Every argument but the options is a score: at most argc of them. */
+    char **scores = malloc((size_t)argc * sizeof *scores);
+    if (!scores) return cli_error(CLI_RUNTIME, "softmax: out of memory");
+    int n;
+    int rc = cli_parse_options("softmax", argc, argv, opts, 3, scores, argc, &n);
+    if (rc) {
+        free(scores);
+        if (rc == -1) fputs(help, stdout);
+        return rc == -1 ? CLI_OK : rc;
     }
-    int n = argc - first;
+    cli_set_threads(threads);
+    rc = softmax_of(scores, n, causal, row);
+    free(scores);
+    return rc;
+}
+
+/* Prints softmax of the n scores, row `row` of the causal mask applied. */
+static int softmax_of(char **score_args, int n, int causal, long row)
+{
     if (n <= 0) return cli_error(CLI_USAGE, "softmax: no scores given (try --help)");
     if (causal && row < 0) return cli_error(CLI_USAGE, "softmax: --causal needs --row I");
     if (!causal && row >= 0)
@@ -71,9 +68,9 @@ int cmd_softmax(int argc, char **argv)
     float *s = malloc((size_t)n * sizeof *s);
     if (!s) return cli_error(CLI_RUNTIME, "softmax: out of memory");
     for (int j = 0; j < n; j++)
-        if (parse_score(argv[first + j], &s[j])) {
+        if (parse_score(score_args[j], &s[j])) {
             int rc = cli_error(CLI_USAGE, "softmax: '%s' is not a float32 score or -inf",
-                               argv[first + j]);
+                               score_args[j]);
             free(s);
             return rc;
         }

@@ -86,12 +86,17 @@ int cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) return cli_error(CLI_RUNTIME, "%s: cannot open '%s': %s", cmd, path, strerror(errno));
+    int rc = cli_read_stream(cmd, f, strcmp(path, "-") ? path : "standard input", data, len);
+    if (f != stdin) fclose(f);
+    return rc;
+}
+
+int cli_read_stream(const char *cmd, FILE *f, const char *name, char **data, size_t *len)
+{
     struct stat st;
     if (fstat(fileno(f), &st) != 0) memset(&st, 0, sizeof st);
-    if (S_ISDIR(st.st_mode)) {
-        if (f != stdin) fclose(f);
-        return cli_error(CLI_RUNTIME, "%s: '%s' is a directory, not a file", cmd, path);
-    }
+    if (S_ISDIR(st.st_mode))
+        return cli_error(CLI_RUNTIME, "%s: '%s' is a directory, not a file", cmd, name);
     /* A regular file is read in one go (one byte more finds its end); a
      * pipe or device grows the buffer, within the memory there is, so
      * /dev/zero ends with a message rather than the OOM killer. */
@@ -122,12 +127,10 @@ int cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
     int saved = errno;
     if (!failed && ferror(f)) failed = 1;
     else saved = 0;
-    if (f != stdin) fclose(f);
     if (failed) {
         const char *why = err[0] ? err : saved ? strerror(saved) : "out of memory";
         free(buf);
-        return cli_error(CLI_RUNTIME, "%s: cannot read '%s': %s", cmd,
-                         strcmp(path, "-") ? path : "standard input", why);
+        return cli_error(CLI_RUNTIME, "%s: cannot read '%s': %s", cmd, name, why);
     }
     buf[n] = '\0';
     *data = buf;

@@ -68,8 +68,10 @@ int cli_parse_options(const char *cmd, int argc, char **argv, const cli_option *
             only_positional = 1;
             continue;
         }
-        /* "-" alone is a positional (stdin); negative numbers are values. */
-        if (!only_positional && a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9')) {
+        /* "-" alone is a positional (stdin); negative numbers (-1, -.5,
+         * -inf) are values. */
+        int negative_number = (a[1] >= '0' && a[1] <= '9') || a[1] == '.' || !strcmp(a, "-inf");
+        if (!only_positional && a[0] == '-' && a[1] && !negative_number) {
             const cli_option *o = find(opts, n_opts, a);
             if (!o) return cli_error(CLI_USAGE, "%s: unknown option '%s' (try --help)", cmd, a);
             if (o->seen) *o->seen = 1;

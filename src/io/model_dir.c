@@ -10,7 +10,7 @@
 #include "io/atomic_file.h"
 #include "io/config.h"
 #include "io/safetensors.h"
-#include "model/model.h"
+#include "model/params.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -43,20 +43,20 @@ static int table_index(const slm_model *m, const char *name)
     else if (!strcmp(name, "wpe.weight"))
         idx = 1;
     else if (!strcmp(name, "ln_f.weight"))
-        idx = m->n_tensors - 2;
+        idx = slm_model_num_tensors(m) - 2;
     else if (!strcmp(name, "ln_f.bias"))
-        idx = m->n_tensors - 1;
+        idx = slm_model_num_tensors(m) - 1;
     else if (name[0] == 'h' && name[1] == '.' && name[2] >= '0' && name[2] <= '9') {
         const char *p = name + 2;
         long layer = 0;
         if (*p == '0' && p[1] != '.') return -1; /* no leading zeros */
-        while (*p >= '0' && *p <= '9' && layer < m->cfg.n_layer)
+        while (*p >= '0' && *p <= '9' && layer < slm_model_config(m)->n_layer)
             layer = layer * 10 + (*p++ - '0');
-        if (*p != '.' || layer >= m->cfg.n_layer) return -1;
+        if (*p != '.' || layer >= slm_model_config(m)->n_layer) return -1;
         for (int j = 0; j < PER_LAYER; j++)
             if (!strcmp(p + 1, LAYER_SUFFIX[j])) idx = 2 + (int)layer * PER_LAYER + j;
     }
-    return idx >= 0 && !strcmp(m->tensors[idx].name, name) ? idx : -1;
+    return idx >= 0 && !strcmp(slm_model_tensor(m, idx)->name, name) ? idx : -1;
 }
 
 static const char *shape_str(int ndim, const int64_t *shape, char out[160])
@@ -113,7 +113,7 @@ static int check_size(const slm_config *c, const slm_safetensors *f, const char 
 static int check_tied(const slm_model *m, const slm_safetensors *f,
                       const slm_safetensors_tensor *lm, const char *path, char *err, size_t errlen)
 {
-    int rc = check_tensor(path, lm, &m->tensors[0], err, errlen);
+    int rc = check_tensor(path, lm, slm_model_tensor(m, 0), err, errlen);
     if (rc) return rc;
     enum { CHUNK = 16384 };
     float *buf = malloc(CHUNK * sizeof *buf);
@@ -121,7 +121,7 @@ static int check_tied(const slm_model *m, const slm_safetensors *f,
     for (size_t at = 0; at < lm->numel && !rc; at += CHUNK) {
         size_t k = lm->numel - at < CHUNK ? lm->numel - at : CHUNK;
         rc = slm_safetensors_read(f, lm, SLM_DTYPE_F32, at, k, buf, err, errlen);
-        if (!rc && memcmp(buf, m->w.wte + at, k * sizeof *buf))
+        if (!rc && memcmp(buf, gpt_model_param_data(m) + slm_model_tensor(m, 0)->offset + at, k * sizeof *buf))
             rc = fail(err, errlen, SLM_EUNSUPPORTED,
                           "%s: lm_head.weight differs from wte.weight: untied output "
                           "embeddings are not supported",
@@ -138,7 +138,7 @@ static int map_tensors(const slm_model *m, const slm_safetensors *f, const char 
 {
     char safe[96];
     *lm = -1;
-    for (int j = 0; j < m->n_tensors; j++)
+    for (int j = 0; j < slm_model_num_tensors(m); j++)
         seen[j] = -1;
     for (int i = 0; i < f->n; i++) {
         const char *full = f->t[i].name;
@@ -155,18 +155,18 @@ static int map_tensors(const slm_model *m, const slm_safetensors *f, const char 
             return fail(err, errlen, SLM_EFORMAT,
                             "%s: unexpected tensor '%s' (not part of a GPT-2 model with %d "
                             "layers)",
-                            path, safe, m->cfg.n_layer);
+                            path, safe, slm_model_config(m)->n_layer);
         if (seen[j] >= 0)
             return fail(err, errlen, SLM_EFORMAT, "%s: tensor '%s' appears twice", path,
-                            m->tensors[j].name);
+                            slm_model_tensor(m, j)->name);
         seen[j] = i;
-        int rc = check_tensor(path, &f->t[i], &m->tensors[j], err, errlen);
+        int rc = check_tensor(path, &f->t[i], slm_model_tensor(m, j), err, errlen);
         if (rc) return rc;
     }
-    for (int j = 0; j < m->n_tensors; j++)
+    for (int j = 0; j < slm_model_num_tensors(m); j++)
         if (seen[j] < 0)
             return fail(err, errlen, SLM_EFORMAT, "%s: tensor '%s' is missing", path,
-                            m->tensors[j].name);
+                            slm_model_tensor(m, j)->name);
     return SLM_OK;
 }
 
@@ -181,12 +181,12 @@ static int load(const char *cfg_path, const char *st_path, slm_model **out, char
     if (!rc) rc = slm_safetensors_open(st_path, &f, err, errlen);
     if (!rc) rc = check_size(&cfg, f, st_path, err, errlen);
     if (!rc) rc = gpt_model_alloc(&cfg, &m, err, errlen);
-    if (!rc && !(seen = malloc((size_t)m->n_tensors * sizeof *seen)))
+    if (!rc && !(seen = malloc((size_t)slm_model_num_tensors(m) * sizeof *seen)))
         rc = fail(err, errlen, SLM_ENOMEM, "out of memory");
     if (!rc) rc = map_tensors(m, f, st_path, seen, &lm, err, errlen);
-    for (int j = 0; !rc && j < m->n_tensors; j++)
-        rc = slm_safetensors_read(f, &f->t[seen[j]], SLM_DTYPE_F32, 0, m->tensors[j].numel,
-                                  m->params + m->tensors[j].offset, err, errlen);
+    for (int j = 0; !rc && j < slm_model_num_tensors(m); j++)
+        rc = slm_safetensors_read(f, &f->t[seen[j]], SLM_DTYPE_F32, 0, slm_model_tensor(m, j)->numel,
+                                  slm_model_params(m) + slm_model_tensor(m, j)->offset, err, errlen);
     if (!rc && lm >= 0) rc = check_tied(m, f, &f->t[lm], st_path, err, errlen);
     free(seen);
     slm_safetensors_close(f);
@@ -217,7 +217,7 @@ int slm_model_save(const slm_model *m, const char *dir, char *err, size_t errlen
     if (!m || !dir) return fail(err, errlen, SLM_EINVAL, "slm_model_save: bad arguments");
     int rc = mkdir_p(dir, err, errlen);
     if (rc) return rc;
-    int n = m->n_tensors;
+    int n = slm_model_num_tensors(m);
     slm_safetensors_entry *e = calloc((size_t)n, sizeof *e);
     int64_t *shapes = calloc((size_t)n * 2, sizeof *shapes);
     char *names = calloc((size_t)n, 64 + PREFIX_LEN);
@@ -229,17 +229,17 @@ int slm_model_save(const slm_model *m, const char *dir, char *err, size_t errlen
     }
     /* GPT2LMHeadModel's state dict names; lm_head.weight is tied, not saved. */
     for (int j = 0; j < n; j++) {
-        const slm_tensor_info *t = &m->tensors[j];
+        const slm_tensor_info *t = slm_model_tensor(m, j);
         char *name = names + (size_t)j * (64 + PREFIX_LEN);
         snprintf(name, 64 + PREFIX_LEN, PREFIX "%s", t->name);
         shapes[2 * j] = t->shape[0];
         shapes[2 * j + 1] = t->shape[1];
         e[j] = (slm_safetensors_entry){name, SLM_DTYPE_F32, t->ndim, shapes + 2 * j,
-                                       m->params + t->offset};
+                                       gpt_model_param_data(m) + t->offset};
     }
     static const char *const meta[] = {"format", "pt"};
     rc = slm_safetensors_save(st_path, e, n, meta, 1, err, errlen);
-    if (!rc) rc = slm_config_save(&m->cfg, cfg_path, err, errlen);
+    if (!rc) rc = slm_config_save(slm_model_config(m), cfg_path, err, errlen);
 out:
     free(e);
     free(shapes);

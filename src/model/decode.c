@@ -10,7 +10,8 @@
  * kv_len = positions filled: keys past the filled length are invisible, and
  * the flash kernel skips their tiles. A multi-token chunk (the prompt) adds
  * the causal mask relative to its start position: query i sees key j iff
- * j <= start + i, the bottom-right alignment of SPEC §2.
+ * j <= start + i, the bottom-right alignment of slm_attn_opts.causal
+ * (include/slm.h).
  */
 #include "core/alloc.h"
 #include "core/error.h"
@@ -26,6 +27,7 @@
 struct slm_kv_cache {
     int n_layer, n_head, head_dim, max_tokens, chunk;
     int length;     /* positions filled                                    */
+    int attn_impl;  /* SLM_ATTN_*: gpt_attention_impl(), as training uses   */
     float *k, *v;   /* [n_layer][H][max_tokens][D]                         */
     float *x;       /* [chunk][C]   residual stream                        */
     float *h;       /* [chunk][C]   normalised input of a sub-layer        */
@@ -63,6 +65,7 @@ int slm_kv_cache_create(const slm_model *m, int max_tokens, slm_kv_cache **out, 
     c->head_dim = C / cfg->n_head;
     c->max_tokens = max_tokens;
     c->chunk = chunk;
+    c->attn_impl = gpt_attention_impl();
     size_t cache = (size_t)cfg->n_layer * max_tokens * C * sizeof(float);
     size_t row = (size_t)c->chunk * sizeof(float);
     c->k = alloc_aligned(cache);
@@ -82,6 +85,13 @@ int slm_kv_cache_create(const slm_model *m, int max_tokens, slm_kv_cache **out, 
         slm_kv_cache_free(c);
         return fail(err, errlen, SLM_ENOMEM, "out of memory for a %d-token KV cache (%.1f MiB)",
                         max_tokens, 2.0 * (double)cache / 1048576.0);
+    }
+    /* The reference kernel multiplies every key and value, visible or not
+     * (0 × whatever the memory held could be NaN), so its cache starts at
+     * zero; the flash kernel never reads past kv_len. */
+    if (c->attn_impl == SLM_ATTN_REFERENCE) {
+        memset(c->k, 0, cache);
+        memset(c->v, 0, cache);
     }
     *out = c;
     return SLM_OK;
@@ -145,7 +155,7 @@ static int cached_attention(slm_kv_cache *c, int l, int n, int start, int C)
         }
     }
     int filled = start + n;
-    slm_attn_opts o = {.impl = SLM_ATTN_AUTO, .kv_len = &filled};
+    slm_attn_opts o = {.impl = c->attn_impl, .kv_len = &filled};
     if (n > 1) {
         for (int i = 0; i < n; i++)
             for (int j = 0; j < T; j++)

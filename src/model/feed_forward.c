@@ -1,6 +1,6 @@
 /*
  * The position-wise feed-forward network of each block (Vaswani et al. 2017,
- * §3.3; the seeds' "fully connected layer"):
+ * §3.3 "Position-wise Feed-Forward Networks"):
  *   FFN(x) = act(x·W_fc + b_fc)·W_proj + b_proj,   W_fc (C,4C), W_proj (4C,C)
  * with act = GELU in GPT-2's tanh approximation ("gelu_new", Hendrycks &
  * Gimpel 2016) or ReLU. The bias add is fused with the activation, and the

@@ -1,5 +1,6 @@
 /*
- * The output layer (the seeds' "Output Layer"): logits_j = z̃_j·W_p with W_p
+ * The output layer (Radford et al. 2018, eq. 2: P(u) = softmax(h_n·W_eᵀ)):
+ * logits_j = z̃_j·W_p with W_p
  * tied to the token embedding (W_p = wteᵀ, no bias, as in GPT-2), then
  * softmax over the vocabulary and the cross-entropy of the next token:
  *

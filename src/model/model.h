@@ -8,6 +8,7 @@
 #ifndef SLM_MODEL_MODEL_H
 #define SLM_MODEL_MODEL_H
 
+#include "model/params.h"
 #include "slm.h"
 
 /* Views of one transformer block's parameters (or of their gradients).
@@ -43,9 +44,6 @@ struct slm_model {
     struct gpt_train_state *train;
 };
 
-/* Allocates a model with the tensor table and parameters of cfg (zeroed,
- * not initialised). The config must already be valid. */
-int gpt_model_alloc(const slm_config *cfg, slm_model **out, char *err, size_t errlen);
 /* Fills `v` with views of `base` (params or grads) laid out like m's table. */
 void gpt_views_bind(const slm_model *m, float *base, gpt_views *v);
 /* Frees m->train (train_state.c). */

@@ -1,6 +1,6 @@
 /*
- * Multi-head causal self-attention (Vaswani et al. 2017, §3.2.2; the seeds'
- * "Multi-Head Attention"):
+ * Multi-head causal self-attention (Vaswani et al. 2017, §3.2.2 "Multi-Head
+ * Attention", with the decoder's masking of §3.2.3):
  *
  *   [Q K V] = X·W_attn + b_attn           X (B,T,C), W_attn (C,3C): the h
  *                                         per-head W_j^Q, W_j^K, W_j^V side by side
@@ -17,10 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The attention kernel the model uses: AUTO (the flash kernel). Reference
- * and flash agree to 1e-5; SLM_ATTN_IMPL=auto|reference|flash in the
- * environment picks one explicitly, e.g. to compare them in a whole model
- * (read once, when the training state is created). */
+/* The attention kernel the whole model uses, training passes and KV-cache
+ * decoding alike: AUTO (the flash kernel). Reference and flash agree to
+ * 1e-5; SLM_ATTN_IMPL=auto|reference|flash in the environment picks one
+ * explicitly, e.g. to compare them in a whole model (read once, when the
+ * training state or the KV cache is created). */
 #define MHA_ATTN_IMPL SLM_ATTN_AUTO
 
 int gpt_attention_impl(void)

@@ -273,3 +273,5 @@ size_t slm_model_count_nonfinite(const slm_model *m, char *msg, size_t msglen)
              tensors, tensors == 1 ? "" : "s", m->tensors[first].name);
     return bad;
 }
+
+const float *gpt_model_param_data(const slm_model *m) { return m->params; }

@@ -3,6 +3,7 @@
 #include "tokenizer/tokenizer.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,40 +13,6 @@
 
 #define MAX_FILE_BYTES ((size_t)1 << 30)
 
-/* Reads a whole regular file into a malloc'd buffer (*buf may be NULL when
- * *len is 0). */
-static int read_whole_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t errlen)
-{
-    *buf = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, errlen, SLM_EIO, "cannot open %s: %s", path, strerror(errno));
-    int rc = 0;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        rc = fail(err, errlen, SLM_EIO, "cannot read %s: %s", path, strerror(errno));
-    } else if (!S_ISREG(st.st_mode)) {
-        rc = fail(err, errlen, SLM_EIO, "%s is not a regular file", path);
-    } else if ((uint64_t)st.st_size > MAX_FILE_BYTES) {
-        rc = fail(err, errlen, SLM_EFORMAT, "%s: larger than %zu bytes", path, MAX_FILE_BYTES);
-    } else if (st.st_size > 0) {
-        size_t size = (size_t)st.st_size;
-        if (!(*buf = malloc(size))) {
-            rc = fail(err, errlen, SLM_ENOMEM, "%s: out of memory", path);
-        } else if (fread(*buf, 1, size, f) != size) {
-            rc = fail(err, errlen, SLM_EIO, "cannot read %s", path);
-        } else {
-            *len = size;
-        }
-    }
-    fclose(f);
-    if (rc) {
-        free(*buf);
-        *buf = NULL;
-    }
-    return rc;
-}
-
 static int load_gpt2(slm_tokenizer *t, const char *dir, char *err, size_t errlen)
 {
     char vpath[4096], mpath[4096];
@@ -53,12 +20,13 @@ static int load_gpt2(slm_tokenizer *t, const char *dir, char *err, size_t errlen
     if ((size_t)snprintf(vpath, sizeof vpath, "%s/vocab.json", dir) >= sizeof vpath ||
         (size_t)snprintf(mpath, sizeof mpath, "%s/merges.txt", dir) >= sizeof mpath)
         return fail(err, errlen, SLM_EINVAL, "tokenizer directory path too long");
-    uint8_t *vocab = NULL, *merges = NULL;
+    char *vocab = NULL, *merges = NULL;
     size_t vlen, mlen;
-    int rc = read_whole_file(vpath, &vocab, &vlen, err, errlen);
-    if (!rc) rc = read_whole_file(mpath, &merges, &mlen, err, errlen);
+    int rc = read_file(vpath, MAX_FILE_BYTES, &vocab, &vlen, err, errlen);
+    if (!rc) rc = read_file(mpath, MAX_FILE_BYTES, &merges, &mlen, err, errlen);
     if (!rc)
-        rc = bpe_model_from_memory(vocab, vlen, vpath, merges, mlen, mpath, &t->bpe, err, errlen);
+        rc = bpe_model_from_memory((const uint8_t *)vocab, vlen, vpath, (const uint8_t *)merges,
+                                   mlen, mpath, &t->bpe, err, errlen);
     free(vocab);
     free(merges);
     if (!rc) t->n_tokens = t->bpe->n_tokens;

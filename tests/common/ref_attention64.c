@@ -2,7 +2,8 @@
  * Float64 attention, one query row at a time, straight from the definitions
  * (see ref_attention64.h). Slow on purpose: O(Tq·Tk·D) plain loops, no tiling,
  * no BLAS, nothing shared with the library except the dropout hash, which is
- * part of the contract (SPEC §2: both implementations drop the same elements).
+ * part of the contract (slm_attn_opts in include/slm.h: both implementations
+ * drop the same elements).
  */
 #include "ref_attention64.h"
 

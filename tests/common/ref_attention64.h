@@ -1,6 +1,6 @@
 /*
  * An independent float64 attention for the tests: plain loops, no BLAS, every
- * option of slm_attention_forward/backward (SPEC §2), written from the math
+ * option of slm_attention_forward/backward (include/slm.h), written from the math
  * rather than from src/attention/reference.c, so the two can check each other.
  *
  *   S_ij = scale·q_i·k_j + mask_ij      for visible j (causal, kv_len, mask ≠ -inf)

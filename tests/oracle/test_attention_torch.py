@@ -1,7 +1,7 @@
 """slm_attention_forward/backward (every impl) against PyTorch autograd.
 
-torch 1.13 has no scaled_dot_product_attention, so the oracle is the seeds'
-explicit formulation: scores = q·kᵀ·scale + M, softmax, (dropout), ·v, with M
+torch 1.13 has no scaled_dot_product_attention, so the oracle is the explicit
+formulation of Vaswani et al. 2017, eq. 1: scores = q·kᵀ·scale + M, softmax, (dropout), ·v, with M
 the additive mask plus -inf for keys hidden by causal (bottom-right aligned)
 or kv_len. lse is torch.logsumexp of the masked scores; dq/dk/dv come from
 autograd of Σ dout∘out. Dropout uses slm's own counter-based hash, ported
@@ -112,7 +112,7 @@ def torch_attention(q, k, v, dout, dtype, causal=False, scale=0.0, mask=None, kv
     lse = torch.logsumexp(S, dim=-1)
     dead = torch.isinf(lse)[..., None]  # rows with no visible key
     # softmax of an all -inf row is NaN (and so is its gradient): give those rows
-    # zero scores and zero weights instead, as SPEC §2 says.
+    # zero scores and zero weights instead, as slm_attn_opts (include/slm.h) says.
     P = torch.where(dead, torch.zeros_like(S), torch.softmax(
         torch.where(dead, torch.zeros_like(S), S), dim=-1))
     out = (P * Z) @ tv

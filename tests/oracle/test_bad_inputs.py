@@ -556,6 +556,20 @@ def data_not_utf8_is_fine():
 
 
 @case
+def val_fraction_zero_trains_without_validation():
+    """--val-fraction 0 holds nothing out: every token trains and no
+    validation loss is reported (it once read past the token buffer)."""
+    out = path("out_noval")
+    for p in accept("--val-fraction 0 (no validation split)",
+                    train_args(path("data.txt"), out, "--val-fraction", "0"), check_files=False):
+        assert p.stdout.startswith(b"step 2: train loss ") and b"validation" not in p.stdout, \
+            p.stdout
+        with open(os.path.join(out, "log.jsonl")) as f:
+            assert "val_loss" not in f.read()
+        shutil.rmtree(out)
+
+
+@case
 def data_is_a_directory():
     refuse("data file is a directory", train_args(path("data"), path("out_dir")), 1,
            ["directory"])

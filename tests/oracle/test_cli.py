@@ -1,4 +1,4 @@
-"""The `slm` command line from outside (SPEC §4): exact output of `slm mask`
+"""The `slm` command line from outside (README, "Use"): exact output of `slm mask`
 and `slm softmax`, usage errors (stderr `slm: ...`, exit 2, nothing on
 stdout), --help, --version, and the JSON lines of `slm bench gemm`."""
 import json
@@ -30,7 +30,7 @@ def expect_ok(args, want_stdout):
 
 
 def seed_table(T):
-    """The seeds' causal mask: row i is i+1 zeros then T-i-1 -inf."""
+    """The causal mask: row i is i+1 zeros then T-i-1 -inf."""
     return "".join(" ".join(["0"] * (i + 1) + ["-inf"] * (T - i - 1)) + "\n" for i in range(T))
 
 

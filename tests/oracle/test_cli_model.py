@@ -146,6 +146,21 @@ def test_eval_follows_the_window_rule():
     assert_close(float(last[3]), np.exp(total / count), 1e-4, 1e-6, "perplexity")
 
 
+def test_validation_loss_is_slm_eval_of_the_held_out_text():
+    """Training's validation is `slm eval` on the validation split: with the
+    byte tokenizer that split is the text's last val_fraction of bytes."""
+    out = os.path.join(TMP, "val_eval")
+    # 9060 bytes · 0.05 = 453 held out: 452 predictions in 29 windows of 16,
+    # the last one partial; --eval-batches 8 × --batch 4 covers them all.
+    train(out, "--val-fraction", "0.05", "--eval-batches", "8", steps=4)
+    log = [json.loads(l) for l in open(os.path.join(out, "log.jsonl"))]
+    n = len(TEXT.encode())
+    tail = data_file(TEXT.encode()[n - int(n * 0.05):].decode(), "val_tail.txt")
+    got = slm("eval", "-m", out, "--data", tail, "--context", "16", "--batch", "4").stdout
+    loss = float(got.split()[1])
+    assert f"{loss:.6f}" == f"{log[-1]['val_loss']:.6f}", (got, log[-1])
+
+
 def test_generate_greedy_matches_torch():
     out = os.path.join(TMP, "hf")
     if not os.path.exists(out):
@@ -253,6 +268,7 @@ if __name__ == "__main__":
              test_resume_with_more_steps_and_finished_run,
              test_ctrl_c_saves_and_exits_zero,
              test_eval_follows_the_window_rule,
+             test_validation_loss_is_slm_eval_of_the_held_out_text,
              test_generate_greedy_matches_torch,
              test_generate_sampling_is_seeded,
              test_generate_rejects_bad_requests,
