@@ -219,10 +219,16 @@ def test_dropout_masks_are_those_of_one_process():
     assert diff > 1e-3, diff
 
 
-def test_four_ranks_equal_one_process():
+def test_four_ranks_from_a_hostfile_equal_one_process():
+    """As across machines (mpirun --hostfile), with this machine as the host."""
     ref = one_process()
     out = os.path.join(TMP, "four")
-    train(out, 4)
+    hosts = os.path.join(TMP, "hosts")
+    with open(hosts, "w") as f:
+        f.write("localhost slots=4\n")
+    p = run([MPIRUN, *MPI_FLAGS, "--hostfile", hosts, "-np", "4", SLM, "train", "--data",
+             data_file(), "--out", out, *MODEL])
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
     assert_same_model(model(out), model(ref), 1e-6, "4 ranks vs 1 process")
     assert_same_log(out, ref, "4 ranks vs 1 process")
 
@@ -351,6 +357,36 @@ def test_rank_killed_mid_run_fails_the_job_and_keeps_the_checkpoint():
     assert state_step(out) == step + 2
 
 
+def test_ctrl_c_on_mpirun_saves_the_last_step():
+    """SIGINT to mpirun reaches every rank; they stop after the same step
+    and rank 0 saves it. (Open MPI kills ranks 1 s after forwarding the
+    signal; the README's knob gives the save time on a busy machine.)"""
+    out = os.path.join(TMP, "ctrl_c")
+    cmd = [MPIRUN, *MPI_FLAGS, "--mca", "odls_base_sigkill_timeout", "30", "-np", "2", SLM,
+           "train", "--data", data_file(), "--out", out, *MODEL, "--steps", "100000",
+           "--save-every", "1000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        log = os.path.join(out, "log.jsonl")
+        deadline = time.time() + 120
+        while time.time() < deadline and not (os.path.exists(log) and
+                                               len(read(log).splitlines()) >= 5):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = err.decode()
+    m = re.search(r"slm: train: interrupted; saved step (\d+) in ", text)
+    assert m, text
+    step = int(m.group(1))
+    assert step >= 5 and state_step(out) == step, (step, state_step(out))
+    assert len(read(os.path.join(out, "log.jsonl")).splitlines()) == step
+    assert text.count("interrupted") == 1, text  # rank 0 alone says it
+
+
 if __name__ == "__main__":
     try:
         harness.run([
@@ -358,11 +394,12 @@ if __name__ == "__main__":
             test_two_ranks_equal_one_process_after_20_steps,
             test_one_step_gradient_equals_one_process,
             test_dropout_masks_are_those_of_one_process,
-            test_four_ranks_equal_one_process,
+            test_four_ranks_from_a_hostfile_equal_one_process,
             test_resume_under_mpi_equals_an_uninterrupted_run,
             test_batch_not_divisible_is_refused,
             test_rank_with_other_data_is_refused_at_start,
             test_rank_killed_mid_run_fails_the_job_and_keeps_the_checkpoint,
+            test_ctrl_c_on_mpirun_saves_the_last_step,
         ])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
