@@ -355,7 +355,10 @@ static void test_adamw_matches_hand_computed_update(void)
     memcpy(before + n, slm_model_adam_state(m, 0), 2 * n * sizeof *p);
     g[n / 2] = NAN;
     float nn = 0;
-    CHECK(slm_model_adamw_step(m, &o, 3, &nn, NULL, 0) == SLM_ENUMERIC, "NaN gradient accepted");
+    char why[256] = "";
+    CHECK(slm_model_adamw_step(m, &o, 3, &nn, why, sizeof why) == SLM_ENUMERIC,
+          "NaN gradient accepted");
+    CHECK(strstr(why, "gradient norm is NaN"), "message '%s'", why);
     CHECK(!isfinite(nn), "norm %g", nn);
     CHECK(memcmp(before, p, n * sizeof *p) == 0, "parameters changed");
     CHECK(memcmp(before + n, slm_model_adam_state(m, 0), 2 * n * sizeof *p) == 0,
@@ -364,8 +367,12 @@ static void test_adamw_matches_hand_computed_update(void)
     CHECK(slm_model_adamw_step(m, &o, 3, NULL, NULL, 0) == SLM_ENUMERIC, "inf gradient accepted");
     slm_adamw_opts bad = o;
     bad.beta2 = 1.0f;
-    CHECK(slm_model_adamw_step(m, &bad, 3, NULL, NULL, 0) == SLM_EINVAL, "beta2 = 1 accepted");
-    CHECK(slm_model_adamw_step(m, &o, 0, NULL, NULL, 0) == SLM_EINVAL, "step 0 accepted");
+    CHECK(slm_model_adamw_step(m, &bad, 3, NULL, why, sizeof why) == SLM_EINVAL &&
+              strstr(why, "betas"),
+          "beta2 = 1 accepted: '%s'", why);
+    CHECK(slm_model_adamw_step(m, &o, 0, NULL, why, sizeof why) == SLM_EINVAL &&
+              strstr(why, "step 0"),
+          "step 0 accepted: '%s'", why);
     free(before);
     free(rp);
     free(rm);

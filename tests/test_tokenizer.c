@@ -477,6 +477,8 @@ static void test_gpt2_ids_and_padding(void)
     CHECK(token_len(t, 50300, &b) == 0, "padding id has no bytes");
     CHECK(token_len(t, 50304, &b) == SLM_ERANGE, "id past vocab_size");
     CHECK(token_len(t, -1, &b) == SLM_ERANGE, "negative id");
+    CHECK(slm_tokenizer_token_bytes(t, 220, &b, NULL) == SLM_EINVAL, "NULL length");
+    CHECK(slm_tokenizer_kind(t) == SLM_TOKENIZER_GPT2, "kind");
     int32_t ids[] = {15496, 50300, 995};
     char *text = NULL, err[256] = "";
     size_t len;

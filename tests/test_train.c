@@ -271,6 +271,62 @@ out:
     slm_corpus_free(c);
 }
 
+typedef struct {
+    int n;
+    slm_train_progress p[8];
+} recorder;
+
+static int record(void *ctx, const slm_train_progress *p)
+{
+    recorder *r = ctx;
+    if (r->n < 8) r->p[r->n] = *p;
+    r->n++;
+    return 0;
+}
+
+/* What on_progress sees: every step once, validation and checkpoints where
+ * the options put them, the learning rate of the schedule. */
+static void test_progress_reports_each_step(void)
+{
+    char *dir = tmpdir_make();
+    slm_corpus *c = corpus_of(N_TOK, 0.1);
+    slm_model *m = tiny_model(0.0f);
+    if (!dir || !c || !m) goto out;
+    char err[256];
+    slm_train_opts o = tiny_opts();
+    o.steps = 6;
+    o.stop_after = 5;
+    o.eval_every = 2;
+    o.save_every = 3;
+    o.out_dir = dir;
+    recorder r = {0};
+    o.on_progress = record;
+    o.callback_ctx = &r;
+    slm_trainer *t = NULL;
+    CHECK(slm_trainer_create(m, c, &o, 1, &t, err, sizeof err) == SLM_OK, "%s", err);
+    CHECK(t && slm_trainer_run(t, err, sizeof err) == SLM_OK, "%s", err);
+    slm_trainer_free(t);
+    CHECK(r.n == 4, "%d calls for steps 2..5", r.n);
+    for (int i = 0; i < r.n && i < 8; i++) {
+        const slm_train_progress *p = &r.p[i];
+        int step = i + 2;
+        CHECK(p->step == step && p->steps == 6 && p->end_step == 5 && p->first_step == 1,
+              "step %d: %d/%d end %d first %d", step, p->step, p->steps, p->end_step,
+              p->first_step);
+        CHECK(p->evaluated == (step % 2 == 0) && isnan(p->val_loss) == !p->evaluated,
+              "step %d: evaluated %d val %g", step, p->evaluated, p->val_loss);
+        CHECK(p->checkpointed == (step == 3 || step == 5), "step %d: checkpointed %d", step,
+              p->checkpointed);
+        CHECK(p->lr == slm_lr_schedule((float)o.lr, step, o.warmup, o.steps) &&
+                  isfinite(p->loss) && p->loss > 0 && p->grad_norm > 0,
+              "step %d: lr %g loss %g norm %g", step, p->lr, p->loss, p->grad_norm);
+    }
+out:
+    slm_model_free(m);
+    slm_corpus_free(c);
+    tmpdir_remove(dir);
+}
+
 static int same_floats(const float *a, const float *b, size_t n)
 {
     return !memcmp(a, b, n * sizeof *a);
@@ -572,6 +628,7 @@ int main(void)
     RUN(test_batch_shards_partition_the_global_batch);
     RUN(test_validation_is_the_eval_rule);
     RUN(test_no_validation_split_trains);
+    RUN(test_progress_reports_each_step);
     RUN(test_checkpoint_round_trip);
     RUN(test_resume_is_byte_identical);
     RUN(test_stop_saves_the_last_step);

@@ -24,6 +24,7 @@ struct slm_trainer {
     int T;             /* the model's context                                */
     int rows;          /* this process's windows per micro-batch             */
     int step;          /* steps taken                                        */
+    int first;         /* the step this trainer started after                */
     int end;           /* min(steps, stop_after)                             */
     int32_t *in, *tgt; /* [rows][T]                                          */
     train_log log;
@@ -111,7 +112,7 @@ int slm_trainer_create(slm_model *m, const slm_corpus *c, const slm_train_opts *
     if (t->o.warmup < 0) t->o.warmup = t->o.steps / 20;
     t->T = o->context ? o->context : slm_model_config(m)->n_positions;
     t->rows = t->o.batch / t->o.n_shards;
-    t->step = start_step;
+    t->step = t->first = start_step;
     t->end = t->o.stop_after && t->o.stop_after < t->o.steps ? t->o.stop_after : t->o.steps;
     size_t bt = (size_t)t->rows * (size_t)t->T;
     t->in = malloc(bt * sizeof *t->in);
@@ -207,7 +208,8 @@ int slm_trainer_step(slm_trainer *t, slm_train_progress *p, char *err, size_t er
     if (p) {
         double dt = now_seconds() - t0;
         *p = (slm_train_progress){.step = step, .steps = o->steps, .end_step = t->end,
-                                  .loss = loss, .lr = lr, .grad_norm = norm, .val_loss = NAN};
+                                  .first_step = t->first, .loss = loss, .lr = lr,
+                                  .grad_norm = norm, .val_loss = NAN};
         p->tokens_per_s = dt > 0 ? (double)t->rows * t->T * o->grad_accum / dt : 0.0;
     }
     return SLM_OK;
@@ -263,7 +265,7 @@ int slm_trainer_run(slm_trainer *t, char *err, size_t errlen)
 {
     if (!t) return fail(err, errlen, SLM_EINVAL, "train: no trainer");
     const slm_train_opts *o = &t->o;
-    int first = t->step, saved = t->step, stop = 0, rc = SLM_OK;
+    int saved = t->step, stop = 0, rc = SLM_OK;
     while (t->step < t->end && !stop) {
         if (o->should_stop && o->should_stop(o->callback_ctx)) {
             stop = 1;
@@ -277,7 +279,6 @@ int slm_trainer_run(slm_trainer *t, char *err, size_t errlen)
             break;
         }
         if (rc || (rc = after_step(t, &p, err, errlen))) break;
-        p.first_step = first;
         if (p.checkpointed) saved = t->step;
         if (o->on_progress && o->on_progress(o->callback_ctx, &p)) stop = 1;
     }
