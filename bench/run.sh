@@ -11,3 +11,5 @@ echo; echo "== attention (flash vs PyTorch)"; bench/attention.sh "$BUILD"
 echo; echo "== training step (slm vs PyTorch)"; bench/train.sh "$BUILD"
 echo; echo "== generation (KV cache)";        "$BUILD/slm" bench generate
 echo; echo "== tokenizer";                    "$BUILD/slm" bench tokenize
+echo; echo "== data-parallel training (1 process × 2 threads vs 2 MPI ranks × 1 thread)"
+bench/mpi.sh "$BUILD"

@@ -99,10 +99,10 @@ typedef struct {
     float last_loss;
     double last_val;
     int last_step;
-    train_mpi *w;       /* this rank of the job (rank 0 of 1 alone)        */
-    slm_model *m;       /* for the ranks' parameter check                   */
-    int save_every;     /* the ranks compare parameters at each checkpoint  */
-    double tokens_step; /* this rank's tokens per step                      */
+    train_mpi *w;        /* this rank of the job (rank 0 of 1 alone)       */
+    slm_model *m;        /* for the ranks' parameter check                  */
+    int save_every;      /* the ranks compare parameters at each checkpoint */
+    double tokens_step;  /* this rank's tokens per step                     */
     double step_seconds; /* time in steps (for the MPI summary)             */
 } progress;
 
@@ -371,11 +371,12 @@ static int train(run *r, const slm_train_opts *opts, train_mpi *w)
     slm_corpus_tokens(r->corpus, SLM_SPLIT_VAL, &n_val);
     if (w->rank == 0)
         fprintf(stderr,
-            "slm: train: %d layers, %d heads, width %d, context %d, %.2fM parameters; %zu "
-            "training + %zu validation tokens; %s step %d of %d\n",
-            c->n_layer, c->n_head, c->n_embd, c->n_positions,
-            (double)slm_model_num_params(m) / 1e6, n_train, n_val,
-            r->start ? "resuming after" : "starting at", r->start ? r->start : 1, opts->steps);
+                "slm: train: %d layers, %d heads, width %d, context %d, %.2fM parameters; %zu "
+                "training + %zu validation tokens; %s step %d of %d\n",
+                c->n_layer, c->n_head, c->n_embd, c->n_positions,
+                (double)slm_model_num_params(m) / 1e6, n_train, n_val,
+                r->start ? "resuming after" : "starting at", r->start ? r->start : 1,
+                opts->steps);
     progress g = {isatty(STDERR_FILENO), now_seconds(), NAN, NAN, 0, w, m, opts->save_every,
                   (double)(opts->batch / w->size) * c->n_positions * opts->grad_accum, 0.0};
     slm_train_opts o = *opts;

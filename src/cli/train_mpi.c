@@ -6,9 +6,10 @@
  * Failure model: MPI_COMM_WORLD returns errors (MPI_ERRORS_RETURN) so a
  * failed collective is reported in our words; the caller then ends the job
  * with MPI_Abort. A rank that dies outright (killed, crashed) is noticed by
- * mpirun, which stops the other ranks and exits non-zero; they are blocked
- * in the next collective, never inside a checkpoint's rename, and the
- * checkpoint writes are atomic, so the last checkpoint stays intact.
+ * mpirun, which stops the other ranks and exits non-zero. They wait in the
+ * next collective or, rank 0, may be writing a checkpoint: its files are
+ * written atomically (temporary file, fsync, rename), so the last
+ * checkpoint stays intact either way.
  */
 #include "cli/train_mpi.h"
 #include "cli/cli.h"
@@ -38,7 +39,10 @@ static int launched_size(void)
     return 0;
 }
 
-int train_mpi_launched(void) { return launched_size() > 0; }
+int train_mpi_launched(void)
+{
+    return launched_size() > 0;
+}
 
 #ifdef SLM_WITH_MPI
 
@@ -129,8 +133,7 @@ static uint64_t *gather_u64(const train_mpi *w, uint64_t v)
         fprintf(stderr, "slm: train: out of memory\n");
         train_mpi_abort(w, CLI_RUNTIME);
     }
-    if (MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD) !=
-        MPI_SUCCESS) {
+    if (MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD) != MPI_SUCCESS) {
         fprintf(stderr, "slm: train: rank %d: exchanging start-up checks failed\n", w->rank);
         train_mpi_abort(w, CLI_RUNTIME);
     }
@@ -161,8 +164,10 @@ int train_mpi_agree(const train_mpi *w, int rc)
     free(all);
     if (rc || failed < 0) return rc;
     if (w->rank == 0)
-        cli_error(CLI_RUNTIME, "train: rank %d of %d could not start (its message is above); "
-                               "stopping", failed, w->size);
+        cli_error(CLI_RUNTIME,
+                  "train: rank %d of %d could not start (its message is above); "
+                  "stopping",
+                  failed, w->size);
     return CLI_RUNTIME;
 }
 
@@ -181,7 +186,10 @@ int train_mpi_init(train_mpi *w)
     return 0;
 }
 
-void train_mpi_finalize(train_mpi *w) { (void)w; }
+void train_mpi_finalize(train_mpi *w)
+{
+    (void)w;
+}
 
 void train_mpi_abort(const train_mpi *w, int code)
 {
@@ -222,9 +230,10 @@ int train_mpi_check_batch(const train_mpi *w, int batch)
 {
     if (batch % w->size == 0) return 0;
     if (w->rank == 0)
-        cli_error(CLI_USAGE, "train: --batch %d (the global batch) cannot be split evenly "
-                             "across %d processes; use a multiple of %d", batch, w->size,
-                  w->size);
+        cli_error(CLI_USAGE,
+                  "train: --batch %d (the global batch) cannot be split evenly "
+                  "across %d processes; use a multiple of %d",
+                  batch, w->size, w->size);
     return CLI_USAGE;
 }
 
@@ -234,10 +243,11 @@ int train_mpi_check_data(const train_mpi *w, uint64_t data_hash)
     int bad = train_mpi_first_mismatch(w, data_hash, &first, &theirs);
     if (bad < 0) return 0;
     if (w->rank == 0)
-        cli_error(CLI_RUNTIME, "train: the training data differs between processes: rank %d "
-                               "has data hash %016llx, rank 0 %016llx (every rank needs the "
-                               "same --data)", bad, (unsigned long long)theirs,
-                  (unsigned long long)first);
+        cli_error(CLI_RUNTIME,
+                  "train: the training data differs between processes: rank %d "
+                  "has data hash %016llx, rank 0 %016llx (every rank needs the "
+                  "same --data)",
+                  bad, (unsigned long long)theirs, (unsigned long long)first);
     return CLI_RUNTIME;
 }
 
@@ -270,18 +280,20 @@ int train_mpi_check_replicas(train_mpi *w, slm_model *m, int step)
     int bad = train_mpi_first_mismatch(w, h, &first, &theirs);
     if (bad < 0) return 0;
     if (w->rank == 0)
-        cli_error(CLI_RUNTIME, "train: after step %d the parameters of rank %d differ from rank "
-                               "0's (hash %016llx vs %016llx); stopping", step, bad,
-                  (unsigned long long)theirs, (unsigned long long)first);
+        cli_error(CLI_RUNTIME,
+                  "train: after step %d the parameters of rank %d differ from rank "
+                  "0's (hash %016llx vs %016llx); stopping",
+                  step, bad, (unsigned long long)theirs, (unsigned long long)first);
     return CLI_RUNTIME;
 }
 
 void train_mpi_report(const train_mpi *w, int batch, double step_seconds)
 {
     if (w->size == 1 || w->rank != 0) return;
-    fprintf(stderr, "slm: train: %d processes × %d windows of each batch of %d; summing the "
-                    "gradients took %.3f s of the %.3f s of steps (%.1f %%; %.1f MB per sum); the "
-                    "ranks' parameters were identical at all %d checks\n",
+    fprintf(stderr,
+            "slm: train: %d processes × %d windows of each batch of %d; summing the "
+            "gradients took %.3f s of the %.3f s of steps (%.1f %%; %.1f MB per sum); the "
+            "ranks' parameters were identical at all %d checks\n",
             w->size, batch / w->size, batch, w->reduce_seconds, step_seconds,
             step_seconds > 0 ? 100.0 * w->reduce_seconds / step_seconds : 0.0,
             w->reduce_calls ? w->reduce_bytes / (double)w->reduce_calls / 1e6 : 0.0,
