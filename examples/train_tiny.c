@@ -86,7 +86,8 @@ int main(int argc, char **argv)
     if (!text) { /* the default: one paragraph, 20 times */
         size_t one = strlen(default_text);
         text = malloc(20 * one);
-        for (int i = 0; text && i < 20; i++) memcpy(text + i * one, default_text, one);
+        for (int i = 0; text && i < 20; i++)
+            memcpy(text + i * one, default_text, one);
         len = 20 * one;
     }
 
@@ -94,9 +95,14 @@ int main(int argc, char **argv)
     slm_corpus *corpus = NULL;
     slm_model *model = NULL, *saved = NULL;
     slm_trainer *trainer = NULL;
-    slm_config cfg = {.n_layer = 2, .n_head = 2, .n_embd = 48, .n_positions = 32,
-                      .vocab_size = 256, .layer_norm_epsilon = 1e-5f,
-                      .activation = SLM_ACT_GELU_NEW, .tokenizer = SLM_TOKENIZER_BYTE,
+    slm_config cfg = {.n_layer = 2,
+                      .n_head = 2,
+                      .n_embd = 48,
+                      .n_positions = 32,
+                      .vocab_size = 256,
+                      .layer_norm_epsilon = 1e-5f,
+                      .activation = SLM_ACT_GELU_NEW,
+                      .tokenizer = SLM_TOKENIZER_BYTE,
                       .dropout = 0.0f};
     slm_corpus_opts co = {.context = cfg.n_positions, .val_fraction = 0.1};
     slm_train_opts o;

@@ -38,9 +38,14 @@ static slm_corpus *corpus_of(size_t n, double val_fraction)
 
 static slm_model *tiny_model(float dropout)
 {
-    slm_config cfg = {.n_layer = 2, .n_head = 2, .n_embd = 16, .n_positions = CTX,
-                      .vocab_size = V, .layer_norm_epsilon = 1e-5f,
-                      .activation = SLM_ACT_GELU_NEW, .tokenizer = SLM_TOKENIZER_GPT2,
+    slm_config cfg = {.n_layer = 2,
+                      .n_head = 2,
+                      .n_embd = 16,
+                      .n_positions = CTX,
+                      .vocab_size = V,
+                      .layer_norm_epsilon = 1e-5f,
+                      .activation = SLM_ACT_GELU_NEW,
+                      .tokenizer = SLM_TOKENIZER_GPT2,
                       .dropout = dropout};
     slm_model *m = NULL;
     char err[256];
@@ -109,8 +114,8 @@ static void test_corpus_split_edges(void)
 
 /* Where window `row` starts in the training split, or -1 if it is not a
  * window of it (inputs a slice, targets the same slice shifted by one). */
-static long window_start(const int32_t *train, size_t n_tr, const int32_t *in,
-                         const int32_t *tgt, int T)
+static long window_start(const int32_t *train, size_t n_tr, const int32_t *in, const int32_t *tgt,
+                         int T)
 {
     for (size_t s = 0; s + (size_t)T < n_tr; s++)
         if (!memcmp(train + s, in, (size_t)T * sizeof *in) &&
@@ -162,8 +167,8 @@ static void test_batch_shards_partition_the_global_batch(void)
         int per = B / n;
         for (int k = 0; k < n; k++) {
             slm_batch_opts s = {B, CTX, 9, k, n};
-            CHECK(slm_corpus_batch(c, &s, 2, 1, part_in, part_tgt, err, sizeof err) == SLM_OK,
-                  "%s", err);
+            CHECK(slm_corpus_batch(c, &s, 2, 1, part_in, part_tgt, err, sizeof err) == SLM_OK, "%s",
+                  err);
             CHECK(!memcmp(part_in, in + k * per * CTX, (size_t)per * CTX * sizeof *in) &&
                       !memcmp(part_tgt, tgt + k * per * CTX, (size_t)per * CTX * sizeof *tgt),
                   "shard %d of %d", k, n);
@@ -191,8 +196,10 @@ static double eval_by_definition(slm_model *m, const int32_t *ids, size_t n, int
         const float *lg = slm_model_logits(m);
         for (int t = 0; t < len; t++) {
             double mx = -INFINITY, z = 0.0;
-            for (int v = 0; v < V; v++) mx = fmax(mx, lg[t * V + v]);
-            for (int v = 0; v < V; v++) z += exp(lg[t * V + v] - mx);
+            for (int v = 0; v < V; v++)
+                mx = fmax(mx, lg[t * V + v]);
+            for (int v = 0; v < V; v++)
+                z += exp(lg[t * V + v] - mx);
             sum += mx + log(z) - lg[t * V + ids[s + (size_t)t + 1]];
             count++;
         }
@@ -317,8 +324,8 @@ static void test_progress_reports_each_step(void)
               "step %d: evaluated %d val %g", step, p->evaluated, p->val_loss);
         CHECK(p->checkpointed == (step == 3 || step == 5), "step %d: checkpointed %d", step,
               p->checkpointed);
-        CHECK(p->lr == slm_lr_schedule((float)o.lr, step, o.warmup, o.steps) &&
-                  isfinite(p->loss) && p->loss > 0 && p->grad_norm > 0,
+        CHECK(p->lr == slm_lr_schedule((float)o.lr, step, o.warmup, o.steps) && isfinite(p->loss) &&
+                  p->loss > 0 && p->grad_norm > 0,
               "step %d: lr %g loss %g norm %g", step, p->lr, p->loss, p->grad_norm);
     }
 out:
@@ -351,8 +358,8 @@ static void test_checkpoint_round_trip(void)
         CHECK(slm_trainer_step(t, NULL, err, sizeof err) == SLM_OK, "%s", err);
     slm_trainer_free(t);
     CHECK(slm_checkpoint_prepare_dir(dir, NULL, err, sizeof err) == SLM_OK, "%s", err);
-    CHECK(slm_checkpoint_save(dir, m, &o, 3, slm_corpus_hash(c), err, sizeof err) == SLM_OK,
-          "%s", err);
+    CHECK(slm_checkpoint_save(dir, m, &o, 3, slm_corpus_hash(c), err, sizeof err) == SLM_OK, "%s",
+          err);
     slm_checkpoint ck;
     CHECK(slm_checkpoint_load(dir, &ck, err, sizeof err) == SLM_OK, "%s", err);
     if (!ck.model) goto out;
@@ -366,8 +373,8 @@ static void test_checkpoint_round_trip(void)
     CHECK(!memcmp(slm_model_config(ck.model), slm_model_config(m), sizeof(slm_config)),
           "config differs");
     const slm_train_opts *r = &ck.opts;
-    CHECK(r->batch == o.batch && r->steps == o.steps && r->warmup == o.warmup &&
-              r->lr == o.lr && r->grad_clip == o.grad_clip && r->seed == o.seed &&
+    CHECK(r->batch == o.batch && r->steps == o.steps && r->warmup == o.warmup && r->lr == o.lr &&
+              r->grad_clip == o.grad_clip && r->seed == o.seed &&
               r->val_fraction == o.val_fraction && r->eval_batches == o.eval_batches,
           "options differ");
     CHECK(r->n_data == 2 && !strcmp(r->data[0], "a.txt") && !strcmp(r->data[1], "b.txt"),
@@ -441,7 +448,8 @@ static void test_resume_is_byte_identical(void)
     size_t len = 0;
     char *log = (char *)read_bytes(path_in(b, "log.jsonl", 0), &len);
     int step = 0, expect = 1, at = 0, used = 0;
-    while (log && (size_t)at < len && sscanf(log + at, "{\"step\":%d%*[^\n]\n%n", &step, &used) == 1) {
+    while (log && (size_t)at < len &&
+           sscanf(log + at, "{\"step\":%d%*[^\n]\n%n", &step, &used) == 1) {
         CHECK(step == expect, "log line %d is step %d", expect, step);
         expect++;
         at += used;
@@ -492,8 +500,7 @@ static void test_stop_saves_the_last_step(void)
     slm_trainer_free(t);
     CHECK(slm_checkpoint_load(dir, &ck, err, sizeof err) == SLM_OK && ck.step == 1, "%s", err);
     if (ck.model)
-        CHECK(same_floats(slm_model_params(ck.model), slm_model_params(m),
-                          slm_model_num_params(m)),
+        CHECK(same_floats(slm_model_params(ck.model), slm_model_params(m), slm_model_num_params(m)),
               "saved parameters are not the last step's");
 out:
     slm_checkpoint_free(&ck);
@@ -529,7 +536,8 @@ static int reduce_two(void *ctx, float *data, size_t n)
     memcpy(mine, data, n * sizeof *mine);
     ar->slot[j->shard] = mine;
     pthread_barrier_wait(&ar->barrier);
-    for (size_t i = 0; i < n; i++) data[i] = ar->slot[0][i] + ar->slot[1][i];
+    for (size_t i = 0; i < n; i++)
+        data[i] = ar->slot[0][i] + ar->slot[1][i];
     pthread_barrier_wait(&ar->barrier);
     free(mine);
     return 0;
@@ -567,8 +575,10 @@ static void test_two_shards_equal_one_process(void)
     pthread_barrier_init(&ar.barrier, NULL, 2);
     shard_job jobs[2] = {{&ar, 0, m0, c, 0, ""}, {&ar, 1, m1, c, 0, ""}};
     pthread_t th[2];
-    for (int k = 0; k < 2; k++) pthread_create(&th[k], NULL, run_shard, &jobs[k]);
-    for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+    for (int k = 0; k < 2; k++)
+        pthread_create(&th[k], NULL, run_shard, &jobs[k]);
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
     pthread_barrier_destroy(&ar.barrier);
     CHECK(jobs[0].rc == 0 && jobs[1].rc == 0, "shards: %s / %s", jobs[0].err, jobs[1].err);
     size_t n = slm_model_num_params(whole);
@@ -604,8 +614,7 @@ static void test_divergence_is_an_error(void)
     slm_trainer *t = NULL;
     CHECK(slm_trainer_create(m, c, &o, 0, &t, err, sizeof err) == SLM_OK, "%s", err);
     int rc = t ? slm_trainer_run(t, err, sizeof err) : -1;
-    CHECK(rc == SLM_ENUMERIC && strstr(err, "became") && strstr(err, "at step"), "%d: %s", rc,
-          err);
+    CHECK(rc == SLM_ENUMERIC && strstr(err, "became") && strstr(err, "at step"), "%d: %s", rc, err);
     slm_trainer_free(t);
     o = tiny_opts();
     o.batch = 5;

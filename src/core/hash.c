@@ -47,7 +47,10 @@ void hash_update(hash_state *s, const void *data, size_t len)
     }
 }
 
-uint64_t hash_final(const hash_state *s) { return fmix(s->h ^ s->total); }
+uint64_t hash_final(const hash_state *s)
+{
+    return fmix(s->h ^ s->total);
+}
 
 uint64_t slm_hash64(const void *data, size_t len)
 {

@@ -16,8 +16,8 @@
 #define DEFAULT_BATCH 8
 
 /* Fills batch rows with windows w0 .. w0+rows-1; returns the predictions. */
-static size_t fill_windows(const int32_t *ids, size_t n, size_t w0, int rows, int ctx,
-                           int32_t *in, int32_t *tgt)
+static size_t fill_windows(const int32_t *ids, size_t n, size_t w0, int rows, int ctx, int32_t *in,
+                           int32_t *tgt)
 {
     size_t counted = 0;
     for (int b = 0; b < rows; b++) {
@@ -44,13 +44,13 @@ int slm_model_eval(slm_model *m, const int32_t *ids, size_t n, const slm_eval_op
     const slm_config *c = slm_model_config(m);
     if (o.context == 0) o.context = c->n_positions;
     if (o.batch == 0) o.batch = DEFAULT_BATCH;
-    if (n < 2)
-        return fail(err, errlen, SLM_EINVAL, "eval: %zu token(s); at least 2 are needed", n);
+    if (n < 2) return fail(err, errlen, SLM_EINVAL, "eval: %zu token(s); at least 2 are needed", n);
     if (o.context < 0 || o.batch < 0)
         return fail(err, errlen, SLM_EINVAL, "eval: context and batch must be positive");
     if (o.context > c->n_positions)
-        return fail(err, errlen, SLM_ERANGE, "eval: context %d exceeds the model's n_positions (%d)",
-                    o.context, c->n_positions);
+        return fail(err, errlen, SLM_ERANGE,
+                    "eval: context %d exceeds the model's n_positions (%d)", o.context,
+                    c->n_positions);
     int ctx = o.context, batch = o.batch;
     size_t windows = (n - 2) / (size_t)ctx + 1;
     if (o.max_windows && o.max_windows < windows) windows = o.max_windows;

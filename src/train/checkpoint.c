@@ -31,8 +31,8 @@
 /* The numeric fields of a run, by name, in the options or the config. */
 typedef struct {
     const char *name;
-    int is_double;   /* double in slm_train_opts; float in slm_config      */
-    int in_config;   /* a field of slm_config, else of slm_train_opts      */
+    int is_double; /* double in slm_train_opts; float in slm_config      */
+    int in_config; /* a field of slm_config, else of slm_train_opts      */
     size_t offset;
 } run_field;
 
@@ -77,7 +77,8 @@ static int run_to_json(const slm_train_opts *o, const slm_config *c, char **out,
     jw_begin_object(&w);
     jw_key(&w, "data", 4);
     jw_begin_array(&w);
-    for (int i = 0; i < o->n_data; i++) jw_string(&w, o->data[i], strlen(o->data[i]));
+    for (int i = 0; i < o->n_data; i++)
+        jw_string(&w, o->data[i], strlen(o->data[i]));
     jw_end_array(&w);
     jw_key(&w, "seed", 4);
     char seed[32];
@@ -122,8 +123,8 @@ int slm_checkpoint_save(const char *dir, slm_model *m, const slm_train_opts *o, 
         char step_s[32], hash_s[32];
         snprintf(step_s, sizeof step_s, "%d", step);
         snprintf(hash_s, sizeof hash_s, "%016llx", (unsigned long long)data_hash);
-        const char *meta[] = {"format", STATE_FORMAT, "version", STATE_VERSION, "step", step_s,
-                              "data_hash", hash_s, "args", run};
+        const char *meta[] = {"format", STATE_FORMAT, "version", STATE_VERSION, "step",
+                              step_s,   "data_hash",  hash_s,    "args",        run};
         int64_t shape[1] = {(int64_t)slm_model_num_params(m)};
         slm_safetensors_entry t[3] = {
             {"params", SLM_DTYPE_F32, 1, shape, slm_model_params(m)},
@@ -144,13 +145,13 @@ static int model_files_current(const char *dir, slm_model *m)
     slm_model *f;
     if (slm_model_load(dir, &f, NULL, 0)) return 0;
     const slm_config *a = slm_model_config(f), *b = slm_model_config(m);
-    int same = a->n_layer == b->n_layer && a->n_head == b->n_head && a->n_embd == b->n_embd &&
-               a->n_positions == b->n_positions && a->vocab_size == b->vocab_size &&
-               a->layer_norm_epsilon == b->layer_norm_epsilon &&
-               a->activation == b->activation && a->tokenizer == b->tokenizer &&
-               a->dropout == b->dropout && slm_model_num_params(f) == slm_model_num_params(m) &&
-               !memcmp(slm_model_params(f), slm_model_params(m),
-                       slm_model_num_params(m) * sizeof(float));
+    int same =
+        a->n_layer == b->n_layer && a->n_head == b->n_head && a->n_embd == b->n_embd &&
+        a->n_positions == b->n_positions && a->vocab_size == b->vocab_size &&
+        a->layer_norm_epsilon == b->layer_norm_epsilon && a->activation == b->activation &&
+        a->tokenizer == b->tokenizer && a->dropout == b->dropout &&
+        slm_model_num_params(f) == slm_model_num_params(m) &&
+        !memcmp(slm_model_params(f), slm_model_params(m), slm_model_num_params(m) * sizeof(float));
     slm_model_free(f);
     return same;
 }
@@ -176,8 +177,7 @@ static int copy_file(const char *from, const char *to, char *err, size_t errlen)
     return rc;
 }
 
-int slm_checkpoint_prepare_dir(const char *dir, const char *tokenizer_dir, char *err,
-                               size_t errlen)
+int slm_checkpoint_prepare_dir(const char *dir, const char *tokenizer_dir, char *err, size_t errlen)
 {
     if (!dir) return fail(err, errlen, SLM_EINVAL, "checkpoint: no directory");
     int rc = mkdir_p(dir, err, errlen);
@@ -272,8 +272,8 @@ static int run_from_json(const char *json, int version, slm_train_opts *o, slm_c
 }
 
 /* Reads one [n] F32 tensor of the state into dst. */
-static int read_vector(const slm_safetensors *f, const char *name, float *dst, size_t n,
-                       char *err, size_t errlen)
+static int read_vector(const slm_safetensors *f, const char *name, float *dst, size_t n, char *err,
+                       size_t errlen)
 {
     const slm_safetensors_tensor *t = slm_safetensors_find(f, name);
     if (!t || t->dtype != SLM_DTYPE_F32 || t->numel != n)

@@ -45,8 +45,8 @@ static int split(slm_corpus *c, const slm_corpus_opts *o, char *err, size_t errl
                         "training + %zu for validation)",
                         c->n, o->context, need + n_val, need, n_val);
         return fail(err, errlen, SLM_ERANGE,
-                    "the data has %zu tokens; a context of %d needs at least %zu", c->n,
-                    o->context, need);
+                    "the data has %zu tokens; a context of %d needs at least %zu", c->n, o->context,
+                    need);
     }
     c->n_train = c->n - n_val;
     return SLM_OK;
@@ -107,13 +107,13 @@ int slm_corpus_create(const slm_tokenizer *tok, const char *text, size_t len,
 }
 
 int slm_corpus_from_tokens(const int32_t *ids, size_t n, int vocab_size,
-                           const slm_corpus_opts *opts, slm_corpus **out, char *err,
-                           size_t errlen)
+                           const slm_corpus_opts *opts, slm_corpus **out, char *err, size_t errlen)
 {
     int rc = check_opts(opts, out, err, errlen);
     if (rc) return rc;
     if (!ids || n == 0) return fail(err, errlen, SLM_EINVAL, "the training data is empty");
-    if (vocab_size <= 0) return fail(err, errlen, SLM_EINVAL, "corpus: vocab_size must be positive");
+    if (vocab_size <= 0)
+        return fail(err, errlen, SLM_EINVAL, "corpus: vocab_size must be positive");
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= vocab_size)
             return fail(err, errlen, SLM_ERANGE, "corpus: token %d at %zu is outside [0, %d)",
@@ -146,7 +146,10 @@ int slm_corpus_save_cache(const slm_corpus *c, const char *path, char *err, size
     return slm_token_file_write(path, c->tokens, c->n, &c->meta, err, errlen);
 }
 
-uint64_t slm_corpus_hash(const slm_corpus *c) { return c ? c->meta.source_hash : 0; }
+uint64_t slm_corpus_hash(const slm_corpus *c)
+{
+    return c ? c->meta.source_hash : 0;
+}
 
 const int32_t *slm_corpus_tokens(const slm_corpus *c, int which, size_t *n)
 {
@@ -163,7 +166,10 @@ const int32_t *slm_corpus_tokens(const slm_corpus *c, int which, size_t *n)
     return p;
 }
 
-int slm_corpus_vocab_size(const slm_corpus *c) { return c ? c->meta.vocab_size : 0; }
+int slm_corpus_vocab_size(const slm_corpus *c)
+{
+    return c ? c->meta.vocab_size : 0;
+}
 
 int slm_corpus_batch(const slm_corpus *c, const slm_batch_opts *o, int step, int micro,
                      int32_t *inputs, int32_t *targets, char *err, size_t errlen)

@@ -56,8 +56,8 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int check_opts(const slm_train_opts *o, const slm_model *m, const slm_corpus *c,
-                      int start, char *err, size_t errlen)
+static int check_opts(const slm_train_opts *o, const slm_model *m, const slm_corpus *c, int start,
+                      char *err, size_t errlen)
 {
     int shards = o->n_shards > 1 ? o->n_shards : 1;
     if (o->batch <= 0 || o->grad_accum <= 0 || o->steps <= 0 || o->eval_batches <= 0 ||
@@ -71,8 +71,8 @@ static int check_opts(const slm_train_opts *o, const slm_model *m, const slm_cor
                     "train: lr, weight_decay and grad_clip must be finite and not negative");
     if (o->batch % shards || o->shard < 0 || o->shard >= shards)
         return fail(err, errlen, SLM_EINVAL,
-                    "train: a batch of %d does not split into %d equal shares (shard %d)",
-                    o->batch, shards, o->shard);
+                    "train: a batch of %d does not split into %d equal shares (shard %d)", o->batch,
+                    shards, o->shard);
     if (start < 0 || start >= o->steps)
         return fail(err, errlen, SLM_EINVAL, "train: start step %d is outside [0, %d)", start,
                     o->steps);
@@ -96,8 +96,8 @@ static int check_opts(const slm_train_opts *o, const slm_model *m, const slm_cor
     return SLM_OK;
 }
 
-int slm_trainer_create(slm_model *m, const slm_corpus *c, const slm_train_opts *o,
-                       int start_step, slm_trainer **out, char *err, size_t errlen)
+int slm_trainer_create(slm_model *m, const slm_corpus *c, const slm_train_opts *o, int start_step,
+                       slm_trainer **out, char *err, size_t errlen)
 {
     if (out) *out = NULL;
     if (!m || !c || !o || !out) return fail(err, errlen, SLM_EINVAL, "train: NULL argument");
@@ -138,14 +138,18 @@ void slm_trainer_free(slm_trainer *t)
     free(t);
 }
 
-int slm_trainer_step_count(const slm_trainer *t) { return t ? t->step : 0; }
+int slm_trainer_step_count(const slm_trainer *t)
+{
+    return t ? t->step : 0;
+}
 
 static int params_finite(slm_model *m)
 {
     const float *p = slm_model_params(m);
     size_t n = slm_model_num_params(m), bad = 0;
 #pragma omp parallel for reduction(+ : bad) schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) bad += !isfinite(p[i]);
+    for (size_t i = 0; i < n; i++)
+        bad += !isfinite(p[i]);
     return bad == 0;
 }
 
@@ -187,9 +191,9 @@ int slm_trainer_step(slm_trainer *t, slm_train_progress *p, char *err, size_t er
     float loss = 0.0f, norm = 0.0f;
     int rc = accumulate(t, step, &loss, err, errlen);
     if (rc) return rc;
-    if (o->n_shards > 1 && (o->reduce_sum(o->reduce_ctx, &loss, 1) ||
-                            o->reduce_sum(o->reduce_ctx, slm_model_grads(t->m),
-                                          slm_model_num_params(t->m))))
+    if (o->n_shards > 1 &&
+        (o->reduce_sum(o->reduce_ctx, &loss, 1) ||
+         o->reduce_sum(o->reduce_ctx, slm_model_grads(t->m), slm_model_num_params(t->m))))
         return fail(err, errlen, SLM_EIO, "summing over processes failed at step %d", step);
     if (!isfinite(loss))
         return fail(err, errlen, SLM_ENUMERIC, "the loss became %s at step %d",
@@ -207,9 +211,14 @@ int slm_trainer_step(slm_trainer *t, slm_train_progress *p, char *err, size_t er
     t->step = step;
     if (p) {
         double dt = now_seconds() - t0;
-        *p = (slm_train_progress){.step = step, .steps = o->steps, .end_step = t->end,
-                                  .first_step = t->first, .loss = loss, .lr = lr,
-                                  .grad_norm = norm, .val_loss = NAN};
+        *p = (slm_train_progress){.step = step,
+                                  .steps = o->steps,
+                                  .end_step = t->end,
+                                  .first_step = t->first,
+                                  .loss = loss,
+                                  .lr = lr,
+                                  .grad_norm = norm,
+                                  .val_loss = NAN};
         p->tokens_per_s = dt > 0 ? (double)t->rows * t->T * o->grad_accum / dt : 0.0;
     }
     return SLM_OK;
@@ -234,8 +243,8 @@ int slm_trainer_save(slm_trainer *t, char *err, size_t errlen)
 {
     if (!t) return fail(err, errlen, SLM_EINVAL, "train: no trainer");
     if (!t->o.out_dir || !t->o.is_writer) return SLM_OK;
-    int rc = slm_checkpoint_save(t->o.out_dir, t->m, &t->o, t->step, slm_corpus_hash(t->c), err,
-                                 errlen);
+    int rc =
+        slm_checkpoint_save(t->o.out_dir, t->m, &t->o, t->step, slm_corpus_hash(t->c), err, errlen);
     if (rc) {
         char why[400];
         snprintf(why, sizeof why, "%s", err ? err : "");
