@@ -50,6 +50,14 @@ ISA_avx512   := $(ISA_avx2) -mavx512f -mavx512bw -mavx512dq -mavx512vl
 CAIRO_CFLAGS ?= $(shell pkg-config --cflags cairo fontconfig 2>/dev/null)
 CAIRO_LIBS   ?= $(shell pkg-config --libs cairo fontconfig 2>/dev/null || echo -lcairo -lfontconfig)
 
+# Open MPI (data-parallel `mpirun -np N slm train`): when mpicc is on PATH,
+# build/slm is linked with libmpi and src/cli/train_mpi.c is compiled with
+# -DSLM_WITH_MPI; without it (or with MPI=0) the same sources build an slm
+# that trains in one process. The library itself never links MPI.
+MPICC    ?= $(if $(filter 0,$(MPI)),,$(shell command -v mpicc 2>/dev/null))
+MPI_CFLAGS := $(if $(MPICC),-DSLM_WITH_MPI $(shell $(MPICC) --showme:compile),)
+MPI_LIBS   := $(if $(MPICC),$(shell $(MPICC) --showme:link),)
+
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
@@ -62,7 +70,7 @@ TCOM_OBJ := $(TCOM_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test check asan demo tour install clean format lint help bench fuzz fuzz-build python wheel
+.PHONY: FORCE all deps test check asan demo tour install clean format lint help bench fuzz fuzz-build python wheel
 HOOKS    := $(BUILD)/tests/libslm_test_hooks.so
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
 all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS) $(HOOKS) $(EXAMPLES)
@@ -94,10 +102,19 @@ $(BUILD)/libslm.so: $(LIB_OBJ)
 	@echo "  LD  $@"
 	@$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# slm serve (src/cli/serve_*.c) is built on libmicrohttpd; only the CLI links it.
+$(BUILD)/obj/src/cli/train_mpi.o: CFLAGS += $(MPI_CFLAGS)
+# train_mpi.o is rebuilt when MPI support is switched on or off.
+$(BUILD)/obj/src/cli/train_mpi.o: $(BUILD)/mpi-flags
+$(BUILD)/mpi-flags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(MPI_CFLAGS) $(MPI_LIBS)' | cmp -s - $@ || echo '$(MPI_CFLAGS) $(MPI_LIBS)' > $@
+
+# Only the CLI links what only the CLI uses: slm serve's libmicrohttpd, the
+# pictures' Cairo, Open MPI (slm train under mpirun), OpenBLAS (bench gemm).
 $(BUILD)/slm: $(CLI_OBJ) $(BUILD)/libslm.a
-	@echo "  LD  $@"
-	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(CLI_LDLIBS) $(LDLIBS) $(CAIRO_LIBS) -lmicrohttpd
+	@echo "  LD  $@$(if $(MPICC), (with Open MPI),)"
+	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(CLI_LDLIBS) $(LDLIBS) $(CAIRO_LIBS) \
+	    -lmicrohttpd $(MPI_LIBS)
 
 $(BUILD)/obj/src/cli/canvas_cairo.o: CFLAGS += $(CAIRO_CFLAGS)
 

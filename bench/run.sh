@@ -21,5 +21,7 @@ status=0
 if [ -f bench/serve.py ] && [ -z "${BENCH_ONLY:-}" ] && [ "${BENCH_QUICK:-}" != 1 ] && [ $# -eq 0 ]; then
     echo; echo "== slm serve (concurrent requests)"
     tools/setup-venv.sh && SLM_BIN="$BUILD/slm" build/venv/bin/python bench/serve.py || status=1
+    echo; echo "== data-parallel training (1 process × 2 threads vs 2 MPI ranks × 1 thread)"
+    bench/mpi.sh "$BUILD" || status=1
 fi
 exit $status

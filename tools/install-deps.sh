@@ -11,6 +11,8 @@
 #          man-db (the man page test),
 #          chromium (headless, for the web page of `slm serve`),
 #          and what building the Python package needs (python3-dev, setuptools, wheel)
+#          Open MPI (libopenmpi-dev for mpicc, openmpi-bin for mpirun): the build
+#          links it into build/slm for `mpirun -np N slm train`
 #   python: only what `make wheel` / `pip install .` need (--python)
 #   fuzz:  clang 14 with its libFuzzer + sanitizer runtimes and LLVM's OpenMP
 #          runtime (the library sources use OpenMP pragmas), for `make fuzz` only
@@ -29,7 +31,8 @@ case "${1:-}" in
                 python3-wheel python3-numpy) ;;
 *) pkgs=(gcc make pkg-config libdnnl-dev libopenblas-openmp-dev libblis-openmp-dev libcairo2-dev
          libmicrohttpd-dev fonts-dejavu-core bible-kjv python3-venv python3-numpy python3-torch librsvg2-bin
-         man-db chromium python3-dev python3-setuptools python3-wheel) ;;
+         man-db chromium python3-dev python3-setuptools python3-wheel libopenmpi-dev
+         openmpi-bin) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
