@@ -1,13 +1,25 @@
 # slm — build, test, demo. `make help` lists the targets.
 #
-# Variables: BUILD=dir (default build), PORTABLE=1 (no -march=native),
-#            SAN=1 (AddressSanitizer + UndefinedBehaviorSanitizer).
+# Variables: BUILD=dir (default build), PORTABLE=1 (generic code for the
+#            x86-64 baseline instead of -march=native), SAN=1 (AddressSanitizer
+#            + UndefinedBehaviorSanitizer).
+#
+# Instruction sets. The kernels (src/kernels/*_avx512.c, *_avx2.c,
+# *_portable.c and the flash attention files) are compiled once per
+# instruction set with their own flags below, in every build, and the CPU
+# picks one at run time (src/kernels/kernels.h, cpu_level()). The rest of the
+# code (elementwise loops: LayerNorm, GELU, softmax, AdamW) is built with
+# -march=native by default, so it uses the building machine's vectors; the
+# binary is then for that machine (or one like it). PORTABLE=1 builds that
+# code for the x86-64 baseline instead: a binary for any x86-64, and the
+# build tools/valgrind.sh uses (valgrind 3.19 cannot decode AVX-512).
 
 BUILD    ?= build
 CC       ?= gcc
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-# The OpenMP build of OpenBLAS shares libgomp's thread pool with our own
-# parallel loops, so BLAS calls and OpenMP regions never oversubscribe the cores.
+# oneDNN (Debian's libdnnl, OpenMP runtime) and the OpenMP build of OpenBLAS
+# share libgomp's thread pool with our own parallel loops, so library calls
+# and OpenMP regions never oversubscribe the cores.
 BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-openmp
 BLAS_LIB ?= /usr/lib/$(MULTIARCH)/openblas-openmp
 
@@ -19,7 +31,20 @@ CFLAGS   += -fvisibility=hidden -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SO
             -Wall -Wextra -Werror -fPIC -fopenmp -fno-math-errno $(SANFLAGS) \
             -Iinclude -Isrc -I$(BLAS_INC) -MMD -MP -DSLM_DATA_DIR='"$(CURDIR)/data"'
 LDFLAGS  += -fopenmp $(SANFLAGS) -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB)
-LDLIBS   += -lopenblas -lm
+LDLIBS   += -ldnnl -lm
+# OpenBLAS is only a comparison in `slm bench gemm`: the CLI links it, the
+# library and the tests do not.
+CLI_LDLIBS := -lopenblas
+
+# Per-instruction-set flags of the kernel files (see the top of this file).
+# -march=x86-64 comes last on the command line, so it overrides -march=native.
+ISA_portable := -march=x86-64 -mtune=generic
+ISA_avx2     := $(ISA_portable) -mavx2 -mfma
+ISA_avx512   := $(ISA_avx2) -mavx512f -mavx512bw -mavx512dq -mavx512vl
+%_avx512.o: ISAFLAGS = $(ISA_avx512)
+%_avx2.o: ISAFLAGS = $(ISA_avx2)
+%_portable.o %/attention/flash_forward.o %/attention/flash_backward.o \
+    %/attention/flash_gemm.o: ISAFLAGS = $(ISA_portable)
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
@@ -49,7 +74,7 @@ help:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC  $<"
-	@$(CC) $(CFLAGS) -c $< -o $@
+	@$(CC) $(CFLAGS) $(ISAFLAGS) -c $< -o $@
 
 $(BUILD)/libslm.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -62,7 +87,7 @@ $(BUILD)/libslm.so: $(LIB_OBJ)
 
 $(BUILD)/slm: $(CLI_OBJ) $(BUILD)/libslm.a
 	@echo "  LD  $@"
-	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(LDLIBS)
+	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(CLI_LDLIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TCOM_OBJ) $(BUILD)/libslm.a
 	@mkdir -p $(dir $@)
@@ -134,7 +159,7 @@ fuzz-build: $(FUZZ_BIN)
 $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC (fuzz) $<"
-	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(ISAFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 $(FUZZ_DIR)/libslm.a: $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 	@rm -f $@ && ar rcs $@ $^
@@ -142,7 +167,7 @@ $(FUZZ_DIR)/libslm.a: $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libslm.a
 	@echo "  LD  $@"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_DIR)/libslm.a -L$(BLAS_LIB) \
-	    -Wl,-rpath,$(BLAS_LIB) -lopenblas -lm -o $@
+	    -Wl,-rpath,$(BLAS_LIB) -ldnnl -lm -o $@
 
 format:
 	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) $(TCOM_SRC) $(wildcard src/*/*.h tests/*.h tests/common/*.h) include/slm.h

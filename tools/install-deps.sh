@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages slm needs, skipping those already present.
-#   build: gcc, make, the OpenMP build of OpenBLAS (GEMM), BLIS (for `slm bench gemm`)
+#   build: gcc, make, oneDNN (libdnnl-dev: the GEMM of the AVX2 and AVX-512
+#          paths), the OpenMP build of OpenBLAS and BLIS (`slm bench gemm`
+#          compares them with slm's kernels)
 #   demo:  bible-kjv, the public-domain King James Bible as the default corpus
 #   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv
 #   fuzz:  clang 14 with its libFuzzer + sanitizer runtimes and LLVM's OpenMP
@@ -11,8 +13,8 @@
 set -euo pipefail
 case "${1:-}" in
 --fuzz) pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
---demo) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv) ;;
-*) pkgs=(gcc make libopenblas-openmp-dev libblis-openmp-dev bible-kjv python3-venv
+--demo) pkgs=(gcc make libdnnl-dev libopenblas-openmp-dev libblis-openmp-dev bible-kjv) ;;
+*) pkgs=(gcc make libdnnl-dev libopenblas-openmp-dev libblis-openmp-dev bible-kjv python3-venv
          python3-numpy python3-torch) ;;
 esac
 missing=()

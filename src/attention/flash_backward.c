@@ -24,6 +24,9 @@
  * buffer, and the buffers are summed in thread order after the head, so the
  * result is the same for a given thread count.
  */
+/* First, in a block of its own: it renames this copy's functions. */
+#include "attention/flash_isa.h"
+
 #include "attention/flash_internal.h"
 #include "attention/flash_simd.h"
 #include "core/alloc.h"

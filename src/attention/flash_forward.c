@@ -18,6 +18,9 @@
  * never computed: the loop over key tiles stops at the block's last visible
  * key, so causal attention costs half of the full product.
  */
+/* First, in a block of its own: it renames this copy's functions. */
+#include "attention/flash_isa.h"
+
 #include "attention/flash_internal.h"
 #include "attention/flash_simd.h"
 #include "core/alloc.h"

@@ -40,6 +40,20 @@ int flash_threads(void);
 size_t flash_forward_bytes(const attn_call *c, int nt);
 size_t flash_backward_bytes(const attn_call *c, int nt);
 
+/* The per-instruction-set copies of the passes (flash_isa.h); flash.c's
+ * attn_flash_forward / attn_flash_backward call one by kernel_level(). */
+#define FLASH_DECLARE_ISA(sfx)                                                                     \
+    int attn_flash_forward_##sfx(const attn_call *c, const float *q, const float *k,               \
+                                 const float *v, float *out, float *lse);                          \
+    int attn_flash_backward_##sfx(const attn_call *c, const float *q, const float *k,              \
+                                  const float *v, const float *out, const float *lse,              \
+                                  const float *dout, float *dq, float *dk, float *dv);             \
+    size_t flash_forward_bytes_##sfx(const attn_call *c, int nt);                                  \
+    size_t flash_backward_bytes_##sfx(const attn_call *c, int nt);
+FLASH_DECLARE_ISA(portable)
+FLASH_DECLARE_ISA(avx2)
+FLASH_DECLARE_ISA(avx512)
+
 /* Rounds a float count up to whole 64-byte lines, so every sub-buffer of a
  * workspace stays 64-byte aligned. */
 static inline size_t flash_line(size_t floats)

@@ -1,15 +1,17 @@
 /*
  * A 16-lane float vector for the flash attention kernels, so the online
- * softmax and the backward elementwise step are written once:
- *   - AVX-512 builds: one zmm register, intrinsics.
- *   - portable builds (make PORTABLE=1, or any CPU without AVX-512F): a
- *     struct of 16 floats with plain loops, and expf from libm.
- * Lane masks are 16-bit integers in both (an AVX-512 __mmask16).
+ * softmax and the backward elementwise step are written once, for the
+ * instruction set of the translation unit (FLASH_ISA, attention/flash_isa.h):
+ *   - avx512: one zmm register, intrinsics.
+ *   - avx2: two ymm registers, intrinsics; masks expanded to lane vectors.
+ *   - portable: a struct of 16 floats with plain loops, and expf from libm.
+ * Lane masks are 16-bit integers in all three (an AVX-512 __mmask16).
  */
 #ifndef SLM_ATTENTION_FLASH_SIMD_H
 #define SLM_ATTENTION_FLASH_SIMD_H
 
 #include "core/dropout_mask.h"
+#include "attention/flash_isa.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -26,7 +28,7 @@ static inline vmask vm_prefix(int start, int limit)
     return (vmask)((1u << n) - 1u);
 }
 
-#ifdef __AVX512F__
+#if FLASH_ISA == FLASH_ISA_AVX512
 #include <immintrin.h>
 
 typedef __m512 vf;
@@ -141,6 +143,171 @@ static inline vmask drop_keep_cols(uint64_t row_key, int j0, uint32_t threshold)
     x = _mm512_mullo_epi32(x, _mm512_set1_epi32((int)0x846ca68bu));
     x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
     return _mm512_cmpge_epu32_mask(x, _mm512_set1_epi32((int)threshold));
+}
+
+#elif FLASH_ISA == FLASH_ISA_AVX2
+#include <immintrin.h>
+
+typedef struct {
+    __m256 lo, hi; /* lanes 0-7, 8-15 */
+} vf;
+
+/* The 8 lanes of mask bits m (bit l = lane l) as all-ones / zero words. */
+static inline __m256i m8(unsigned m)
+{
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bit), bit);
+}
+static inline vmask mask_of(__m256 lo, __m256 hi)
+{
+    return (vmask)((unsigned)_mm256_movemask_ps(lo) | (unsigned)_mm256_movemask_ps(hi) << 8);
+}
+static inline vf vf_make(__m256 lo, __m256 hi)
+{
+    vf r = {lo, hi};
+    return r;
+}
+
+static inline vf vf_load(const float *p)
+{
+    return vf_make(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8));
+}
+/* vmaskmovps: masked-off lanes are neither read nor faulted on. */
+static inline vf vf_loadz(vmask m, const float *p)
+{
+    return vf_make(_mm256_maskload_ps(p, m8(m & 0xFFu)), _mm256_maskload_ps(p + 8, m8(m >> 8)));
+}
+static inline void vf_store(float *p, vf x)
+{
+    _mm256_storeu_ps(p, x.lo);
+    _mm256_storeu_ps(p + 8, x.hi);
+}
+static inline void vf_storem(float *p, vmask m, vf x)
+{
+    _mm256_maskstore_ps(p, m8(m & 0xFFu), x.lo);
+    _mm256_maskstore_ps(p + 8, m8(m >> 8), x.hi);
+}
+static inline vf vf_set1(float a)
+{
+    return vf_make(_mm256_set1_ps(a), _mm256_set1_ps(a));
+}
+static inline vf vf_add(vf a, vf b)
+{
+    return vf_make(_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi));
+}
+static inline vf vf_sub(vf a, vf b)
+{
+    return vf_make(_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi));
+}
+static inline vf vf_mul(vf a, vf b)
+{
+    return vf_make(_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi));
+}
+static inline vf vf_fmadd(vf a, vf b, vf c)
+{
+    return vf_make(_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi));
+}
+static inline vf vf_max(vf a, vf b)
+{
+    return vf_make(_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi));
+}
+/* m ? a : b per lane */
+static inline vf vf_sel(vmask m, vf a, vf b)
+{
+    return vf_make(_mm256_blendv_ps(b.lo, a.lo, _mm256_castsi256_ps(m8(m & 0xFFu))),
+                   _mm256_blendv_ps(b.hi, a.hi, _mm256_castsi256_ps(m8(m >> 8))));
+}
+static inline vmask vf_eq(vf a, vf b)
+{
+    return mask_of(_mm256_cmp_ps(a.lo, b.lo, _CMP_EQ_OQ), _mm256_cmp_ps(a.hi, b.hi, _CMP_EQ_OQ));
+}
+static inline vmask vi_gt(const int32_t *lim, int j)
+{
+    __m256i jj = _mm256_set1_epi32(j);
+    __m256i lo = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)lim), jj);
+    __m256i hi = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)(lim + 8)), jj);
+    return mask_of(_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi));
+}
+
+/* exp(x) of 8 lanes, the AVX-512 version's scheme; without vscalefps, 2^n is
+ * built in the exponent field as 2^(n/2)·2^(n−n/2), both halves normal for
+ * every n >= -150 the clamp allows, so results below 2^-126 stay subnormal
+ * instead of flushing (one extra rounding there, far below fp32 epsilon of
+ * anything they are added to). */
+static inline __m256 exp8(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-103.9f);
+    __m256 zero = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+    return _mm256_andnot_ps(zero, _mm256_mul_ps(_mm256_mul_ps(p, s1), s2));
+}
+static inline vf vf_exp(vf x)
+{
+    return vf_make(exp8(x.lo), exp8(x.hi));
+}
+
+/* dropout_bits() on 8 lanes of 32-bit keys (see dropout.h). */
+static inline __m256i drop_mix8(__m256i x)
+{
+    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+    x = _mm256_mullo_epi32(x, _mm256_set1_epi32(0x7feb352d));
+    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+    x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int)0x846ca68bu));
+    return _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+}
+/* Lanes with bits >= threshold (unsigned): AVX2 compares signed, so both
+ * sides are shifted by 2^31 first. */
+static inline unsigned keep8(__m256i bits, uint32_t threshold)
+{
+    const __m256i flip = _mm256_set1_epi32((int)0x80000000u);
+    __m256i lt = _mm256_cmpgt_epi32(_mm256_xor_si256(_mm256_set1_epi32((int)threshold), flip),
+                                    _mm256_xor_si256(bits, flip));
+    return ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(lt)) & 0xFFu;
+}
+
+/* Dropout keep-mask of key j for 16 query rows (row keys split lo/hi). */
+static inline vmask drop_keep_rows(const uint32_t *key_lo, const uint32_t *key_hi, int j,
+                                   uint32_t threshold)
+{
+    __m256i jm = _mm256_set1_epi32((int)((uint32_t)j * 0x9e3779b1u));
+    unsigned m = 0;
+    for (int h = 0; h < 2; h++) {
+        __m256i x = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(key_lo + 8 * h)), jm);
+        x = _mm256_add_epi32(x, _mm256_loadu_si256((const __m256i *)(key_hi + 8 * h)));
+        m |= keep8(drop_mix8(x), threshold) << (8 * h);
+    }
+    return (vmask)m;
+}
+
+/* Dropout keep-mask of keys j0 .. j0+15 for one query row. */
+static inline vmask drop_keep_cols(uint64_t row_key, int j0, uint32_t threshold)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    unsigned m = 0;
+    for (int h = 0; h < 2; h++) {
+        __m256i j = _mm256_add_epi32(_mm256_set1_epi32(j0 + 8 * h), lane);
+        __m256i x = _mm256_xor_si256(_mm256_set1_epi32((int)(uint32_t)row_key),
+                                     _mm256_mullo_epi32(j, _mm256_set1_epi32((int)0x9e3779b1u)));
+        x = _mm256_add_epi32(x, _mm256_set1_epi32((int)(uint32_t)(row_key >> 32)));
+        m |= keep8(drop_mix8(x), threshold) << (8 * h);
+    }
+    return (vmask)m;
 }
 
 #else /* portable */

@@ -10,13 +10,13 @@
  *   O = P·V                                      [Tq][D]
  *
  * It costs O(Tq·Tk) memory and exists to be read and to check the flash kernel
- * against. GEMMs go through BLAS; the rest are plain loops.
+ * against. GEMMs go through gemm_f32 (kernels.h); the rest are plain loops.
  */
 #include "attention/attention_internal.h"
 #include "core/dropout_mask.h"
 #include "core/alloc.h"
+#include "kernels/kernels.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +49,7 @@ static void dropout_row(const attn_call *c, int b, int h, int i, float *p_row)
 static void masked_scores(const attn_call *c, const float *Q, const float *K, const float *M,
                           float *S)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->Tq, c->Tk, c->D, c->scale, Q,
-                c->D, K, c->D, 0.0f, S, c->Tk);
+    gemm_f32('N', 'T', c->Tq, c->Tk, c->D, c->scale, Q, c->D, K, c->D, 0.0f, S, c->Tk);
     size_t n = (size_t)c->Tq * c->Tk;
     for (size_t e = 0; e < n; e++) S[e] += M[e];
 }
@@ -86,8 +85,7 @@ int attn_reference_forward(const attn_call *c, const float *q, const float *k,
                 if (lse) lse[head * c->Tq + i] = row_lse;
                 if (c->dropout > 0.0f) dropout_row(c, b, h, i, row);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->Tq, c->D, c->Tk, 1.0f,
-                        S, c->Tk, V, c->D, 0.0f, out + head * c->Tq * c->D, c->D);
+            gemm_f32('N', 'N', c->Tq, c->D, c->Tk, 1.0f, S, c->Tk, V, c->D, 0.0f, out + head * c->Tq * c->D, c->D);
         }
     }
     free_aligned(M);
@@ -135,8 +133,7 @@ int attn_reference_backward(const attn_call *c, const float *q, const float *k,
                     row[j] = l == -INFINITY ? 0.0f : expf(row[j] - l);
             }
             /* dPd = dO·Vᵀ, before P is overwritten by its dropped version. */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, D, 1.0f, dO, D, V, D,
-                        0.0f, dP, Tk);
+            gemm_f32('N', 'T', Tq, Tk, D, 1.0f, dO, D, V, D, 0.0f, dP, Tk);
             for (int i = 0; i < Tq; i++) {
                 float *p_row = P + (size_t)i * Tk, *dp_row = dP + (size_t)i * Tk;
                 float delta = 0.0f;
@@ -150,12 +147,9 @@ int attn_reference_backward(const attn_call *c, const float *q, const float *k,
                     p_row[j] = p * z;                        /* Pd */
                 }
             }
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, D, Tq, 1.0f, P, Tk, dO, D,
-                        0.0f, dv + head * Tk * D, D);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, D, Tk, c->scale, dP, Tk,
-                        K, D, 0.0f, dq + head * Tq * D, D);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, D, Tq, c->scale, dP, Tk, Q,
-                        D, 0.0f, dk + head * Tk * D, D);
+            gemm_f32('T', 'N', Tk, D, Tq, 1.0f, P, Tk, dO, D, 0.0f, dv + head * Tk * D, D);
+            gemm_f32('N', 'N', Tq, D, Tk, c->scale, dP, Tk, K, D, 0.0f, dq + head * Tq * D, D);
+            gemm_f32('T', 'N', Tk, D, Tq, c->scale, dP, Tk, Q, D, 0.0f, dk + head * Tk * D, D);
         }
     }
     free_aligned(M);

@@ -1,7 +1,9 @@
 /*
  * slm bench gemm — C = A·B in float32 (row-major, M×K times K×N) through
- * OpenBLAS cblas_sgemm, the BLAS every GEMM in slm goes through, and through
- * BLIS for comparison.
+ * slm's own gemm_f32 (kernels/kernels.h: the path every GEMM of the model
+ * takes, oneDNN or own kernels chosen by CPUID), and for comparison through
+ * OpenBLAS cblas_sgemm and BLIS. The default sizes are the model's shapes
+ * (GPT-2 124M at B·T = 256, 64, 4 and 1; the L6 C384 model at B·T = 2048).
  *
  * Both libraries export cblas_sgemm and sgemm_, so linking both into one
  * binary would let one silently replace the other. BLIS is therefore opened
@@ -16,6 +18,8 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "core/alloc.h"
+#include "core/cpu.h"
+#include "kernels/kernels.h"
 
 #include <cblas.h>
 #include <dlfcn.h>
@@ -41,15 +45,16 @@
 #define BLIS_USABLE 1
 #endif
 
-#define MAX_SIZES 16
-#define MAX_DIM 16384
+#define MAX_SIZES 24
+#define MAX_DIM 65536
 
 static const char *help =
     "usage: slm bench gemm [--json] [--threads N] [--size N|MxNxK]... [--repeat R]\n\n"
-    "Times C = A·B (float32, row-major) through OpenBLAS cblas_sgemm and, when\n"
-    "it is installed, BLIS bli_sgemm (loaded at run time). Prints the OpenBLAS\n"
-    "kernel (OPENBLAS_CORETYPE is shown, never changed) and the BLIS\n"
-    "sub-configuration. Default sizes 256, 1024 and 2048 cubed.\n"
+    "Times C = A·B (float32, row-major) through slm's gemm_f32 (the kernels the\n"
+    "model runs: the CPU level and library are printed), OpenBLAS cblas_sgemm\n"
+    "and, when it is installed, BLIS bli_sgemm (loaded at run time). Prints the\n"
+    "OpenBLAS kernel (OPENBLAS_CORETYPE is shown, never changed) and the BLIS\n"
+    "sub-configuration. Default sizes: 2048 cubed and the model's shapes.\n"
     "  --json       one JSON object per line instead of a table\n"
     "  --threads N  threads for both libraries (default: all cores)\n"
     "  --size S     N (for N×N×N) or MxNxK; repeat the option for more sizes\n"
@@ -124,11 +129,15 @@ typedef struct {
     int M, N, K;
 } gemm_size;
 
+enum { IMPL_SLM, IMPL_OPENBLAS, IMPL_BLIS };
+
 /* A [M][K], B [K][N], C [M][N] row-major. */
-static void run_gemm(const blis_lib *blis, const gemm_size *s, const float *A, const float *B,
-                     float *C)
+static void run_gemm(int impl, const blis_lib *blis, const gemm_size *s, const float *A,
+                     const float *B, float *C)
 {
-    if (!blis) {
+    if (impl == IMPL_SLM) {
+        gemm_f32('N', 'N', s->M, s->N, s->K, 1.0f, A, s->K, B, s->N, 0.0f, C, s->N);
+    } else if (impl == IMPL_OPENBLAS) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->M, s->N, s->K, 1.0f, A, s->K, B,
                     s->N, 0.0f, C, s->N);
     } else {
@@ -138,14 +147,14 @@ static void run_gemm(const blis_lib *blis, const gemm_size *s, const float *A, c
 }
 
 /* Best seconds per call over the timed repetitions. */
-static double time_gemm(const blis_lib *blis, const gemm_size *s, const float *A, const float *B,
-                        float *C, int repeat)
+static double time_gemm(int impl, const blis_lib *blis, const gemm_size *s, const float *A,
+                        const float *B, float *C, int repeat)
 {
-    run_gemm(blis, s, A, B, C); /* warm-up */
+    run_gemm(impl, blis, s, A, B, C); /* warm-up */
     double best = INFINITY, total = 0.0;
     for (int r = 0; repeat ? r < repeat : (r < 2 || total < 0.5) && r < 1000; r++) {
         double t0 = now_s();
-        run_gemm(blis, s, A, B, C);
+        run_gemm(impl, blis, s, A, B, C);
         double t = now_s() - t0;
         total += t;
         best = t < best ? t : best;
@@ -162,13 +171,14 @@ static void report(int json, const char *impl, const char *kernel, const gemm_si
                "\"K\":%d,\"threads\":%d,\"ms\":%.9g,\"gflops\":%.9g}\n",
                impl, kernel, s->M, s->N, s->K, threads, ms, gflops);
     else
-        printf("%-9s %-10s %5d %5d %5d %7d %10.3f %9.1f\n", impl, kernel, s->M, s->N, s->K, threads,
+        printf("%-9s %-10s %5d %6d %5d %7d %10.3f %9.1f\n", impl, kernel, s->M, s->N, s->K, threads,
                ms, gflops);
     fflush(stdout);
 }
 
-/* Largest |x - y| / max |y|: BLIS must compute what OpenBLAS computes (a
- * wrong prototype for the dlsym'd function would show here first). */
+/* Largest |x - y| / max |y|: slm and BLIS must compute what OpenBLAS
+ * computes (a wrong prototype for the dlsym'd function would show here
+ * first). */
 static double rel_diff(const float *x, const float *y, size_t n)
 {
     double d = 0.0, m = 0.0;
@@ -212,11 +222,12 @@ static int parse_size(const char *arg, gemm_size *s)
     return 0;
 }
 
-/* Times every size with OpenBLAS, then with BLIS if present. */
+/* Times every size with slm's kernels, OpenBLAS, then BLIS if present. */
 static int bench_sizes(const gemm_size *sizes, int n_sizes, int threads, int repeat, int json,
                        const blis_lib *blis)
 {
     const char *core = openblas_get_corename();
+    const char *level = cpu_level_name(kernel_level());
     for (int i = 0; i < n_sizes; i++) {
         const gemm_size *s = &sizes[i];
         size_t a = (size_t)s->M * s->K, b = (size_t)s->K * s->N, c = (size_t)s->M * s->N;
@@ -224,18 +235,26 @@ static int bench_sizes(const gemm_size *sizes, int n_sizes, int threads, int rep
         float *B = alloc_aligned(b * sizeof(float));
         float *C = alloc_aligned(c * sizeof(float));
         float *C2 = alloc_aligned(c * sizeof(float));
-        if (!A || !B || !C || !C2) {
+        float *C3 = alloc_aligned(c * sizeof(float));
+        if (!A || !B || !C || !C2 || !C3) {
             free4(A, B, C, C2);
+            free_aligned(C3);
             return cli_error(CLI_RUNTIME, "bench gemm: out of memory for %dx%dx%d", s->M, s->N,
                              s->K);
         }
         fill(A, a, 1);
         fill(B, b, 2);
-        double sec = time_gemm(NULL, s, A, B, C, repeat);
-        report(json, "openblas", core ? core : "?", s, threads, sec);
+        double sec_slm = time_gemm(IMPL_SLM, NULL, s, A, B, C3, repeat);
+        double sec = time_gemm(IMPL_OPENBLAS, NULL, s, A, B, C, repeat);
         int rc = CLI_OK;
-        if (blis) {
-            sec = time_gemm(blis, s, A, B, C2, repeat);
+        double diff = rel_diff(C3, C, c);
+        if (diff > 1e-4)
+            rc = cli_error(CLI_RUNTIME, "bench gemm: slm and OpenBLAS disagree (%.3g) at %dx%dx%d",
+                           diff, s->M, s->N, s->K);
+        report(json, "slm", level, s, threads, sec_slm);
+        report(json, "openblas", core ? core : "?", s, threads, sec);
+        if (blis && !rc) {
+            sec = time_gemm(IMPL_BLIS, blis, s, A, B, C2, repeat);
             double diff = rel_diff(C2, C, c);
             if (diff > 1e-4)
                 rc = cli_error(CLI_RUNTIME,
@@ -246,6 +265,7 @@ static int bench_sizes(const gemm_size *sizes, int n_sizes, int threads, int rep
                 report(json, "blis", blis->arch, s, threads, sec);
         }
         free4(A, B, C, C2);
+        free_aligned(C3);
         if (rc) return rc;
     }
     return CLI_OK;
@@ -276,9 +296,17 @@ int bench_gemm(int argc, char **argv)
             return cli_error(CLI_USAGE, "bench gemm: --size needs N or MxNxK, each 1 to %d",
                              MAX_DIM);
     if (!n_sizes) {
-        const int def[] = {256, 1024, 2048};
-        for (int i = 0; i < 3; i++)
-            sizes[n_sizes++] = (gemm_size){def[i], def[i], def[i]};
+        /* 2048³, then M × N × K of the model's forward products: the L6 C384
+         * model at B·T = 2048 (QKV, FC, FC-proj, V = 256 head) and GPT-2 124M
+         * at B·T = 256 (QKV, FC, FC-proj, the V = 50257 head), at a 64-token
+         * prompt chunk, 4 rows and one decoded token. */
+        static const gemm_size def[] = {{2048, 2048, 2048}, {2048, 1152, 384}, {2048, 1536, 384},
+                                        {2048, 384, 1536},  {2048, 256, 384},  {256, 2304, 768},
+                                        {256, 3072, 768},   {256, 768, 3072},  {256, 50257, 768},
+                                        {64, 2304, 768},    {4, 2304, 768},    {1, 2304, 768},
+                                        {1, 768, 3072}};
+        for (size_t i = 0; i < sizeof def / sizeof *def; i++)
+            sizes[n_sizes++] = def[i];
     }
     if (threads == 0) threads = omp_get_num_procs();
     omp_set_num_threads(threads);
@@ -289,6 +317,7 @@ int bench_gemm(int argc, char **argv)
     if (!json) {
         const char *coretype = getenv("OPENBLAS_CORETYPE");
         printf("sgemm C = A·B, float32, row-major; best of the timed calls\n");
+        printf("slm: %s\n", kernel_path_name());
         printf("OpenBLAS: kernel %s (OPENBLAS_CORETYPE=%s), threads %d\n          config: %s\n",
                openblas_get_corename(), coretype ? coretype : "(unset)", openblas_get_num_threads(),
                openblas_get_config());
@@ -298,7 +327,7 @@ int bench_gemm(int argc, char **argv)
         else
             printf("BLIS: %s: OpenBLAS only\n",
                    BLIS_USABLE ? "not found (no libblis.so)" : "skipped in a sanitizer build");
-        printf("\n%-9s %-10s %5s %5s %5s %7s %10s %9s\n", "impl", "kernel", "M", "N", "K",
+        printf("\n%-9s %-10s %5s %6s %5s %7s %10s %9s\n", "impl", "kernel", "M", "N", "K",
                "threads", "ms", "GFLOP/s");
     } else if (!have_blis) {
         fprintf(stderr, "slm: bench gemm: BLIS %s, OpenBLAS only\n",

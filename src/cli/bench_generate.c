@@ -7,6 +7,7 @@
 #include "cli/bench.h"
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "kernels/kernels.h"
 #include "slm.h"
 
 #include <omp.h>
@@ -105,9 +106,9 @@ static int run_one(const bench_model *bm, int n_tokens, int json, double dram)
     if (json) {
         printf("{\"bench\":\"generate\",\"impl\":\"slm\",\"model\":\"%s\",\"C\":%d,\"L\":%d,"
                "\"H\":%d,\"V\":%d,\"tokens\":%d,\"threads\":%d,\"ms\":%.3f,\"tok_s\":%.1f,"
-               "\"weights_gbs\":%.2f,\"dram_gbs\":%.2f}\n",
+               "\"weights_gbs\":%.2f,\"dram_gbs\":%.2f,\"kernels\":\"%s\"}\n",
                bm->name, cfg.n_embd, cfg.n_layer, cfg.n_head, cfg.vocab_size, n_tokens,
-               omp_get_max_threads(), total, tok_s, gbs, dram);
+               omp_get_max_threads(), total, tok_s, gbs, dram, kernel_path_name());
     } else {
         printf("%-10s C%-4d L%-3d H%-3d V%-6d %6d tokens %9.1f tok/s %8.2f ms/tok  weights "
                "%6.2f GB/s (%3.0f%% of DRAM read)\n",
@@ -158,8 +159,8 @@ int bench_generate(int argc, char **argv)
         return cli_error(CLI_USAGE, "bench generate: --model must be 15m, 110m or all");
     double dram = dram_read_gbs();
     if (!json)
-        printf("DRAM read bandwidth (1 GiB, %d threads): %.1f GB/s\n", omp_get_max_threads(),
-               dram);
+        printf("DRAM read bandwidth (1 GiB, %d threads): %.1f GB/s\nkernels: %s\n",
+               omp_get_max_threads(), dram, kernel_path_name());
     for (size_t i = 0; i < sizeof models / sizeof *models && !rc; i++)
         if (!strcmp(which, "all") || !strcmp(which, models[i].name))
             rc = run_one(&models[i], n_tokens, json, dram);

@@ -10,9 +10,9 @@
 #include "cli/bench.h"
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "kernels/kernels.h"
 #include "slm.h"
 
-#include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +29,8 @@ static const char *help =
     "with N_matmul = 12·L·C² + V·C (every weight matrix, LM head included) and\n"
     "12·L·C·T the attention scores and weighted sums, forward and backward,\n"
     "counted without the causal saving (PaLM, appendix B). 'sgemm' is a 2048³\n"
-    "cblas_sgemm in the same run; 'peak' is VmHWM; 'bound' = 4 bytes ×\n"
+    "sgemm through slm's kernels (named on the 'kernels:' line) in the same\n"
+    "run; 'peak' is VmHWM; 'bound' = 4 bytes ×\n"
     "(4·params + the activations backward needs).\n"
     "  --steps N     timed steps per shape (default 5)\n"
     "  --dropout F   dropout probability while training (default 0)\n";
@@ -93,8 +94,7 @@ static double sgemm_peak(void)
         }
         for (int r = 0; r < 3; r++) {
             double t = now_s();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n,
-                        0.0f, c, n);
+            gemm_f32('N', 'N', n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
             t = now_s() - t;
             double g = 2.0 * n * n * (double)n / t / 1e9;
             best = g > best ? g : best;
@@ -217,9 +217,10 @@ int bench_train(int argc, char **argv)
     double peak = sgemm_peak();
     if (!json)
         printf("slm bench train: fp32, %d threads, sgemm 2048³ %.1f GFLOP/s, dropout %g\n"
+               "kernels: %s\n"
                "shape   L   H    C      V     B    T    ms/step  GFLOP/s  of sgemm  "
                "peak MiB  bound MiB  loss first→last\n",
-               nthreads, peak, dropout);
+               nthreads, peak, dropout, kernel_path_name());
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
         const shape *s = &shapes[k];
         if (only && strcmp(only, s->name)) continue;
@@ -232,10 +233,10 @@ int bench_train(int argc, char **argv)
                    "\"C\":%d,\"V\":%d,\"P\":%d,\"B\":%d,\"T\":%d,\"threads\":%d,\"steps\":%d,"
                    "\"dropout\":%g,\"ms\":%.1f,\"gflops\":%.1f,\"sgemm_gflops\":%.1f,"
                    "\"sgemm_share\":%.3f,\"peak_mib\":%.0f,\"bound_mib\":%.0f,"
-                   "\"loss_first\":%.4f,\"loss_last\":%.4f}\n",
+                   "\"loss_first\":%.4f,\"loss_last\":%.4f,\"kernels\":\"%s\"}\n",
                    s->name, s->L, s->H, s->C, s->V, s->P, s->B, s->T, nthreads, steps, dropout,
                    r.ms, r.gflops, peak, share, r.peak_mib, r.bound_mib, r.loss_first,
-                   r.loss_last);
+                   r.loss_last, kernel_path_name());
         else
             printf("%-5s %3d %3d %4d %6d %5d %4d %10.1f %8.1f %8.1f%% %9.0f %10.0f  %.3f→%.3f\n",
                    s->name, s->L, s->H, s->C, s->V, s->B, s->T, r.ms, r.gflops, 100.0 * share,

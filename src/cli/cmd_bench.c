@@ -11,7 +11,7 @@ static const struct {
     const char *summary;
 } benches[] = {
     {"attention", bench_attention, "causal attention, flash vs reference (GFLOP/s)"},
-    {"gemm", bench_gemm, "sgemm through OpenBLAS and BLIS (GFLOP/s, kernel)"},
+    {"gemm", bench_gemm, "sgemm through slm's kernels, OpenBLAS and BLIS (GFLOP/s, kernel)"},
     {"train", bench_train, "ms per training step (forward+backward+AdamW)"},
     {"generate", bench_generate, "tokens/s of KV-cached decoding"},
     {"tokenize", bench_tokenize, "GPT-2 BPE encode speed (MB/s)"},

@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "cli/model_open.h"
 #include "cli/options.h"
+#include "kernels/kernels.h"
 #include "slm.h"
 
 #include <stdio.h>
@@ -41,6 +42,8 @@ int cmd_info(int argc, char **argv)
         if (stat(path, &st) == 0)
             printf("file         %-28s %12lld bytes\n", files[i], (long long)st.st_size);
     }
+    /* What this machine runs the model with (CPUID; SLM_CPU_LEVEL may lower it). */
+    printf("kernels      %s\n", kernel_path_name());
     slm_model_free(m);
     return CLI_OK;
 }

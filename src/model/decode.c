@@ -16,10 +16,10 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/memory.h"
+#include "kernels/kernels.h"
 #include "model/layers.h"
 #include "model/model.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,11 +131,7 @@ static void linear(const float *x, const float *W, const float *b, float *y, int
         if (b) memcpy(y + (size_t)t * out, b, (size_t)out * sizeof *y);
         else memset(y + (size_t)t * out, 0, (size_t)out * sizeof *y);
     }
-    if (n == 1)
-        cblas_sgemv(CblasRowMajor, CblasTrans, in, out, 1.0f, W, out, x, 1, 1.0f, y, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, out, in, 1.0f, x, in, W, out,
-                    1.0f, y, out);
+    gemm_f32('N', 'N', n, out, in, 1.0f, x, in, W, out, 1.0f, y, out);
 }
 
 /* Multi-head attention of n new tokens at positions start.. over the cache
@@ -224,7 +220,7 @@ int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n
     int last = (n - 1) % c->chunk;
     layer_norm_forward(c->h, c->mean, c->rstd, c->x + (size_t)last * C, m->w.ln_f_w, m->w.ln_f_b,
                        1, C, cfg->layer_norm_epsilon);
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, cfg->vocab_size, C, 1.0f, m->w.wte, C, c->h, 1, 0.0f,
-                logits, 1);
+    gemm_f32('N', 'T', 1, cfg->vocab_size, C, 1.0f, c->h, C, m->w.wte, C, 0.0f, logits,
+             cfg->vocab_size);
     return SLM_OK;
 }

@@ -1,19 +1,18 @@
 /*
  * GPT-2's Conv1D layers, y = x·W + b with W stored (IN,OUT), through
- * OpenBLAS sgemm. Callers fuse the bias into the loop that follows each GEMM
+ * gemm_f32 (kernels/kernels.h: oneDNN or own kernels, chosen by CPUID). Callers fuse the bias into the loop that follows each GEMM
  * (activation, head split, residual add), so only the GEMMs live here, plus
  * the bias gradient.
  */
 #include "model/layers.h"
 
-#include <cblas.h>
+#include "kernels/kernels.h"
 
 // inp is (N,IN), w (IN,OUT), out (N,OUT)
 void matmul_forward(float *out, const float *inp, const float *w, size_t N, int IN, int OUT,
                     float beta)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, OUT, IN, 1.0f, inp, IN, w,
-                OUT, beta, out, OUT);
+    gemm_f32('N', 'N', (int)N, OUT, IN, 1.0f, inp, IN, w, OUT, beta, out, OUT);
 }
 
 // dout is (N,OUT), inp (N,IN), w (IN,OUT):
@@ -23,10 +22,8 @@ void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp
                      const float *w, size_t N, int IN, int OUT)
 {
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, IN, OUT, 1.0f, dout, OUT,
-                    w, OUT, 0.0f, dinp, IN);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IN, OUT, (int)N, 1.0f, inp, IN, dout,
-                OUT, 1.0f, dw, OUT);
+        gemm_f32('N', 'T', (int)N, IN, OUT, 1.0f, dout, OUT, w, OUT, 0.0f, dinp, IN);
+    gemm_f32('T', 'N', IN, OUT, (int)N, 1.0f, inp, IN, dout, OUT, 1.0f, dw, OUT);
 }
 
 // dout is (N,OUT), db (OUT) += Σ_rows dout.

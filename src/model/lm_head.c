@@ -10,18 +10,17 @@
  * dlogits = (softmax − onehot)/n in place, so the (N,V) buffer is never
  * duplicated (51 MiB per copy for GPT-2 at B·T = 256).
  */
+#include "kernels/kernels.h"
 #include "model/layers.h"
 #include "model/vec_math.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 // x is (N,C), wte (V,C), logits (N,V)
 void lm_head_forward(float *logits, const float *x, const float *wte, size_t N, int C, int V)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, V, C, 1.0f, x, C, wte, C, 0.0f,
-                logits, V);
+    gemm_f32('N', 'T', (int)N, V, C, 1.0f, x, C, wte, C, 0.0f, logits, V);
 }
 
 // dlogits is (N,V), x (N,C), wte (V,C):
@@ -29,10 +28,8 @@ void lm_head_forward(float *logits, const float *x, const float *wte, size_t N, 
 void lm_head_backward(float *dx, float *dwte, const float *dlogits, const float *x,
                       const float *wte, size_t N, int C, int V)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, C, V, 1.0f, dlogits, V, wte,
-                C, 0.0f, dx, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)N, 1.0f, dlogits, V, x, C,
-                1.0f, dwte, C);
+    gemm_f32('N', 'N', (int)N, C, V, 1.0f, dlogits, V, wte, C, 0.0f, dx, C);
+    gemm_f32('T', 'N', V, C, (int)N, 1.0f, dlogits, V, x, C, 1.0f, dwte, C);
 }
 
 /* max of x[0..n): 16 running maxima, which both gcc and clang turn into one

@@ -1,0 +1,163 @@
+/*
+ * gemm_f32: the one entry point for every float32 matrix product of the
+ * model, routed by the kernel level (kernels.h) and the shape:
+ *
+ *   M == 1           own GEMV (decode: memory-bound, streams the weights once)
+ *   avx512 / avx2    oneDNN dnnl_sgemm (JIT kernels chosen by instruction set)
+ *   portable         own blocked C GEMM
+ *
+ * Measured on the model's shapes (2 threads, the report of issue 9): oneDNN
+ * 240-260 GFLOP/s at M = 2048, N 1152/1536, K 384 on a Xeon where Debian's
+ * OpenBLAS runs its SSE3 kernels at 34; at M = 1 oneDNN's sgemm reaches
+ * 22 GFLOP/s, below the ~6 GFLOP/s per GB/s bound that the own GEMV meets.
+ */
+#include "kernels/kernels.h"
+
+#include "core/cpu.h"
+
+#include <dnnl.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+
+/* Rows up to which an untransposed product runs on the GEMV kernels. */
+#define GEMV_MAX_ROWS 4
+
+/* Written once under pthread_once, read-only afterwards: the level and the
+ * report line of this process (oneDNN's ISA cap is process-wide as well). */
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int level_of_process;
+static char path_name[192];
+
+static const char *dnnl_isa_name(dnnl_cpu_isa_t isa)
+{
+    switch (isa) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+    }
+}
+
+static void init_kernels(void)
+{
+    int level = cpu_level();
+    level_of_process = level;
+    if (level == CPU_PORTABLE) {
+        snprintf(path_name, sizeof path_name, "portable: GEMM own blocked C, GEMV own portable");
+        return;
+    }
+    /* Cap oneDNN at our level, so SLM_CPU_LEVEL=avx2 tests its AVX2 kernels
+     * on an AVX-512 machine too. Fails only if oneDNN has already JIT-compiled
+     * something in this process (then it keeps what it chose). */
+    if (level == CPU_AVX2) dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2);
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(path_name, sizeof path_name, "%s: GEMM oneDNN %d.%d.%d sgemm (JIT %s), GEMV own %s",
+             cpu_level_name(level), v->major, v->minor, v->patch,
+             dnnl_isa_name(dnnl_get_effective_cpu_isa()), cpu_level_name(level));
+}
+
+int kernel_level(void)
+{
+    pthread_once(&init_once, init_kernels);
+    return level_of_process;
+}
+
+const char *kernel_path_name(void)
+{
+    pthread_once(&init_once, init_kernels);
+    return path_name;
+}
+
+/* Threads for a memory-bound pass over `bytes`: one per ~64 KiB, so small
+ * products (tests, tiny models) do not pay for waking the pool. */
+static int gemv_threads(size_t bytes)
+{
+    int nt = omp_get_max_threads();
+    size_t want = bytes / 65536 + 1;
+    return want < (size_t)nt ? (int)want : nt;
+}
+
+void gemv_xw_f32(int level, int R, int K, int N, const float *X, int ldx, const float *W, int ldw,
+                 float beta, float *Y, int ldy)
+{
+    int nt = gemv_threads((size_t)K * N * sizeof(float));
+    /* Column ranges in whole 64-byte lines, so threads never share one of y. */
+    int chunk = ((N + nt - 1) / nt + 15) / 16 * 16;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        int n0 = t * chunk, n1 = n0 + chunk < N ? n0 + chunk : N;
+        if (n0 >= n1) continue;
+        if (level == CPU_AVX512)
+            gemv_xw_avx512(R, K, n0, n1, X, ldx, W, ldw, beta, Y, ldy);
+        else if (level == CPU_AVX2)
+            gemv_xw_avx2(R, K, n0, n1, X, ldx, W, ldw, beta, Y, ldy);
+        else
+            gemv_xw_portable(R, K, n0, n1, X, ldx, W, ldw, beta, Y, ldy);
+    }
+}
+
+void gemv_wx_f32(int level, int M, int K, const float *W, int ldw, const float *x, float beta,
+                 float *y)
+{
+    int nt = gemv_threads((size_t)M * K * sizeof(float));
+    int chunk = ((M + nt - 1) / nt + 15) / 16 * 16;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        int m0 = t * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
+        if (m0 >= m1) continue;
+        if (level == CPU_AVX512)
+            gemv_wx_avx512(m0, m1, K, W, ldw, x, beta, y);
+        else if (level == CPU_AVX2)
+            gemv_wx_avx2(m0, m1, K, W, ldw, x, beta, y);
+        else
+            gemv_wx_portable(m0, m1, K, W, ldw, x, beta, y);
+    }
+}
+
+/* C = beta·C: the whole product when K == 0 (BLAS leaves alpha·0 out). */
+static void scale_c(int M, int N, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+}
+
+void gemm_f32(char ta, char tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    int level = kernel_level();
+    /* One row of C: x·op(B), with x a row of A (or a column of Aᵀ, contiguous
+     * only when lda == 1 or K == 1; a strided one goes to the GEMM). The
+     * GEMVs have no alpha: the model's products all have alpha = 1. */
+    if (M == 1 && alpha == 1.0f && (ta == 'N' || lda == 1 || K == 1)) {
+        if (tb == 'N')
+            gemv_xw_f32(level, 1, K, N, A, K, B, ldb, beta, C, N);
+        else
+            gemv_wx_f32(level, N, K, B, ldb, A, beta, C);
+        return;
+    }
+    /* A few rows (a short prompt chunk, a tiny batch): still memory-bound,
+     * and the GEMV reads B once for all of them where a GEMM's packing costs
+     * more than the product (oneDNN: 21 GFLOP/s at M = 4, N 2304, K 768 on
+     * one Zen 4 core; this path streams B at memory speed). */
+    if (M <= GEMV_MAX_ROWS && alpha == 1.0f && ta == 'N' && tb == 'N') {
+        gemv_xw_f32(level, M, K, N, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (level == CPU_PORTABLE) {
+        gemm_portable_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) != dnnl_success)
+        gemm_portable_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
