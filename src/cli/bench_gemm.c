@@ -249,8 +249,10 @@ static int bench_sizes(const gemm_size *sizes, int n_sizes, int threads, int rep
         int rc = CLI_OK;
         double diff = rel_diff(C3, C, c);
         if (diff > 1e-4)
-            rc = cli_error(CLI_RUNTIME, "bench gemm: slm and OpenBLAS disagree (%.3g) at %dx%dx%d",
-                           diff, s->M, s->N, s->K);
+            rc = cli_error(CLI_RUNTIME,
+                           "bench gemm: slm (%s) and OpenBLAS (%s kernels) disagree (%.3g) at "
+                           "%dx%dx%d",
+                           level, core ? core : "?", diff, s->M, s->N, s->K);
         report(json, "slm", level, s, threads, sec_slm);
         report(json, "openblas", core ? core : "?", s, threads, sec);
         if (blis && !rc) {

@@ -260,6 +260,24 @@ def test_train_rejects_bad_input_and_creates_nothing():
     assert read(a_file) == b"not a directory"
 
 
+def test_info_names_the_kernel_path():
+    """`slm info` says which kernels run (CPU level first); SLM_CPU_LEVEL lowers it."""
+    out = os.path.join(TMP, "kernels")
+    train(out, steps=1)
+    levels = ["avx512", "avx2", "portable"]
+    line = [ln for ln in slm("info", "-m", out).stdout.decode().splitlines()
+            if ln.startswith("kernels ")]
+    assert len(line) == 1, line
+    level = line[0].split()[1].rstrip(":")
+    assert level in levels, line
+    for lower in levels[levels.index(level):]:
+        p = subprocess.run([SLM, "info", "-m", out], capture_output=True, timeout=60,
+                           env=dict(os.environ, SLM_CPU_LEVEL=lower))
+        got = [ln for ln in p.stdout.decode().splitlines() if ln.startswith("kernels ")]
+        assert p.returncode == 0 and got and got[0].split()[1] == lower + ":", (lower, got)
+        assert ("oneDNN" in got[0]) == (lower != "portable"), got
+
+
 if __name__ == "__main__":
     try:
         run([test_train_writes_a_hugging_face_directory,
@@ -273,6 +291,7 @@ if __name__ == "__main__":
              test_generate_sampling_is_seeded,
              test_generate_rejects_bad_requests,
              test_tokenize_detokenize_round_trip,
-             test_train_rejects_bad_input_and_creates_nothing])
+             test_train_rejects_bad_input_and_creates_nothing,
+             test_info_names_the_kernel_path])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
