@@ -107,9 +107,11 @@ static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static int bf16_enabled;
 static char bf16_reason[160];
 
-/* Best of 4 timings of one GEMM of a GPT-2 layer's shape (256x768x768, as
- * c_proj at B·T = 256) in fp32 and in bf16, after a warm-up of each (oneDNN
- * JIT-compiles on first use). ~30 ms on one Zen 4 core. */
+/* Best of 10 interleaved timings of one GEMM of a GPT-2 layer's shape
+ * (256x768x768, as c_proj at B·T = 256) in fp32 and in bf16, after a
+ * warm-up of each (oneDNN JIT-compiles on first use): the minimum of many
+ * short runs ignores the time other processes take on a busy machine.
+ * ~60 ms on one Zen 4 core. */
 static double probe_speedup(void)
 {
     enum { M = 256, N = 768, K = 768 };
@@ -123,7 +125,7 @@ static double probe_speedup(void)
         f32_to_bf16(ah, a, (size_t)M * K);
         f32_to_bf16(bh, b, (size_t)K * N);
         double best32 = 1e30, best16 = 1e30;
-        for (int r = 0; r < 5; r++) {
+        for (int r = 0; r < 11; r++) {
             double t0 = now_s();
             dnnl_sgemm('N', 'N', M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
             double t1 = now_s();
