@@ -85,12 +85,12 @@ static void check_gemm(bf16_gemm_fn fn, const char *name, char ta, char tb, int 
             worst_rounded = er / f32 > worst_rounded ? er / f32 : worst_rounded;
             past_fp32 = e / f32 > past_fp32 ? e / f32 : past_fp32;
         }
-    CHECK(worst_exact <= 1.0, "%s %c%c %dx%dx%d: error %.3g of the bf16 bound", name, ta, tb, M,
-          N, K, worst_exact);
+    CHECK(worst_exact <= 1.0, "%s %c%c %dx%dx%d: error %.3g of the bf16 bound", name, ta, tb, M, N,
+          K, worst_exact);
     CHECK(worst_rounded <= 1.0, "%s %c%c %dx%dx%d: error %.3g of fp32's bound on rounded inputs",
           name, ta, tb, M, N, K, worst_rounded);
-    CHECK(K < 4 || past_fp32 > 1.0, "%s %c%c %dx%dx%d: inputs not rounded to bf16?", name, ta,
-          tb, M, N, K);
+    CHECK(K < 4 || past_fp32 > 1.0, "%s %c%c %dx%dx%d: inputs not rounded to bf16?", name, ta, tb,
+          M, N, K);
     free(a), free(b), free(c), free(c0), free(ah), free(bh);
 }
 
@@ -112,9 +112,14 @@ enum { V = 48, CTX = 16, B = 4, LAYERS = 2 };
 
 static slm_model *tiny_model(void)
 {
-    slm_config cfg = {.n_layer = LAYERS, .n_head = 2, .n_embd = 32, .n_positions = CTX,
-                      .vocab_size = V, .layer_norm_epsilon = 1e-5f,
-                      .activation = SLM_ACT_GELU_NEW, .tokenizer = SLM_TOKENIZER_GPT2};
+    slm_config cfg = {.n_layer = LAYERS,
+                      .n_head = 2,
+                      .n_embd = 32,
+                      .n_positions = CTX,
+                      .vocab_size = V,
+                      .layer_norm_epsilon = 1e-5f,
+                      .activation = SLM_ACT_GELU_NEW,
+                      .tokenizer = SLM_TOKENIZER_GPT2};
     slm_model *m = NULL;
     char err[256];
     CHECK(slm_model_create(&cfg, 21, &m, err, sizeof err) == SLM_OK, "model: %s", err);
@@ -152,7 +157,8 @@ static void test_bf16_gradients_within_bf16_rounding(void)
     slm_model *m = tiny_model();
     if (!m) return;
     int32_t tok[B * CTX], tgt[B * CTX];
-    for (int i = 0; i < B * CTX; i++) tok[i] = (i * 7) % V, tgt[i] = (i * 7 + 1) % V;
+    for (int i = 0; i < B * CTX; i++)
+        tok[i] = (i * 7) % V, tgt[i] = (i * 7 + 1) % V;
     slm_batch batch = {tok, tgt, B, CTX};
     size_t n = slm_model_num_params(m);
     double *g[3];
@@ -173,12 +179,14 @@ static void test_bf16_gradients_within_bf16_rounding(void)
         CHECK(slm_model_backward(m, 1.0f, err, sizeof err) == SLM_OK, "%s", err);
         g[pass] = malloc(n * sizeof(double));
         const float *gr = slm_model_grads(m);
-        for (size_t i = 0; i < n; i++) g[pass][i] = gr[i];
+        for (size_t i = 0; i < n; i++)
+            g[pass][i] = gr[i];
     }
     CHECK(loss[1] == loss[0] && !memcmp(g[0], g[1], n * sizeof(double)),
           "dtype F32 is not the default pass");
     double d2 = 0.0, n2 = 0.0;
-    for (size_t i = 0; i < n; i++) d2 += (g[2][i] - g[1][i]) * (g[2][i] - g[1][i]), n2 += g[1][i] * g[1][i];
+    for (size_t i = 0; i < n; i++)
+        d2 += (g[2][i] - g[1][i]) * (g[2][i] - g[1][i]), n2 += g[1][i] * g[1][i];
     double rel = sqrt(d2 / n2), bound = 4.0 * (LAYERS + 1) * U_BF16;
     CHECK(rel <= bound, "bf16 gradients differ from fp32 by %.3g (bound %.3g)", rel, bound);
     CHECK(rel > 0.0, "bf16 pass identical to fp32: bf16 not used");
@@ -188,7 +196,8 @@ static void test_bf16_gradients_within_bf16_rounding(void)
     CHECK(slm_model_forward(m, &batch, &bad, NULL, err, sizeof err) == SLM_EINVAL &&
               strstr(err, "dtype"),
           "dtype F16 accepted: %s", err);
-    for (int i = 0; i < 3; i++) free(g[i]);
+    for (int i = 0; i < 3; i++)
+        free(g[i]);
     slm_model_free(m);
 }
 

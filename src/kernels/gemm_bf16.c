@@ -44,7 +44,10 @@ static inline uint16_t round_bf16(float f)
     return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r);
 }
 
-uint16_t f32_to_bf16_one(float x) { return round_bf16(x); }
+uint16_t f32_to_bf16_one(float x)
+{
+    return round_bf16(x);
+}
 
 float bf16_as_f32(uint16_t h)
 {
@@ -57,7 +60,8 @@ float bf16_as_f32(uint16_t h)
 void f32_to_bf16(uint16_t *dst, const float *src, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) dst[i] = round_bf16(src[i]);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = round_bf16(src[i]);
 }
 
 /* The contract of gemm_bf16 in plain C, element by element: the fallback if
@@ -84,8 +88,7 @@ void gemm_bf16(char ta, char tb, int M, int N, int K, float alpha, const uint16_
 {
     if (M <= 0 || N <= 0) return;
     if (gemm_bf16_supported() &&
-        dnnl_gemm_bf16bf16f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) ==
-            dnnl_success)
+        dnnl_gemm_bf16bf16f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == dnnl_success)
         return;
     gemm_bf16_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -120,8 +123,10 @@ static double probe_speedup(void)
     uint16_t *ah = malloc(2 * (size_t)M * K), *bh = malloc(2 * (size_t)K * N);
     double ratio = 0.0;
     if (a && b && c && ah && bh) {
-        for (int i = 0; i < M * K; i++) a[i] = (float)(((unsigned)i * 7919u) % 1000u) * 1e-3f - 0.5f;
-        for (int i = 0; i < K * N; i++) b[i] = (float)(((unsigned)i * 104729u) % 1000u) * 1e-3f - 0.5f;
+        for (int i = 0; i < M * K; i++)
+            a[i] = (float)(((unsigned)i * 7919u) % 1000u) * 1e-3f - 0.5f;
+        for (int i = 0; i < K * N; i++)
+            b[i] = (float)(((unsigned)i * 104729u) % 1000u) * 1e-3f - 0.5f;
         f32_to_bf16(ah, a, (size_t)M * K);
         f32_to_bf16(bh, b, (size_t)K * N);
         double best32 = 1e30, best16 = 1e30;
@@ -154,8 +159,8 @@ static void probe(void)
         return;
     }
     if (!gemm_bf16_supported()) {
-        snprintf(bf16_reason, sizeof bf16_reason,
-                 "fp32 GEMMs: no AVX512-BF16 at kernel level %s", cpu_level_name(kernel_level()));
+        snprintf(bf16_reason, sizeof bf16_reason, "fp32 GEMMs: no AVX512-BF16 at kernel level %s",
+                 cpu_level_name(kernel_level()));
         return;
     }
     double x = probe_speedup();
