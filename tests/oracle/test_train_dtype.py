@@ -33,9 +33,12 @@ def data():
     return path
 
 
-def train(out, force, *extra):
+def train(out, force, *extra, level=None):
     env = dict(os.environ)
     env.pop("SLM_BF16_GEMM", None)
+    env.pop("SLM_CPU_LEVEL", None)
+    if level is not None:
+        env["SLM_CPU_LEVEL"] = level
     if force is not None:
         env["SLM_BF16_GEMM"] = force
     path = os.path.join(TMP, out)
@@ -62,6 +65,15 @@ def test_bf16_forced_off_is_fp32():
     a, _ = train("fp32", None)
     b, err = train("bf16_off", "0", "--dtype", "bf16")
     assert "dtype bf16: fp32 GEMMs: forced by SLM_BF16_GEMM=0" in err, err
+    assert read(a, "model.safetensors") == read(b, "model.safetensors"), "weights differ"
+
+
+def test_bf16_below_avx512_is_fp32():
+    """The rule keyed on the CPU: without AVX512-BF16 at the kernel level
+    (here: the level lowered to avx2) --dtype bf16 trains in fp32."""
+    a, _ = train("fp32_avx2", None, level="avx2")
+    b, err = train("bf16_avx2", None, "--dtype", "bf16", level="avx2")
+    assert "fp32 GEMMs: no AVX512-BF16 at kernel level avx2" in err, err
     assert read(a, "model.safetensors") == read(b, "model.safetensors"), "weights differ"
 
 
@@ -103,7 +115,8 @@ def test_bf16_resume_matches_uninterrupted():
 
 if __name__ == "__main__":
     try:
-        run([test_bf16_forced_off_is_fp32, test_bf16_forced_on_is_close_to_fp32,
+        run([test_bf16_forced_off_is_fp32, test_bf16_below_avx512_is_fp32,
+             test_bf16_forced_on_is_close_to_fp32,
              test_bf16_resume_matches_uninterrupted])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
