@@ -45,6 +45,10 @@ ISA_avx512   := $(ISA_avx2) -mavx512f -mavx512bw -mavx512dq -mavx512vl
 %_avx2.o: ISAFLAGS = $(ISA_avx2)
 %_portable.o %/attention/flash_forward.o %/attention/flash_backward.o \
     %/attention/flash_gemm.o: ISAFLAGS = $(ISA_portable)
+# Cairo draws the CLI's PNG pictures (slm attention / plot / mask -o); only
+# build/slm links it, libslm stays free of it.
+CAIRO_CFLAGS ?= $(shell pkg-config --cflags cairo fontconfig 2>/dev/null)
+CAIRO_LIBS   ?= $(shell pkg-config --libs cairo fontconfig 2>/dev/null || echo -lcairo -lfontconfig)
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
@@ -57,7 +61,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TCOM_OBJ := $(TCOM_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test check asan demo clean format lint help bench fuzz fuzz-build
+.PHONY: all deps test check asan demo tour install clean format lint help bench fuzz fuzz-build
 HOOKS    := $(BUILD)/tests/libslm_test_hooks.so
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
 all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS) $(HOOKS) $(EXAMPLES)
@@ -66,6 +70,8 @@ help:
 	@echo "make            build build/slm, build/libslm.a, build/libslm.so, the tests and examples"
 	@echo "make test       install missing packages, build, run every test (C tests also under ASan)"
 	@echo "make demo       install missing packages, build, run the demo"
+	@echo "make tour       regenerate docs/tour/ (the guided tour's pictures; trains a tiny model)"
+	@echo "make install    install slm, libslm, slm.h and the man page under PREFIX (/usr/local)"
 	@echo "make asan       the C test suite under AddressSanitizer + UBSan (build/asan)"
 	@echo "make bench      slm bench (attention, gemm, ...) with PyTorch alongside"
 	@echo "make fuzz       libFuzzer targets (tests/fuzz), FUZZ_SECONDS each (default 60)"
@@ -85,9 +91,15 @@ $(BUILD)/libslm.so: $(LIB_OBJ)
 	@echo "  LD  $@"
 	@$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# slm serve (src/cli/serve_*.c) is built on libmicrohttpd; only the CLI links it.
 $(BUILD)/slm: $(CLI_OBJ) $(BUILD)/libslm.a
 	@echo "  LD  $@"
-	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(CLI_LDLIBS) $(LDLIBS)
+	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(CLI_LDLIBS) $(LDLIBS) $(CAIRO_LIBS) -lmicrohttpd
+
+$(BUILD)/obj/src/cli/canvas_cairo.o: CFLAGS += $(CAIRO_CFLAGS)
+
+# The web page is embedded with .incbin, which -MMD does not see.
+$(BUILD)/obj/src/cli/serve_page.o: src/cli/serve_page.html
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TCOM_OBJ) $(BUILD)/libslm.a
 	@mkdir -p $(dir $@)
@@ -132,6 +144,24 @@ demo:
 	@tools/install-deps.sh --demo
 	@$(MAKE) --no-print-directory -j2 $(BUILD)/slm
 	@tools/demo.sh $(BUILD)
+
+tour:
+	@tools/install-deps.sh --demo
+	@$(MAKE) --no-print-directory -j2 $(BUILD)/slm
+	@tools/tour.sh $(BUILD)
+
+# make install PREFIX=/opt/slm (DESTDIR for staging): the command, both
+# libraries, the public header and the man page.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BUILD)/slm $(DESTDIR)$(PREFIX)/bin/slm
+	install -m 644 $(BUILD)/libslm.a $(DESTDIR)$(PREFIX)/lib/libslm.a
+	install -m 755 $(BUILD)/libslm.so $(DESTDIR)$(PREFIX)/lib/libslm.so
+	install -m 644 include/slm.h $(DESTDIR)$(PREFIX)/include/slm.h
+	install -m 644 docs/slm.1 $(DESTDIR)$(PREFIX)/share/man/man1/slm.1
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/slm

@@ -11,3 +11,4 @@ echo; echo "== attention (flash vs PyTorch)"; bench/attention.sh "$BUILD"
 echo; echo "== training step (slm vs PyTorch)"; bench/train.sh "$BUILD"
 echo; echo "== generation (KV cache)";        "$BUILD/slm" bench generate
 echo; echo "== tokenizer";                    "$BUILD/slm" bench tokenize
+echo; echo "== slm serve (concurrent requests)"; SLM_BIN="$BUILD/slm" build/venv/bin/python bench/serve.py

@@ -119,6 +119,25 @@ SLM_API void slm_causal_mask(int Tq, int Tk, float *mask);
  * -inf becomes all zeros). Returns the log-sum-exp, -inf for such a row. */
 SLM_API float slm_softmax(float *x, int n);
 
+/*
+ * The attention weights P = softmax(q·kᵀ·scale + mask) of a forward pass,
+ * recovered from its inputs and the lse it wrote (exp(score − lse), one exp
+ * per entry, the normaliser the kernel itself used):
+ *   weights[b][h][i][j] = exp(scale·q_i·k_j + mask_ij − lse_i)  if key j is
+ *                         visible to query i (causal, kv_len, mask ≠ -inf),
+ *                       = 0 exactly otherwise (and for rows with lse = -inf).
+ * Shapes: q[B][H][Tq][D], k[B][H][Tk][D], lse[B][H][Tq] as slm_attention_forward
+ * wrote them for the same options; weights[B][H][Tq][Tk]. The weights are
+ * those before dropout (o->dropout is not applied: with dropout the kernel
+ * multiplied them by the keep factors). Each visible row sums to 1, and
+ * weights·v is the forward's out when dropout is 0.
+ * Returns SLM_OK, or SLM_EINVAL (as slm_attention_forward, or a NULL pointer)
+ * with nothing written.
+ */
+SLM_API int slm_attention_weights(const slm_attn_opts *o, int B, int H, int Tq, int Tk, int D,
+                                  const float *q, const float *k, const float *lse,
+                                  float *weights);
+
 /* ==== model (src/model) ================================================ */
 
 /* GPT-2 architecture: token + position embeddings → n_layer pre-LN blocks
@@ -142,6 +161,9 @@ typedef struct {
                                  probability in training mode (GPT-2: 0.1)   */
 } slm_config;
 
+/* Weight storage of a model (slm quantize; see slm_model_save_quantized). */
+enum { SLM_QUANT_NONE = 0, SLM_QUANT_INT8 = 1, SLM_QUANT_BF16 = 2 };
+
 /* Checks sizes (positive, n_embd % n_head == 0, total parameters and
  * activations within limits). SLM_OK or SLM_EINVAL/SLM_ERANGE with a message. */
 SLM_API int slm_config_validate(const slm_config *cfg, char *err, size_t errlen);
@@ -159,6 +181,36 @@ SLM_API int slm_model_load(const char *dir, slm_model **out, char *err, size_t e
  * atomically, in the layout GPT2LMHeadModel.save_pretrained writes. */
 SLM_API int slm_model_save(const slm_model *m, const char *dir, char *err, size_t errlen);
 SLM_API void slm_model_free(slm_model *m);
+
+/*
+ * Writes an fp32 model m as a quantized model directory (config.json with
+ * "slm_quantization", model.safetensors), atomically per file, which
+ * slm_model_load reads back as a quantized model that generates and
+ * evaluates (slm_model_decode, slm_model_forward without training) but does
+ * not train. quant is SLM_QUANT_INT8 or SLM_QUANT_BF16; group_size (int8
+ * only; 0 means 32) is the number of weights sharing one scale.
+ *   int8: every weight matrix W (the four per layer, Conv1D [in, out], and
+ *         wte [V, C], which is also the tied LM head) is stored I8 under its
+ *         GPT-2 name with the same shape, plus "<name>_scale" F32: groups of
+ *         group_size consecutive weights along the input (reduction)
+ *         dimension share scale s = max|w|/127 and w ≈ q·s, q in
+ *         [-127, 127] rounded to nearest. Conv1D: scale [in/G, out] (group
+ *         of rows); wte: scale [V, C/G].
+ *   bf16: the same matrices stored BF16 (round to nearest even).
+ * wpe, LayerNorm gains and biases, and all biases stay F32 in both.
+ * SLM_EINVAL (m already quantized, unknown quant, bad group size: not a
+ * multiple of 32 dividing n_embd), SLM_EIO, SLM_ENOMEM. */
+SLM_API int slm_model_save_quantized(const slm_model *m, const char *dir, int quant, int group_size,
+                                     char *err, size_t errlen);
+/* How m holds its weight matrices: SLM_QUANT_NONE (fp32), SLM_QUANT_INT8 (then
+ * *group_size, if not NULL, is the file's weights per scale) or
+ * SLM_QUANT_BF16; *kernel (if not NULL) names the kernel path the matrices
+ * run on ("avx512-vnni", "avx512", "avx2", "portable"; "fp32" for NULL quant).
+ * A quantized model decodes and evaluates; slm_model_params() holds only the
+ * fp32 tensors (wpe, LayerNorms, biases: the table's matrices have offset 0
+ * and no fp32 storage), slm_model_logits() is NULL, and the training
+ * functions return SLM_EUNSUPPORTED. */
+SLM_API int slm_model_quantization(const slm_model *m, int *group_size, const char **kernel);
 
 SLM_API const slm_config *slm_model_config(const slm_model *m);
 
@@ -297,6 +349,41 @@ SLM_API int slm_kv_cache_length(const slm_kv_cache *c);
  * context would overflow. */
 SLM_API int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n,
                      float *logits, char *err, size_t errlen);
+
+/* ---- looking inside (src/model/attention_weights.c, ffn_activations.c) --- */
+
+/*
+ * The attention weights of one real forward pass (inference: no dropout) over
+ * tokens [T] (T <= n_positions), taken from the model's own attention path:
+ * the q, k and log-sum-exp that the attention kernel of each layer produced
+ * (slm_attention_weights), not a separate computation.
+ *   layer in [0, n_layer): weights is [n_head][T][T] for that layer;
+ *   layer = -1:            weights is [n_layer][n_head][T][T], every layer.
+ * Row i is query i, column j is key j: weights[h][i][j] is how much token i
+ * attends to token j. Entries above the diagonal (the causal mask's future)
+ * are exactly 0; every row sums to 1.
+ * The pass reuses the model's forward state like slm_model_forward does (it
+ * replaces the logits of any earlier pass, and ends a pending backward).
+ * Returns SLM_OK; SLM_EINVAL (NULL model, tokens or weights, T <= 0),
+ * SLM_ERANGE (layer outside [-1, n_layer), T > n_positions, a token outside
+ * [0, vocab_size)) with nothing written; SLM_ENOMEM.
+ */
+SLM_API int slm_model_attention_weights(slm_model *m, const int32_t *tokens, int T, int layer,
+                                        float *weights, char *err, size_t errlen);
+
+/*
+ * The hidden activations of one block's position-wise feed-forward network
+ * for tokens [T], from one inference forward pass:
+ *   act[t][u] = activation(LayerNorm_2(x_t)·W_fc + b_fc)[u],  u < 4·n_embd
+ * (GELU or ReLU as configured), for `layer` in [0, n_layer). Row t depends
+ * on position t's own vector only: the FFN never mixes positions.
+ * Like slm_model_attention_weights it replaces the logits of an earlier pass.
+ * Returns SLM_OK; SLM_EINVAL (NULL model, tokens or act, T <= 0),
+ * SLM_ERANGE (layer out of range, T > n_positions, a token outside the
+ * vocabulary) with nothing written; SLM_ENOMEM.
+ */
+SLM_API int slm_model_ffn_activations(slm_model *m, const int32_t *tokens, int T, int layer,
+                                      float *act, char *err, size_t errlen);
 
 /* Turns logits into a token: temperature (0 = greedy argmax), then top-k
  * (0 = off), then top-p nucleus (1 = off), then a draw from the sampler's own

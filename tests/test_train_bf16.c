@@ -34,7 +34,7 @@ static void test_rounding_is_nearest_even(void)
     float x[1000];
     uint16_t h[1000];
     test_fill_uniform(x, 1000, 5, -3.0f, 3.0f);
-    f32_to_bf16(h, x, 1000);
+    f32_to_bf16_array(h, x, 1000);
     double worst = 0.0;
     for (int i = 0; i < 1000; i++) {
         double e = fabs(bf16_as_f32(h[i]) - x[i]) / fabs(x[i]);
@@ -61,8 +61,8 @@ static void check_gemm(bf16_gemm_fn fn, const char *name, char ta, char tb, int 
     test_fill_uniform(a, na, 1 + M, -1.0f, 1.0f);
     test_fill_uniform(b, nb, 2 + N, -1.0f, 1.0f);
     test_fill_uniform(c, (size_t)M * ldc, 3 + K, -1.0f, 1.0f);
-    f32_to_bf16(ah, a, na);
-    f32_to_bf16(bh, b, nb);
+    f32_to_bf16_array(ah, a, na);
+    f32_to_bf16_array(bh, b, nb);
     float *c0 = malloc((size_t)M * ldc * 4);
     memcpy(c0, c, (size_t)M * ldc * 4);
     fn(ta, tb, M, N, K, 1.0f, ah, lda, bh, ldb, beta, c, ldc);

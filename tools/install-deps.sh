@@ -3,8 +3,13 @@
 #   build: gcc, make, oneDNN (libdnnl-dev: the GEMM of the AVX2 and AVX-512
 #          paths), the OpenMP build of OpenBLAS and BLIS (`slm bench gemm`
 #          compares them with slm's kernels)
+#          libmicrohttpd (the HTTP server of `slm serve`),
+#          Cairo + pkg-config + DejaVu fonts (the CLI's PNG pictures: slm attention/plot)
 #   demo:  bible-kjv, the public-domain King James Bible as the default corpus
-#   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv
+#   tests: python3-torch (1.13, CPU) + numpy as the PyTorch oracle, python3-venv,
+#          librsvg2-bin (rsvg-convert renders the SVG pictures in the tests),
+#          man-db (the man page test),
+#          chromium (headless, for the web page of `slm serve`)
 #   fuzz:  clang 14 with its libFuzzer + sanitizer runtimes and LLVM's OpenMP
 #          runtime (the library sources use OpenMP pragmas), for `make fuzz` only
 # Usage: tools/install-deps.sh [--demo | --fuzz]
@@ -13,9 +18,11 @@
 set -euo pipefail
 case "${1:-}" in
 --fuzz) pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
---demo) pkgs=(gcc make libdnnl-dev libopenblas-openmp-dev libblis-openmp-dev bible-kjv) ;;
-*) pkgs=(gcc make libdnnl-dev libopenblas-openmp-dev libblis-openmp-dev bible-kjv python3-venv
-         python3-numpy python3-torch) ;;
+--demo) pkgs=(gcc make pkg-config libdnnl-dev libopenblas-openmp-dev libblis-openmp-dev libcairo2-dev
+              libmicrohttpd-dev fonts-dejavu-core bible-kjv) ;;
+*) pkgs=(gcc make pkg-config libdnnl-dev libopenblas-openmp-dev libblis-openmp-dev libcairo2-dev
+         libmicrohttpd-dev fonts-dejavu-core bible-kjv python3-venv python3-numpy python3-torch librsvg2-bin
+         man-db chromium) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

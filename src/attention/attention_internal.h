@@ -44,4 +44,8 @@ int attn_flash_backward(const attn_call *c, const float *q, const float *k, cons
                         float *dk, float *dv);
 size_t attn_flash_workspace_bytes(const attn_call *c, int backward);
 
+/* P = exp(scale·q·kᵀ + mask − lse) with hidden entries exactly 0 (weights.c). */
+int attn_weights(const attn_call *c, const float *q, const float *k, const float *lse,
+                 float *p);
+
 #endif

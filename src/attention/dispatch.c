@@ -88,3 +88,13 @@ size_t slm_attention_workspace_bytes(int impl, int B, int H, int Tq, int Tk, int
     if (impl == SLM_ATTN_REFERENCE) return attn_reference_workspace_bytes(&c, backward);
     return attn_flash_workspace_bytes(&c, backward);
 }
+
+int slm_attention_weights(const slm_attn_opts *o, int B, int H, int Tq, int Tk, int D,
+                          const float *q, const float *k, const float *lse, float *weights)
+{
+    attn_call c;
+    int rc = validate(o, B, H, Tq, Tk, D, &c);
+    if (rc) return rc;
+    if (!q || !k || !lse || !weights) return SLM_EINVAL;
+    return attn_weights(&c, q, k, lse, weights);
+}

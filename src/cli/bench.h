@@ -9,5 +9,7 @@ int bench_gemm(int argc, char **argv);
 int bench_train(int argc, char **argv);
 int bench_generate(int argc, char **argv);
 int bench_tokenize(int argc, char **argv);
+int bench_isa(int argc, char **argv);
+int bench_quant(int argc, char **argv);
 
 #endif

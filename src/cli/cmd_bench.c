@@ -15,6 +15,8 @@ static const struct {
     {"train", bench_train, "ms per training step (forward+backward+AdamW)"},
     {"generate", bench_generate, "tokens/s of KV-cached decoding"},
     {"tokenize", bench_tokenize, "GPT-2 BPE encode speed (MB/s)"},
+    {"quant", bench_quant, "int8 / bf16 linear kernels on GPT-2 shapes, every path (GOP/s)"},
+    {"isa", bench_isa, "fp32 / bf16 / int8 instruction rates, one core (GFLOP/s, GOP/s)"},
 };
 
 static void usage(FILE *f)

@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "cli/model_open.h"
 #include "cli/options.h"
+#include "cli/show_probs.h"
 #include "cli/text_out.h"
 #include "slm.h"
 
@@ -26,6 +27,8 @@ static const char *help =
     "  --seed N              random seed (default: from the clock)\n"
     "  --ids                 print the new token ids on one line instead of text\n"
     "  --truncate            keep the end of a prompt longer than the context\n"
+    "  --show-probs K        for each new token, print the K most likely next tokens\n"
+    "                        under the model's softmax and the one picked; then the text\n"
     "  --threads N           threads (default: all cores)\n";
 
 /* Parses "1 2 3" into a malloc'd array of ids < vocab. */
@@ -60,7 +63,7 @@ static int parse_ids(const char *s, int vocab, int32_t **ids, int *n)
 
 typedef struct {
     const char *model_dir, *prompt, *prompt_ids;
-    int n, top_k, ids_only, truncate, threads;
+    int n, top_k, ids_only, truncate, threads, show_probs;
     double temperature, top_p;
     uint64_t seed;
     int seed_given;
@@ -147,11 +150,13 @@ static int generate(const gen_args *a, slm_model *m, slm_tokenizer *tok, const i
             goto done;
         }
         int32_t next = slm_sampler_next(sampler, logits);
+        if (a->show_probs)
+            show_probs_line(stdout, tok, logits, c->vocab_size, a->show_probs, i + 1, next);
         if (next == eot) break;
         history[n_hist++] = next;
         if (a->ids_only) {
             printf(i ? " %d" : "%d", next);
-        } else {
+        } else if (!a->show_probs) { /* --show-probs prints the text at the end */
             const char *bytes;
             size_t len;
             if (!slm_tokenizer_token_bytes(tok, next, &bytes, &len) && len)
@@ -165,7 +170,8 @@ static int generate(const gen_args *a, slm_model *m, slm_tokenizer *tok, const i
             goto done;
         }
     }
-    if (a->ids_only) putchar('\n');
+    if (a->show_probs) show_probs_text(stdout, tok, history + n_prompt, n_hist - n_prompt);
+    else if (a->ids_only) putchar('\n');
     else text_out_finish(&out);
     rc = 0;
 done:
@@ -191,6 +197,7 @@ int cmd_generate(int argc, char **argv)
         {"--seed", NULL, OPT_U64, &a.seed, 0, 0, &a.seed_given},
         {"--ids", NULL, OPT_FLAG, &a.ids_only, 0, 0, NULL},
         {"--truncate", NULL, OPT_FLAG, &a.truncate, 0, 0, NULL},
+        {"--show-probs", NULL, OPT_INT, &a.show_probs, 1, SHOW_PROBS_MAX, NULL},
         {"--threads", NULL, OPT_INT, &a.threads, 1, 4096, NULL},
     };
     char *pos[1];
@@ -204,6 +211,8 @@ int cmd_generate(int argc, char **argv)
     if (rc) return rc;
     if (!((float)a.top_p > 0.0f && a.top_p <= 1.0)) /* 0 keeps no token; 1e-50 is 0 as a float */
         return cli_error(CLI_USAGE, "generate: --top-p must be in (0, 1], got %g", a.top_p);
+    if (a.show_probs && a.ids_only)
+        return cli_error(CLI_USAGE, "generate: give --show-probs or --ids, not both");
     if (a.prompt && a.prompt_ids)
         return cli_error(CLI_USAGE, "generate: give -p or --prompt-ids, not both");
     if (!a.model_dir) return cli_error(CLI_USAGE, "generate: no model given (-m DIR)");

@@ -33,6 +33,17 @@ int cmd_info(int argc, char **argv)
     printf("dropout      %g\n", (double)c->dropout);
     printf("parameters   %zu (%.2f M, %.1f MiB as float32)\n", params, (double)params / 1e6,
            (double)params * 4.0 / 1048576.0);
+    int group;
+    const char *kernel;
+    int quant = slm_model_quantization(m, &group, &kernel);
+    if (quant == SLM_QUANT_INT8)
+        printf("weights      int8, one float32 scale per %d (matrices and tied wte/LM head; "
+               "wpe, LayerNorms, biases float32), kernels %s\n",
+               group, kernel);
+    else if (quant == SLM_QUANT_BF16)
+        printf("weights      bf16 (matrices and tied wte/LM head; wpe, LayerNorms, biases "
+               "float32), kernels %s\n",
+               kernel);
     const char *files[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt",
                            "training_state.safetensors", "log.jsonl"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {

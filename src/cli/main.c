@@ -21,6 +21,11 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "text → token ids"},
     {"detokenize", cmd_detokenize, "token ids → text"},
     {"info", cmd_info, "configuration, parameter count and files of a model"},
+    {"attention", cmd_attention, "draw a model's attention weights for a prompt (PNG/SVG)"},
+    {"ffn", cmd_ffn, "draw a block's feed-forward activations for a prompt (PNG/SVG)"},
+    {"plot", cmd_plot, "draw training curves from run directories (PNG/SVG)"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server and a web page"},
+    {"quantize", cmd_quantize, "write a model's weights as int8 or bf16 for generation"},
     {"bench", cmd_bench, "benchmarks: attention, gemm, train, generate, tokenize"},
 };
 

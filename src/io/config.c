@@ -111,8 +111,43 @@ static int get_choice(const char *name, const json_value *root, const char *key,
                     shown);
 }
 
-static int parse_root(const char *name, const json_value *root, slm_config *c, char *err,
-                      size_t errlen)
+/* "slm_quantization" into q (absent or null: fp32). */
+static int get_quantization(const char *name, const json_value *root, const slm_config *c,
+                            config_quant *q, char *err, size_t errlen)
+{
+    q->dtype = SLM_QUANT_NONE;
+    q->group = 0;
+    const json_value *v = json_get(root, "slm_quantization");
+    if (!v || v->type == SLM_JSON_NULL) return SLM_OK;
+    if (v->type != SLM_JSON_OBJECT)
+        return fail(err, errlen, SLM_EFORMAT, "%s: slm_quantization must be an object, got %s",
+                    name, type_name(v));
+    if (!json_get(v, "dtype"))
+        return fail(err, errlen, SLM_EFORMAT, "%s: slm_quantization: dtype is missing", name);
+    static const char *const dtypes[] = {"int8", "bf16"};
+    static const int dtype_v[] = {SLM_QUANT_INT8, SLM_QUANT_BF16};
+    char why[256];
+    int rc = get_choice(name, v, "dtype", dtypes, dtype_v, 2, &q->dtype, why, sizeof why);
+    if (rc) /* why is "<name>: dtype ...": say where the key is */
+        return fail(err, errlen, rc, "%s: slm_quantization: %s (int8 and bf16 are)", name,
+                    why + strlen(name) + 2);
+    if (q->dtype == SLM_QUANT_BF16) {
+        if (json_get(v, "group_size"))
+            return fail(err, errlen, SLM_EFORMAT,
+                        "%s: slm_quantization: group_size is for int8 only", name);
+        return SLM_OK;
+    }
+    if ((rc = get_size(name, v, "group_size", &q->group, err, errlen))) return rc;
+    if (q->group % 32 || c->n_embd % q->group)
+        return fail(err, errlen, SLM_EFORMAT,
+                    "%s: slm_quantization: group_size %d is not a multiple of 32 dividing "
+                    "n_embd (%d)",
+                    name, q->group, c->n_embd);
+    return SLM_OK;
+}
+
+static int parse_root(const char *name, const json_value *root, slm_config *c, config_quant *q,
+                      char *err, size_t errlen)
 {
     if (root->type != SLM_JSON_OBJECT)
         return fail(err, errlen, SLM_EFORMAT, "%s: not a JSON object", name);
@@ -170,11 +205,17 @@ static int parse_root(const char *name, const json_value *root, slm_config *c, c
         const char *what = strncmp(verr, "config: ", 8) ? verr : verr + 8;
         return fail(err, errlen, rc, "%s: %s", name, what);
     }
-    return SLM_OK;
+    return q ? get_quantization(name, root, c, q, err, errlen) : SLM_OK;
 }
 
 int config_parse(const char *text, size_t len, const char *name, slm_config *cfg, char *err,
                      size_t errlen)
+{
+    return config_parse_ex(text, len, name, cfg, NULL, err, errlen);
+}
+
+int config_parse_ex(const char *text, size_t len, const char *name, slm_config *cfg,
+                    config_quant *q, char *err, size_t errlen)
 {
     if (!name) name = "config.json";
     if (!cfg) return fail(err, errlen, SLM_EINVAL, "no config");
@@ -185,20 +226,27 @@ int config_parse(const char *text, size_t len, const char *name, slm_config *cfg
     int rc = json_parse(text, len, name, &doc, err, errlen);
     if (rc) return rc;
     slm_config c;
-    rc = parse_root(name, json_root(&doc), &c, err, errlen);
+    config_quant cq;
+    rc = parse_root(name, json_root(&doc), &c, q ? &cq : NULL, err, errlen);
     json_free(&doc);
     if (!rc) *cfg = c;
+    if (!rc && q) *q = cq;
     return rc;
 }
 
 int slm_config_load(const char *path, slm_config *cfg, char *err, size_t errlen)
+{
+    return config_load_ex(path, cfg, NULL, err, errlen);
+}
+
+int config_load_ex(const char *path, slm_config *cfg, config_quant *q, char *err, size_t errlen)
 {
     if (!path || !cfg) return fail(err, errlen, SLM_EINVAL, "slm_config_load: bad arguments");
     char *text;
     size_t len;
     int rc = read_file(path, SLM_CONFIG_MAX_BYTES, &text, &len, err, errlen);
     if (rc) return rc;
-    rc = config_parse(text, len, path, cfg, err, errlen);
+    rc = config_parse_ex(text, len, path, cfg, q, err, errlen);
     free(text);
     return rc;
 }
@@ -214,6 +262,13 @@ static void str(json_writer *w, const char *s)
 
 int config_to_json(const slm_config *c, char **out, size_t *len, char *err, size_t errlen)
 {
+    return config_to_json_ex(c, NULL, out, len, err, errlen);
+}
+
+int config_to_json_ex(const slm_config *c, const config_quant *q, char **out, size_t *len,
+                      char *err, size_t errlen)
+{
+    int quant = q ? q->dtype : SLM_QUANT_NONE;
     int rc = slm_config_validate(c, err, errlen);
     if (rc) return rc;
     int gpt2 = c->tokenizer == SLM_TOKENIZER_GPT2;
@@ -259,12 +314,23 @@ int config_to_json(const slm_config *c, char **out, size_t *len, char *err, size
     jw_int(&w, c->n_positions);
     key(&w, "resid_pdrop");
     jw_float(&w, c->dropout);
+    if (quant != SLM_QUANT_NONE) {
+        key(&w, "slm_quantization");
+        jw_begin_object(&w);
+        key(&w, "dtype");
+        str(&w, quant == SLM_QUANT_INT8 ? "int8" : "bf16");
+        if (quant == SLM_QUANT_INT8) {
+            key(&w, "group_size");
+            jw_int(&w, q->group);
+        }
+        jw_end_object(&w);
+    }
     key(&w, "slm_tokenizer");
     str(&w, gpt2 ? "gpt2" : "byte");
     key(&w, "tie_word_embeddings");
     jw_bool(&w, 1);
     key(&w, "torch_dtype");
-    str(&w, "float32");
+    str(&w, quant == SLM_QUANT_BF16 ? "bfloat16" : "float32");
     key(&w, "vocab_size");
     jw_int(&w, c->vocab_size);
     jw_end_object(&w);
@@ -274,10 +340,16 @@ int config_to_json(const slm_config *c, char **out, size_t *len, char *err, size
 
 int slm_config_save(const slm_config *cfg, const char *path, char *err, size_t errlen)
 {
+    return config_save_ex(cfg, NULL, path, err, errlen);
+}
+
+int config_save_ex(const slm_config *cfg, const config_quant *q, const char *path, char *err,
+                   size_t errlen)
+{
     if (!path || !cfg) return fail(err, errlen, SLM_EINVAL, "slm_config_save: bad arguments");
     char *text;
     size_t len;
-    int rc = config_to_json(cfg, &text, &len, err, errlen);
+    int rc = config_to_json_ex(cfg, q, &text, &len, err, errlen);
     if (rc) return rc;
     rc = atomic_write(path, text, len, err, errlen);
     free(text);

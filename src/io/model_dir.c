@@ -11,6 +11,7 @@
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "model/params.h"
+#include "model/quant_model.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -170,6 +171,10 @@ static int map_tensors(const slm_model *m, const slm_safetensors *f, const char 
     return SLM_OK;
 }
 
+int quant_model_load(const slm_config *cfg, const config_quant *q, const slm_safetensors *f,
+                     const char *path, slm_model **out, char *warn, size_t warnlen, char *err,
+                     size_t errlen);
+
 static int load(const char *cfg_path, const char *st_path, slm_model **out, char *err,
                 size_t errlen)
 {
@@ -177,8 +182,14 @@ static int load(const char *cfg_path, const char *st_path, slm_model **out, char
     slm_safetensors *f = NULL;
     slm_model *m = NULL;
     int *seen = NULL, lm = -1;
-    int rc = slm_config_load(cfg_path, &cfg, err, errlen);
+    config_quant q;
+    int rc = config_load_ex(cfg_path, &cfg, &q, err, errlen);
     if (!rc) rc = slm_safetensors_open(st_path, &f, err, errlen);
+    if (!rc && q.dtype != SLM_QUANT_NONE) { /* slm quantize's int8 / bf16 (model_dir_quant.c) */
+        rc = quant_model_load(&cfg, &q, f, st_path, out, NULL, 0, err, errlen);
+        slm_safetensors_close(f);
+        return rc;
+    }
     if (!rc) rc = check_size(&cfg, f, st_path, err, errlen);
     if (!rc) rc = gpt_model_alloc(&cfg, &m, err, errlen);
     if (!rc && !(seen = malloc((size_t)slm_model_num_tensors(m) * sizeof *seen)))
@@ -215,6 +226,9 @@ int slm_model_load(const char *dir, slm_model **out, char *err, size_t errlen)
 int slm_model_save(const slm_model *m, const char *dir, char *err, size_t errlen)
 {
     if (!m || !dir) return fail(err, errlen, SLM_EINVAL, "slm_model_save: bad arguments");
+    if (slm_model_quantization(m, NULL, NULL) != SLM_QUANT_NONE)
+        return fail(err, errlen, SLM_EUNSUPPORTED,
+                    "a quantized model has no fp32 weights to save (its directory is the file)");
     int rc = mkdir_p(dir, err, errlen);
     if (rc) return rc;
     int n = slm_model_num_tensors(m);

@@ -57,7 +57,7 @@ float bf16_as_f32(uint16_t h)
     return f;
 }
 
-void f32_to_bf16(uint16_t *dst, const float *src, size_t n)
+void f32_to_bf16_array(uint16_t *dst, const float *src, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++)
@@ -127,8 +127,8 @@ static double probe_speedup(void)
             a[i] = (float)(((unsigned)i * 7919u) % 1000u) * 1e-3f - 0.5f;
         for (int i = 0; i < K * N; i++)
             b[i] = (float)(((unsigned)i * 104729u) % 1000u) * 1e-3f - 0.5f;
-        f32_to_bf16(ah, a, (size_t)M * K);
-        f32_to_bf16(bh, b, (size_t)K * N);
+        f32_to_bf16_array(ah, a, (size_t)M * K);
+        f32_to_bf16_array(bh, b, (size_t)K * N);
         double best32 = 1e30, best16 = 1e30;
         for (int r = 0; r < 11; r++) {
             double t0 = now_s();

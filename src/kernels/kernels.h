@@ -82,7 +82,7 @@ void gemv_wx_portable(int m0, int m1, int K, const float *W, int ldw, const floa
 /* dst[i] = src[i] rounded to the nearest bfloat16 (ties to even; NaN stays
  * NaN, values past bf16's range become ±inf), as the upper 16 bits of the
  * binary32. Threads for large n. */
-void f32_to_bf16(uint16_t *dst, const float *src, size_t n);
+void f32_to_bf16_array(uint16_t *dst, const float *src, size_t n);
 uint16_t f32_to_bf16_one(float x);
 float bf16_as_f32(uint16_t h);
 

@@ -19,6 +19,7 @@
 #include "kernels/kernels.h"
 #include "model/layers.h"
 #include "model/model.h"
+#include "model/quant_model.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ struct slm_kv_cache {
     float *ff;      /* [chunk][4C]                                         */
     float *mask;    /* [chunk][max_tokens] causal mask of a multi-token chunk */
     float *mean, *rstd; /* [chunk] LayerNorm statistics (unused after)     */
+    void *qwork;    /* quantized models: the kernels' scratch (quant.h)    */
 };
 
 /* Tokens processed per pass; longer prompts go in several chunks so the
@@ -80,8 +82,9 @@ int slm_kv_cache_create(const slm_model *m, int max_tokens, slm_kv_cache **out, 
     c->mask = alloc_aligned(row * max_tokens);
     c->mean = alloc_aligned(row);
     c->rstd = alloc_aligned(row);
+    if (m->quant) c->qwork = alloc_aligned(qlinear_work_bytes(c->chunk, 4 * C));
     if (!c->k || !c->v || !c->x || !c->h || !c->qkv || !c->q || !c->att || !c->cat || !c->ff ||
-        !c->mask || !c->mean || !c->rstd) {
+        !c->mask || !c->mean || !c->rstd || (m->quant && !c->qwork)) {
         slm_kv_cache_free(c);
         return fail(err, errlen, SLM_ENOMEM, "out of memory for a %d-token KV cache (%.1f MiB)",
                         max_tokens, 2.0 * (double)cache / 1048576.0);
@@ -103,6 +106,7 @@ void slm_kv_cache_free(slm_kv_cache *c)
     float *bufs[] = {c->k,   c->v,   c->x,  c->h,    c->qkv, c->q,
                      c->att, c->cat, c->ff, c->mask, c->mean, c->rstd};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free_aligned(bufs[i]);
+    free_aligned(c->qwork);
     free(c);
 }
 
@@ -132,6 +136,14 @@ static void linear(const float *x, const float *W, const float *b, float *y, int
         else memset(y + (size_t)t * out, 0, (size_t)out * sizeof *y);
     }
     gemm_f32('N', 'N', n, out, in, 1.0f, x, in, W, out, 1.0f, y, out);
+}
+
+/* linear() with the weights of a quantized model when it has them (qw). */
+static void project(const slm_model *m, slm_kv_cache *c, const qmatrix *qw, const float *x,
+                    const float *W, const float *b, float *y, int n, int in, int out)
+{
+    if (qw) qlinear_forward(m->quant->path, y, x, qw, b, n, c->qwork);
+    else linear(x, W, b, y, n, in, out);
 }
 
 /* Multi-head attention of n new tokens at positions start.. over the cache
@@ -173,28 +185,61 @@ static int decode_chunk(slm_model *m, slm_kv_cache *c, const int32_t *tokens, in
     const slm_config *cfg = &m->cfg;
     int C = cfg->n_embd, start = c->length;
     float eps = cfg->layer_norm_epsilon;
-    for (int t = 0; t < n; t++)
-        embed(c->x + (size_t)t * C, m->w.wte, m->w.wpe, tokens[t], start + t, C);
+    for (int t = 0; t < n; t++) {
+        float *x = c->x + (size_t)t * C;
+        if (m->quant) { /* the row of the quantized wte, then + wpe as embed() */
+            qmatrix_row(&m->quant->wte, tokens[t], x);
+            add_residual(x, m->w.wpe + (size_t)(start + t) * C, (size_t)C);
+        } else {
+            embed(x, m->w.wte, m->w.wpe, tokens[t], start + t, C);
+        }
+    }
     for (int l = 0; l < cfg->n_layer; l++) {
         const gpt_layer_views *w = &m->w.h[l];
         layer_norm_forward(c->h, c->mean, c->rstd, c->x, w->ln_1_w, w->ln_1_b, (size_t)n, C, eps);
-        linear(c->h, w->c_attn_w, w->c_attn_b, c->qkv, n, C, 3 * C);
+        project(m, c, quant_matrix(m, l, QW_ATTN), c->h, w->c_attn_w, w->c_attn_b, c->qkv, n, C,
+                3 * C);
         int rc = cached_attention(c, l, n, start, C);
         if (rc) return rc;
-        linear(c->cat, w->c_proj_w, w->c_proj_b, c->h, n, C, C);
+        project(m, c, quant_matrix(m, l, QW_PROJ), c->cat, w->c_proj_w, w->c_proj_b, c->h, n, C,
+                C);
         add_residual(c->x, c->h, (size_t)n * C);
         layer_norm_forward(c->h, c->mean, c->rstd, c->x, w->ln_2_w, w->ln_2_b, (size_t)n, C, eps);
-        linear(c->h, w->c_fc_w, NULL, c->ff, n, C, 4 * C);
+        project(m, c, quant_matrix(m, l, QW_FC), c->h, w->c_fc_w, NULL, c->ff, n, C, 4 * C);
         bias_activation_forward(c->ff, c->ff, w->c_fc_b, (size_t)n, 4 * C, cfg->activation);
-        linear(c->ff, w->mlp_proj_w, w->mlp_proj_b, c->h, n, 4 * C, C);
+        project(m, c, quant_matrix(m, l, QW_MLP_PROJ), c->ff, w->mlp_proj_w, w->mlp_proj_b, c->h,
+                n, 4 * C, C);
         add_residual(c->x, c->h, (size_t)n * C);
     }
     c->length += n;
     return SLM_OK;
 }
 
+/* Output layer for rows [r0, r0+n) of the chunk's residual stream: ln_f,
+ * then logits[n][V] = wte · x. */
+static void output_logits(slm_model *m, slm_kv_cache *c, int r0, int n, float *logits)
+{
+    const slm_config *cfg = &m->cfg;
+    int C = cfg->n_embd;
+    layer_norm_forward(c->h, c->mean, c->rstd, c->x + (size_t)r0 * C, m->w.ln_f_w, m->w.ln_f_b,
+                       (size_t)n, C, cfg->layer_norm_epsilon);
+    if (m->quant)
+        qlinear_forward(m->quant->path, logits, c->h, &m->quant->wte, NULL, n, c->qwork);
+    else
+        gemm_f32('N', 'T', n, cfg->vocab_size, C, 1.0f, c->h, C, m->w.wte, C, 0.0f, logits,
+                 cfg->vocab_size);
+}
+
 int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n, float *logits,
                      char *err, size_t errlen)
+{
+    return model_decode_rows(m, c, tokens, n, logits, 0, err, errlen);
+}
+
+/* slm_model_decode; with all_rows, logits [n][V] of every position (for
+ * evaluating a model that only decodes: quant_forward.c). */
+int model_decode_rows(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n,
+                      float *logits, int all_rows, char *err, size_t errlen)
 {
     const slm_config *cfg = &m->cfg;
     if (!tokens || n <= 0 || !logits) return fail(err, errlen, SLM_EINVAL, "no tokens");
@@ -213,14 +258,10 @@ int slm_model_decode(slm_model *m, slm_kv_cache *c, const int32_t *tokens, int n
         int step = n - done < c->chunk ? n - done : c->chunk;
         int rc = decode_chunk(m, c, tokens + done, step);
         if (rc) return fail(err, errlen, rc, "attention failed: %s", slm_strerror(rc));
+        if (all_rows) output_logits(m, c, 0, step, logits + (size_t)done * cfg->vocab_size);
         done += step;
     }
-    /* Output layer for the last position only: ln_f, then logits = wte · x. */
-    int C = cfg->n_embd;
-    int last = (n - 1) % c->chunk;
-    layer_norm_forward(c->h, c->mean, c->rstd, c->x + (size_t)last * C, m->w.ln_f_w, m->w.ln_f_b,
-                       1, C, cfg->layer_norm_epsilon);
-    gemm_f32('N', 'T', 1, cfg->vocab_size, C, 1.0f, c->h, C, m->w.wte, C, 0.0f, logits,
-             cfg->vocab_size);
+    /* Generation needs the output layer for the last position only. */
+    if (!all_rows) output_logits(m, c, (n - 1) % c->chunk, 1, logits);
     return SLM_OK;
 }

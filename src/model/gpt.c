@@ -14,6 +14,7 @@
  */
 #include "core/error.h"
 #include "model/layers.h"
+#include "model/quant_model.h"
 
 #include <math.h>
 #include <string.h>
@@ -80,6 +81,7 @@ int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_op
     if (rc) return rc;
     const int32_t *tokens = batch->tokens, *targets = batch->targets;
     int B = batch->B, T = batch->T, training = opts && opts->training;
+    if (m->quant) return quant_model_forward(m, tokens, targets, B, T, training, loss, err, errlen);
     rc = gpt_train_state_reserve(m, B, T, err, errlen);
     if (rc) return rc;
     struct gpt_train_state *t = m->train;

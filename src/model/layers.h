@@ -77,6 +77,9 @@ int multi_head_attention_backward(const gpt_dims *d, const gpt_layer_views *w,
                                   gpt_layer_views *g, const gpt_layer_acts *a, gpt_scratch *s,
                                   const float *dout, const gpt_dropout *drop, int layer,
                                   int attn_impl);
+/* weights (B,H,T,T) = softmax(q·kᵀ/sqrt(D) + M) of the last forward pass,
+ * from a->qkv and a->att_lse (before dropout; see slm_attention_weights) */
+int multi_head_attention_weights(const gpt_dims *d, const gpt_layer_acts *a, float *weights);
 
 /* ---- feed_forward.c ------------------------------------------------------ */
 /* out (N,C) = act(ln2·W_fc + b_fc)·W_proj, without b_proj (residual_forward

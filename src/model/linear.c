@@ -25,7 +25,7 @@ void matmul_forward(const gpt_gemm *mm, float *out, const float *inp, const floa
         gemm_f32('N', 'N', (int)N, OUT, IN, 1.0f, inp, IN, w, OUT, beta, out, OUT);
         return;
     }
-    f32_to_bf16(mm->xa, inp, N * (size_t)IN);
+    f32_to_bf16_array(mm->xa, inp, N * (size_t)IN);
     gemm_bf16('N', 'N', (int)N, OUT, IN, 1.0f, mm->xa, IN, weight_bf16(mm, w), OUT, beta, out,
               OUT);
 }
@@ -44,8 +44,8 @@ void matmul_backward(const gpt_gemm *mm, float *dinp, float *dw, const float *do
     }
     /* dout is rounded once for both products; inp again (the forward's
      * copy was overwritten by the next layer's) */
-    f32_to_bf16(mm->xa, dout, N * (size_t)OUT);
-    f32_to_bf16(mm->xb, inp, N * (size_t)IN);
+    f32_to_bf16_array(mm->xa, dout, N * (size_t)OUT);
+    f32_to_bf16_array(mm->xb, inp, N * (size_t)IN);
     if (dinp)
         gemm_bf16('N', 'T', (int)N, IN, OUT, 1.0f, mm->xa, OUT, weight_bf16(mm, w), OUT, 0.0f,
                   dinp, IN);

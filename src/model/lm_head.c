@@ -25,7 +25,7 @@ void lm_head_forward(const gpt_gemm *mm, float *logits, const float *x, const fl
         gemm_f32('N', 'T', (int)N, V, C, 1.0f, x, C, wte, C, 0.0f, logits, V);
         return;
     }
-    f32_to_bf16(mm->xb, x, N * (size_t)C);
+    f32_to_bf16_array(mm->xb, x, N * (size_t)C);
     gemm_bf16('N', 'T', (int)N, V, C, 1.0f, mm->xb, C, mm->wbf + (wte - mm->params), C, 0.0f,
               logits, V);
 }
@@ -40,8 +40,8 @@ void lm_head_backward(const gpt_gemm *mm, float *dx, float *dwte, const float *d
         gemm_f32('T', 'N', V, C, (int)N, 1.0f, dlogits, V, x, C, 1.0f, dwte, C);
         return;
     }
-    f32_to_bf16(mm->xa, dlogits, N * (size_t)V);
-    f32_to_bf16(mm->xb, x, N * (size_t)C);
+    f32_to_bf16_array(mm->xa, dlogits, N * (size_t)V);
+    f32_to_bf16_array(mm->xb, x, N * (size_t)C);
     gemm_bf16('N', 'N', (int)N, C, V, 1.0f, mm->xa, V, mm->wbf + (wte - mm->params), C, 0.0f, dx,
               C);
     gemm_bf16('T', 'N', V, C, (int)N, 1.0f, mm->xa, V, mm->xb, C, 1.0f, dwte, C);

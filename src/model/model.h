@@ -30,6 +30,7 @@ typedef struct {
 } gpt_views;
 
 struct gpt_train_state; /* activations, optimizer moments: see gpt.h         */
+struct quant_weights;   /* a quantized model's matrices: see quant_model.h    */
 
 struct slm_model {
     slm_config cfg;
@@ -42,6 +43,7 @@ struct slm_model {
     gpt_views w;   /* views into params                                        */
     gpt_views g;   /* views into grads (valid once grads is allocated)         */
     struct gpt_train_state *train;
+    struct quant_weights *quant; /* int8/bf16 matrices (quant_model.h); NULL: fp32 */
 };
 
 /* Fills `v` with views of `base` (params or grads) laid out like m's table. */

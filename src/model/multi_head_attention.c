@@ -104,6 +104,18 @@ int multi_head_attention_forward(const gpt_dims *d, const gpt_layer_views *w, gp
     return SLM_OK;
 }
 
+// a->qkv 3×(B,H,T,D), a->att_lse (B,H,T) of the last forward → weights
+// (B,H,T,T): the probabilities that kernel weighted V with, recovered from its
+// lse (exp(score − lse)), with the same options minus dropout.
+int multi_head_attention_weights(const gpt_dims *d, const gpt_layer_acts *a, float *weights)
+{
+    const gpt_dropout none = {0};
+    slm_attn_opts o = attention_opts(&none, 0, SLM_ATTN_AUTO);
+    size_t NC = d->N * (size_t)d->C;
+    return slm_attention_weights(&o, d->B, d->H, d->T, d->T, d->D, a->qkv, a->qkv + NC,
+                                 a->att_lse, weights);
+}
+
 // dbranch (N,C) = d(c_proj output). Through c_proj: d(concat) (N,C) in
 // s->big, split into d(atty) (B,H,T,D) in s->a; attention backward gives dq,
 // dk, dv in s->heads; merged to d(qkv) (N,3C) in s->big; through c_attn to

@@ -54,6 +54,8 @@ int slm_model_adamw_step(slm_model *m, const slm_adamw_opts *o, int step, float 
                     "%g): need finite lr, weight decay, clip >= 0, betas in [0, 1), eps > 0",
                     (double)o->lr, (double)o->beta1, (double)o->beta2, (double)o->eps,
                     (double)o->weight_decay, (double)o->grad_clip);
+    if (m->quant) /* quantized weights do not train */
+        return fail(err, errlen, SLM_EUNSUPPORTED, "adamw: a quantized model cannot be trained");
     float *grad = slm_model_grads(m);
     float *mom = slm_model_adam_state(m, 0);
     if (!grad || !mom) return fail(err, errlen, SLM_ENOMEM, "adamw: out of memory");

@@ -7,6 +7,7 @@
 #include "core/memory.h"
 #include "core/rng.h"
 #include "model/model.h"
+#include "model/quant_model.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -84,6 +85,7 @@ typedef struct {
     char *names;
     int n;
     size_t offset;
+    int quantized; /* matrices get no fp32 storage (offset 0, never used) */
 } table_builder;
 
 static void add_tensor(table_builder *b, const char *name, int d0, int d1)
@@ -96,8 +98,8 @@ static void add_tensor(table_builder *b, const char *name, int d0, int d1)
     t->shape[0] = d0;
     t->shape[1] = d1;
     t->numel = (size_t)d0 * (d1 ? (size_t)d1 : 1);
-    t->offset = b->offset;
-    b->offset += t->numel;
+    t->offset = b->quantized && quant_tensor_is_matrix(t) ? 0 : b->offset;
+    if (!(b->quantized && quant_tensor_is_matrix(t))) b->offset += t->numel;
     b->n++;
 }
 
@@ -130,10 +132,21 @@ static void build_table(const slm_config *c, table_builder *b)
     add_tensor(b, "ln_f.bias", C, 0);
 }
 
+int quant_tensor_is_matrix(const slm_tensor_info *t)
+{
+    return t->ndim == 2 && strcmp(t->name, "wpe.weight") != 0;
+}
+
+/* A quantized model's matrices have no fp32 view (NULL). */
+static float *view(const slm_model *m, float *base, const slm_tensor_info *t)
+{
+    return m->quant && quant_tensor_is_matrix(t) ? NULL : base + t->offset;
+}
+
 void gpt_views_bind(const slm_model *m, float *base, gpt_views *v)
 {
     const slm_tensor_info *t = m->tensors;
-    v->wte = base + t[0].offset;
+    v->wte = view(m, base, &t[0]);
     v->wpe = base + t[1].offset;
     for (int l = 0; l < m->cfg.n_layer; l++) {
         const slm_tensor_info *lt = t + 2 + (size_t)l * TENSORS_PER_LAYER;
@@ -141,18 +154,28 @@ void gpt_views_bind(const slm_model *m, float *base, gpt_views *v)
             &v->h[l].ln_1_w,   &v->h[l].ln_1_b,   &v->h[l].c_attn_w,   &v->h[l].c_attn_b,
             &v->h[l].c_proj_w, &v->h[l].c_proj_b, &v->h[l].ln_2_w,     &v->h[l].ln_2_b,
             &v->h[l].c_fc_w,   &v->h[l].c_fc_b,   &v->h[l].mlp_proj_w, &v->h[l].mlp_proj_b};
-        for (int i = 0; i < TENSORS_PER_LAYER; i++) *p[i] = base + lt[i].offset;
+        for (int i = 0; i < TENSORS_PER_LAYER; i++) *p[i] = view(m, base, &lt[i]);
     }
     v->ln_f_w = base + t[m->n_tensors - 2].offset;
     v->ln_f_b = base + t[m->n_tensors - 1].offset;
 }
 
-int gpt_model_alloc(const slm_config *cfg, slm_model **out, char *err, size_t errlen)
+/* fp32 floats of a quantized model: wpe, LayerNorms, biases. */
+static size_t count_fp32_of_quantized(const slm_config *c)
+{
+    size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer;
+    return (size_t)c->n_positions * C + L * 13 * C + 2 * C;
+}
+
+/* A model with its tensor table; quantized: fp32 storage only for the
+ * tensors that stay fp32, and an empty quant_weights. */
+static int model_alloc(const slm_config *cfg, int quantized, int group, slm_model **out,
+                       char *err, size_t errlen)
 {
     *out = NULL;
     int rc = slm_config_validate(cfg, err, errlen);
-    if (!rc) rc = check_memory(4.0 * (double)count_params(cfg), "the model's parameters", err,
-                                   errlen);
+    size_t stored = quantized ? count_fp32_of_quantized(cfg) : count_params(cfg);
+    if (!rc) rc = check_memory(4.0 * (double)stored, "the model's parameters", err, errlen);
     if (rc) return rc;
     slm_model *m = calloc(1, sizeof *m);
     if (!m) return fail(err, errlen, SLM_ENOMEM, "out of memory");
@@ -163,20 +186,52 @@ int gpt_model_alloc(const slm_config *cfg, slm_model **out, char *err, size_t er
     m->w.h = calloc((size_t)cfg->n_layer, sizeof *m->w.h);
     m->g.h = calloc((size_t)cfg->n_layer, sizeof *m->g.h);
     m->n_params = count_params(cfg);
-    m->params = alloc_aligned(m->n_params * sizeof(float));
-    if (!m->tensors || !m->name_storage || !m->w.h || !m->g.h || !m->params) {
+    m->params = alloc_aligned(stored * sizeof(float));
+    if (quantized) {
+        m->quant = calloc(1, sizeof *m->quant);
+        if (m->quant) {
+            m->quant->dtype = quantized;
+            m->quant->group = group;
+            m->quant->layer = calloc((size_t)cfg->n_layer * QW_PER_LAYER, sizeof(qmatrix));
+        }
+    }
+    if (!m->tensors || !m->name_storage || !m->w.h || !m->g.h || !m->params ||
+        (quantized && (!m->quant || !m->quant->layer))) {
         slm_model_free(m);
         return fail(err, errlen, SLM_ENOMEM,
                         "out of memory allocating %zu parameters (%.1f MiB)", count_params(cfg),
                         (double)count_params(cfg) * 4.0 / 1048576.0);
     }
-    memset(m->params, 0, m->n_params * sizeof(float));
-    table_builder b = {m->tensors, m->name_storage, 0, 0};
+    memset(m->params, 0, stored * sizeof(float));
+    table_builder b = {m->tensors, m->name_storage, 0, 0, quantized};
     build_table(cfg, &b);
-    SLM_ASSERT(b.n == m->n_tensors && b.offset == m->n_params);
+    SLM_ASSERT(b.n == m->n_tensors && b.offset == stored);
     gpt_views_bind(m, m->params, &m->w);
     *out = m;
     return SLM_OK;
+}
+
+int gpt_model_alloc(const slm_config *cfg, slm_model **out, char *err, size_t errlen)
+{
+    return model_alloc(cfg, SLM_QUANT_NONE, 0, out, err, errlen);
+}
+
+int quant_model_alloc(const slm_config *cfg, int dtype, int group, slm_model **out, char *err,
+                      size_t errlen)
+{
+    if (dtype != SLM_QUANT_INT8 && dtype != SLM_QUANT_BF16)
+        return fail(err, errlen, SLM_EINVAL, "quant_model_alloc: unknown dtype %d", dtype);
+    return model_alloc(cfg, dtype, group, out, err, errlen);
+}
+
+void quant_weights_free(quant_weights *q, int n_layer)
+{
+    if (!q) return;
+    qmatrix_free(&q->wte);
+    if (q->layer)
+        for (int i = 0; i < n_layer * QW_PER_LAYER; i++) qmatrix_free(&q->layer[i]);
+    free(q->layer);
+    free(q);
 }
 
 static void fill_normal(rng_state *r, float *x, size_t n, double std)
@@ -217,6 +272,7 @@ void slm_model_free(slm_model *m)
 {
     if (!m) return;
     gpt_train_state_free(m->train);
+    quant_weights_free(m->quant, m->cfg.n_layer);
     free_aligned(m->params);
     free_aligned(m->grads);
     free(m->tensors);
@@ -245,6 +301,7 @@ const slm_tensor_info *slm_model_find_tensor(const slm_model *m, const char *nam
 
 float *slm_model_grads(slm_model *m)
 {
+    if (m->quant) return NULL; /* quantized models do not train */
     if (!m->grads) {
         m->grads = alloc_aligned(m->n_params * sizeof(float));
         if (!m->grads) return NULL;
@@ -261,6 +318,9 @@ size_t slm_model_count_nonfinite(const slm_model *m, char *msg, size_t msglen)
     size_t bad = 0;
     int tensors = 0, first = -1;
     for (int j = 0; j < m->n_tensors; j++) {
+        /* A quantized model's matrices have no fp32 storage (their loader
+         * checks their scales instead). */
+        if (m->quant && quant_tensor_is_matrix(&m->tensors[j])) continue;
         const float *x = m->params + m->tensors[j].offset;
         size_t here = 0;
         for (size_t e = 0; e < m->tensors[j].numel; e++) here += !isfinite(x[e]);

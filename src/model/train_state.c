@@ -123,7 +123,7 @@ int gpt_train_state_reserve(slm_model *m, int B, int T, char *err, size_t errlen
 
 float *slm_model_adam_state(slm_model *m, int which)
 {
-    if (!m || (which != 0 && which != 1)) return NULL;
+    if (!m || (which != 0 && which != 1) || m->quant) return NULL;
     struct gpt_train_state *t = gpt_train_state_get(m);
     if (!t) return NULL;
     if (!t->adam) {
@@ -163,6 +163,6 @@ int gpt_gemm_prepare(slm_model *m, int dtype, size_t N, char *err, size_t errlen
     mm->n_params = m->n_params;
     /* Once per forward pass, i.e. once per step and micro-batch: the
      * weights changed at the last AdamW step. */
-    f32_to_bf16(mm->wbf, m->params, m->n_params);
+    f32_to_bf16_array(mm->wbf, m->params, m->n_params);
     return SLM_OK;
 }

@@ -674,6 +674,127 @@ def dtype_bad_values():
            ["--resume"])
 
 
+# ---- pictures: slm attention, plot, mask -o, softmax -o ---------------------------
+
+
+def attn(*args):
+    return ["attention", "-m", path("good"), *args]
+
+
+@case
+def attention_requests():
+    png = path("attn.png")
+    refuse("attention without -o or --json", attn("-p", "hi"), 2, ["no output", "-o"])
+    refuse("attention -o with an unknown extension", attn("-p", "hi", "-o", path("a.jpg")), 2,
+           ["a.jpg", ".png or .svg"])
+    refuse("attention -o without an extension", attn("-p", "hi", "-o", path("attn")), 2,
+           [".png or .svg"])
+    refuse("attention --layer out of range", attn("-p", "hi", "--layer", "1", "-o", png), 2,
+           ["--layer 1", "1 layers"])
+    refuse("attention --layer negative", attn("-p", "hi", "--layer", "-1", "-o", png), 2,
+           ["--layer"])
+    refuse("attention --head out of range", attn("-p", "hi", "--head", "2", "-o", png), 2,
+           ["--head 2", "2 heads"])
+    refuse("attention --all with --layer", attn("-p", "hi", "--all", "--layer", "0", "-o", png),
+           2, ["--all"])
+    refuse("attention prompt longer than the context", attn("-p", "x" * 17, "-o", png), 1,
+           ["17 tokens", "context holds 16"])
+    refuse("attention empty prompt", attn("-p", "", "-o", png), 2, ["empty"])
+    refuse("attention without a prompt", attn("-o", png), 2, ["-p"])
+    refuse("attention model directory does not exist",
+           ["attention", "-m", path("no_such_model"), "-p", "hi", "-o", png], 1, ["config.json"])
+    refuse("attention -o into a missing directory",
+           attn("-p", "hi", "-o", path("no_dir", "a.svg")), 1, ["no_dir"])
+
+
+@case
+def ffn_requests():
+    png = path("ffn.png")
+    ffn = ["ffn", "-m", path("good")]
+    refuse("ffn without -o or --json", [*ffn, "-p", "hi"], 2, ["no output"])
+    refuse("ffn -o with an unknown extension", [*ffn, "-p", "hi", "-o", path("f.tif")], 2,
+           [".png or .svg"])
+    refuse("ffn --layer out of range", [*ffn, "-p", "hi", "--layer", "1", "-o", png], 2,
+           ["--layer 1"])
+    refuse("ffn --units more than the model has", [*ffn, "-p", "hi", "--units", "65", "-o", png],
+           2, ["--units 65", "64 hidden units"])
+    refuse("ffn prompt longer than the context", [*ffn, "-p", "x" * 17, "-o", png], 1,
+           ["17 tokens"])
+
+
+def plot_run(name, log):
+    d = path(name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    if log is not None:
+        write(os.path.join(d, "log.jsonl"), log)
+    return d
+
+
+@case
+def plot_requests():
+    png = path("plot.png")
+    good = '{"step":1,"loss":5.5,"lr":0.001,"grad_norm":1,"tok_s":10}\n'
+    refuse("plot a directory that does not exist", ["plot", path("no_run"), "-o", png], 1,
+           ["no_run/log.jsonl"])
+    refuse("plot a directory without log.jsonl", ["plot", plot_run("run_nolog", None), "-o", png],
+           1, ["log.jsonl"])
+    refuse("plot an empty log.jsonl", ["plot", plot_run("run_empty", ""), "-o", png], 1,
+           ["log.jsonl", "no training steps"])
+    refuse("plot a malformed log.jsonl line",
+           ["plot", plot_run("run_bad", good + "{\"step\":2,\"loss\":\n" + good), "-o", png], 1,
+           ["log.jsonl:2"])
+    refuse("plot a log line without loss",
+           ["plot", plot_run("run_noloss", '{"step":1,"lr":0.1}\n'), "-o", png], 1,
+           ["log.jsonl:1", "loss"])
+    write(path("run_dirlog", "log.jsonl", "x"), "")
+    refuse("plot log.jsonl is a directory", ["plot", path("run_dirlog"), "-o", png], 1,
+           ["log.jsonl", "not a regular file"])
+    ok = plot_run("run_ok", good)
+    refuse("plot without -o", ["plot", ok], 2, ["no output", "-o"])
+    refuse("plot -o with an unknown extension", ["plot", ok, "-o", path("p.gif")], 2,
+           [".png or .svg"])
+    refuse("plot without a directory", ["plot", "-o", png], 2, ["no run directory"])
+
+
+@case
+def mask_softmax_pictures():
+    refuse("mask -o with an unknown extension", ["mask", "4", "-o", path("m.bmp")], 2,
+           [".png or .svg"])
+    refuse("mask -o with T too large to draw", ["mask", "300", "-o", path("m.png")], 2,
+           ["256", "300"])
+    refuse("mask -o without a file", ["mask", "4", "-o"], 2, ["-o", "needs a value"])
+    refuse("softmax -o with an unknown extension",
+           ["softmax", "--causal", "--row", "2", "1", "1", "1", "8", "-o", path("s.txt")], 2,
+           [".png or .svg"])
+
+
+@case
+def show_probs_requests():
+    refuse("generate --show-probs 0", gen("--show-probs", "0"), 2, ["--show-probs", "'0'"])
+    refuse("generate --show-probs 51", gen("--show-probs", "51"), 2, ["--show-probs", "50"])
+    refuse("generate --show-probs with --ids", gen("--show-probs", "3", "--ids"), 2,
+           ["--show-probs", "--ids"])
+
+
+@case
+def serve_refusals():
+    import socket
+    m = path("good")
+    refuse("serve without a model", ["serve"], 2, ["no model given"])
+    refuse("serve --port 70000", ["serve", "-m", m, "--port", "70000"], 2, ["--port", "70000"])
+    refuse("serve --parallel 0", ["serve", "-m", m, "--parallel", "0"], 2, ["--parallel"])
+    refuse("serve unknown flag", ["serve", "-m", m, "--wat"], 2, ["unknown option"])
+    refuse("serve a missing model", ["serve", "-m", path("no_such_model")], 1,
+           ["no_such_model", "no such file"])
+    with socket.socket() as busy:  # the port is taken: refused after loading, nothing leaks
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = str(busy.getsockname()[1])
+        refuse("serve on a port in use", ["serve", "-m", m, "--port", port], 1,
+               ["cannot listen", port])
+
+
 # ---- output directory ------------------------------------------------------------
 
 
@@ -790,6 +911,151 @@ def resume_repairs_what_it_can():
                           ["train", "--resume", out, "--steps", "3"], 0,
                           "(works: the cache is rebuilt, the model files rewritten)"))
         shutil.rmtree(out)
+
+
+# ---- slm quantize and quantized model directories ------------------------------------
+
+
+def quantized(name, to="int8"):
+    """A 32-wide model (int8 groups of 32 need a multiple of 32) and its
+    quantized copy `name` made by slm quantize."""
+    src = path("good32")
+    if not os.path.exists(os.path.join(src, "model.safetensors")):
+        p = subprocess.run([SLM, "train", "--data", path("data.txt"), "--out", src, "--layers",
+                            "1", "--heads", "2", "--dim", "32", "--context", "16", "--batch", "2",
+                            "--steps", "2", "--threads", "1", "--eval-every", "0"],
+                           capture_output=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        for f in ("log.jsonl", "train_data.tokens", "training_state.safetensors"):
+            os.remove(os.path.join(src, f))
+    d = path(name)
+    shutil.rmtree(d, ignore_errors=True)
+    p = subprocess.run([SLM, "quantize", "-m", src, "--to", to, "-o", d], capture_output=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    return d
+
+
+def damaged_quantized(name, fn, to="int8"):
+    d = quantized(name, to)
+    header, data = st_parse(read(os.path.join(d, "model.safetensors")))
+    write(os.path.join(d, "model.safetensors"), fn(header, data))
+    return d
+
+
+@case
+def quantize_usage():
+    quantized("q8")
+    src = path("good32")
+    refuse("quantize to an unknown type", ["quantize", "-m", src, "--to", "int4", "-o",
+                                           path("q_int4")], 2, ["--to", "int8 or bf16", "int4"])
+    refuse("quantize without -o", ["quantize", "-m", src, "--to", "int8"], 2, ["-o"])
+    refuse("quantize -o over an existing model", ["quantize", "-m", src, "--to", "int8", "-o",
+                                                  path("good")], 2, ["already holds", "--force"])
+    refuse("quantize -o the input directory", ["quantize", "-m", src, "--to", "int8", "-o", src,
+                                               "--force"], 2, ["input directory"])
+    refuse("quantize a width that groups of 32 do not divide",
+           ["quantize", "-m", path("good"), "--to", "int8", "-o", path("q_w16")], 2,
+           ["--group-size 32", "width 16"])
+    refuse("quantize --group-size not a multiple of 32",
+           ["quantize", "-m", src, "--to", "int8", "--group-size", "48", "-o", path("q_g48")], 2,
+           ["multiple of 32"])
+    refuse("quantize --group-size with bf16",
+           ["quantize", "-m", src, "--to", "bf16", "--group-size", "64", "-o", path("q_gb")], 2,
+           ["int8 only"])
+    refuse("quantize an already quantized model",
+           ["quantize", "-m", path("q8"), "--to", "bf16", "-o", path("q_again")], 1,
+           ["already quantized", "int8"])
+
+
+@case
+def quantize_over_a_training_run():
+    run_dir = path("q_run")
+    if not os.path.exists(run_dir):
+        p = subprocess.run([SLM, *train_args(path("data.txt"), run_dir)], capture_output=True,
+                           timeout=120)
+        assert p.returncode == 0, p.stderr
+    refuse("quantize -o into a training run (even with --force)",
+           ["quantize", "-m", path("good32"), "--to", "int8", "-o", run_dir, "--force"], 2,
+           ["training run"])
+
+
+@case
+def quantized_scale_shape():
+    def change(h, data):
+        t = h["transformer.h.0.attn.c_attn.weight_scale"]
+        t["shape"] = list(reversed(t["shape"]))  # [1, 96] → [96, 1]: same bytes
+    d = damaged_quantized("q_scale_shape", with_offsets(change))
+    refuse_model("int8 scale tensor of the wrong shape", d,
+                 ["c_attn.weight_scale", "shape [96, 1]", "expected [1, 96]"])
+
+
+def scale_value(value):
+    def fn(h, data):
+        t = h["transformer.h.0.mlp.c_fc.weight_scale"]
+        at = t["data_offsets"][0] + 4
+        return st_build(h, data[:at] + struct.pack("<f", value) + data[at + 4:])
+    return fn
+
+
+@case
+def quantized_scale_nan():
+    d = damaged_quantized("q_scale_nan", scale_value(float("nan")))
+    refuse_model("int8 scale NaN", d, ["c_fc.weight_scale", "nan", "finite"])
+
+
+@case
+def quantized_scale_negative():
+    d = damaged_quantized("q_scale_neg", scale_value(-0.5))
+    refuse_model("int8 scale negative", d, ["c_fc.weight_scale", "-0.5", ">= 0"])
+
+
+@case
+def quantized_scale_dtype():
+    def change(h, data):
+        h["transformer.wte.weight_scale"]["dtype"] = "I32"  # same size, not F32
+    d = damaged_quantized("q_scale_dtype", with_offsets(change))
+    refuse_model("int8 scale of dtype I32", d, ["wte.weight_scale", "I32", "expected F32"])
+
+
+@case
+def quantized_weight_dtype():
+    def change(h, data):
+        h["transformer.h.0.attn.c_proj.weight"]["dtype"] = "U8"  # same size, not I8
+    d = damaged_quantized("q_w_dtype", with_offsets(change))
+    refuse_model("int8 weight of dtype U8", d, ["c_proj.weight", "U8", "expected I8"])
+
+
+@case
+def quantized_scale_missing():
+    def change(h, data):
+        h["transformer.h.0.attn.c_proj.weight_scalx"] = h.pop(
+            "transformer.h.0.attn.c_proj.weight_scale")
+    d = damaged_quantized("q_scale_missing", with_offsets(change))
+    refuse_model("int8 scale tensor missing", d, ["c_proj.weight_scale", "missing"])
+
+
+@case
+def quantized_bf16_as_f16():
+    def change(h, data):
+        h["transformer.h.0.mlp.c_fc.weight"]["dtype"] = "F16"  # same size
+    d = damaged_quantized("qb_f16", with_offsets(change), to="bf16")
+    refuse_model("bf16 model with an F16 matrix", d, ["c_fc.weight", "F16", "expected BF16"])
+
+
+@case
+def quantized_config_bad():
+    quantized("q8")
+    d = damaged_config("q_cfg_type", lambda c: c.update(slm_quantization={"dtype": "int4"}),
+                       src="q8")
+    refuse_model("slm_quantization dtype int4", d, ["slm_quantization", "int4"])
+    d = damaged_config("q_cfg_group", lambda c: c["slm_quantization"].update(group_size=48),
+                       src="q8")
+    refuse_model("slm_quantization group_size 48", d, ["group_size 48", "multiple of 32"])
+    d = damaged_config("q_cfg_fp32", lambda c: c.update(slm_quantization={"dtype": "int8",
+                                                                           "group_size": 32}),
+                       src="good32")
+    refuse_model("config says int8, weights are fp32", d, ["has dtype F32", "expected I8"])
 
 
 def print_table():
