@@ -50,6 +50,14 @@ ISA_avx512   := $(ISA_avx2) -mavx512f -mavx512bw -mavx512dq -mavx512vl
 CAIRO_CFLAGS ?= $(shell pkg-config --cflags cairo fontconfig 2>/dev/null)
 CAIRO_LIBS   ?= $(shell pkg-config --libs cairo fontconfig 2>/dev/null || echo -lcairo -lfontconfig)
 
+# Open MPI (data-parallel `mpirun -np N slm train`): when mpicc is on PATH,
+# build/slm is linked with libmpi and src/cli/train_mpi.c is compiled with
+# -DSLM_WITH_MPI; without it (or with MPI=0) the same sources build an slm
+# that trains in one process. The library itself never links MPI.
+MPICC    ?= $(if $(filter 0,$(MPI)),,$(shell command -v mpicc 2>/dev/null))
+MPI_CFLAGS := $(if $(MPICC),-DSLM_WITH_MPI $(shell $(MPICC) --showme:compile),)
+MPI_LIBS   := $(if $(MPICC),$(shell $(MPICC) --showme:link),)
+
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
@@ -60,8 +68,9 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TCOM_OBJ := $(TCOM_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test check asan demo tour install clean format lint help bench fuzz fuzz-build
+.PHONY: FORCE all deps test check asan demo tour install clean format lint help bench fuzz fuzz-build python wheel
 HOOKS    := $(BUILD)/tests/libslm_test_hooks.so
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
 all: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so $(TESTS) $(HOOKS) $(EXAMPLES)
@@ -73,8 +82,10 @@ help:
 	@echo "make tour       regenerate docs/tour/ (the guided tour's pictures; trains a tiny model)"
 	@echo "make install    install slm, libslm, slm.h and the man page under PREFIX (/usr/local)"
 	@echo "make asan       the C test suite under AddressSanitizer + UBSan (build/asan)"
-	@echo "make bench      slm bench (attention, gemm, ...) with PyTorch alongside"
+	@echo "make bench      slm vs PyPI PyTorch, llama.cpp, llama2.c (BENCH_QUICK=1: a subset)"
 	@echo "make fuzz       libFuzzer targets (tests/fuzz), FUZZ_SECONDS each (default 60)"
+	@echo "make wheel      the Python package (import slm) as a wheel in build/dist"
+	@echo "make python     pip install the Python package into build/venv (for the tests)"
 	@echo "make format / make lint"
 
 $(BUILD)/obj/%.o: %.c
@@ -91,10 +102,19 @@ $(BUILD)/libslm.so: $(LIB_OBJ)
 	@echo "  LD  $@"
 	@$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# slm serve (src/cli/serve_*.c) is built on libmicrohttpd; only the CLI links it.
+$(BUILD)/obj/src/cli/train_mpi.o: CFLAGS += $(MPI_CFLAGS)
+# train_mpi.o is rebuilt when MPI support is switched on or off.
+$(BUILD)/obj/src/cli/train_mpi.o: $(BUILD)/mpi-flags
+$(BUILD)/mpi-flags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(MPI_CFLAGS) $(MPI_LIBS)' | cmp -s - $@ || echo '$(MPI_CFLAGS) $(MPI_LIBS)' > $@
+
+# Only the CLI links what only the CLI uses: slm serve's libmicrohttpd, the
+# pictures' Cairo, Open MPI (slm train under mpirun), OpenBLAS (bench gemm).
 $(BUILD)/slm: $(CLI_OBJ) $(BUILD)/libslm.a
-	@echo "  LD  $@"
-	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(CLI_LDLIBS) $(LDLIBS) $(CAIRO_LIBS) -lmicrohttpd
+	@echo "  LD  $@$(if $(MPICC), (with Open MPI),)"
+	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libslm.a $(CLI_LDLIBS) $(LDLIBS) $(CAIRO_LIBS) \
+	    -lmicrohttpd $(MPI_LIBS)
 
 $(BUILD)/obj/src/cli/canvas_cairo.o: CFLAGS += $(CAIRO_CFLAGS)
 
@@ -129,11 +149,38 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN=1 OPT=-O1 all
 	@tools/setup-venv.sh
+	@$(MAKE) --no-print-directory python
 	@tests/run.sh $(BUILD) $(ASAN_BUILD)
 
 # Tests without the install step (for a quick loop once deps are there).
 check: all
 	@tests/run.sh $(BUILD)
+
+# The Python package (pyproject.toml, setup.py, python/): its own build
+# links the library (built by this Makefile into build/python/lib) into the
+# extension slm._slm. `make python`
+# installs it into the test venv (build/venv) when a source changed;
+# `make wheel` writes build/dist/slm-*.whl with the system Python.
+PY_VENV  := build/venv
+PY_STAMP := $(PY_VENV)/.slm-package
+PY_SRC   := pyproject.toml setup.py setup.cfg $(wildcard python/slm/*.py python/slm/*.pyi \
+            python/ext/*.c python/ext/*.h include/*.h src/*/*.h) $(LIB_SRC)
+PYTHON   ?= /usr/bin/python3
+
+python: $(PY_STAMP)
+
+$(PY_STAMP): $(PY_SRC)
+	@tools/setup-venv.sh
+	@echo "  PIP slm -> $(PY_VENV)"
+	@$(PY_VENV)/bin/pip install -q --disable-pip-version-check --no-build-isolation \
+	    --no-deps --force-reinstall .
+	@touch $@
+
+wheel:
+	@tools/install-deps.sh --python
+	@$(PYTHON) -m pip wheel -q --disable-pip-version-check --no-build-isolation --no-deps \
+	    -w build/dist .
+	@ls build/dist/slm-*.whl
 
 asan:
 	@tools/install-deps.sh
@@ -164,9 +211,20 @@ install: $(BUILD)/slm $(BUILD)/libslm.a $(BUILD)/libslm.so
 	install -m 644 docs/slm.1 $(DESTDIR)$(PREFIX)/share/man/man1/slm.1
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BUILD)/slm
-	@tools/setup-venv.sh
+	@tools/install-deps.sh --bench
+	@$(MAKE) --no-print-directory -j2 $(BUILD)/slm $(BENCHES)
 	@bench/run.sh $(BUILD)
+# make bench: slm next to its anchors (bench/run.sh): PyPI's PyTorch in
+# build/venv-torch, llama.cpp and llama2.c built under build/anchors (optional,
+# cached). BENCH_QUICK=1: a quick subset; BENCH_ONLY=train,decode,...: sections.
+
+# bench/*.c: measurement programs over the public API (bench/decode: llama-bench's pp/tg),
+# built by `make all` too so they keep compiling.
+all: $(BENCHES)
+.SECONDARY: $(BENCH_SRC:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libslm.a
+	@mkdir -p $(dir $@)
+	@$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libslm.a $(LDLIBS)
 
 # libFuzzer targets tests/fuzz/fuzz_*.c, built by clang with ASan + UBSan
 # against the library sources (build/fuzz), each run FUZZ_SECONDS from its

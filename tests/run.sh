@@ -2,7 +2,10 @@
 # Runs every test: the C test binaries in BUILD/tests and the Python oracle
 # tests in tests/oracle (PyTorch, through build/venv). Each prints "ok NAME" or
 # "FAIL NAME: why" per case; a binary that crashes or exits non-zero without a
-# FAIL line counts as one failure. Ends with "N passed, N failed".
+# FAIL line counts as one failure. Then pytest runs the Python package's tests
+# (tests/python, `import slm` as `make python` installed it into build/venv):
+# each pytest case counts as one, a failed or erroring case as a failure, and
+# pytest's full report goes to BUILD/pytest.log. Ends with "N passed, N failed".
 #   tests/run.sh BUILD [ASAN_BUILD]
 # With ASAN_BUILD (an AddressSanitizer + UBSan build, `make SAN=1`), its C
 # test binaries run too, and the CLI tests that honour SLM_ASAN_BIN
@@ -73,6 +76,20 @@ if [ -z "${SLM_SKIP_PYTHON:-}" ]; then
             SLM_ASAN_BIN="${ASAN_BUILD:+$ASAN_BUILD/slm}" "$py" "$t" >"$log" 2>&1
         count "$name" $?
     done
+fi
+
+if [ -z "${SLM_SKIP_PYTHON:-}" ] && [ -d tests/python ]; then
+    py=build/venv/bin/python
+    # -rA lists every case in the short summary: PASSED / FAILED / ERROR
+    # lines, rewritten into the runner's "ok NAME" / "FAIL NAME: why".
+    SLM_BUILD="$BUILD" SLM_LIB="$BUILD/libslm.so" SLM_BIN="$BUILD/slm" \
+        "$py" -m pytest -q -rA -p no:cacheprovider tests/python >"$BUILD/pytest.log" 2>&1
+    status=$?
+    sed -n -E -e 's/^PASSED (.*)$/ok \1/p' \
+        -e 's/^(FAILED|ERROR) ([^ ]*)( - (.*))?$/FAIL \2: \1 \4/p' "$BUILD/pytest.log" >"$log"
+    # 5: no test collected, which is a failure here too.
+    count pytest $status
+    [ "$status" -ne 0 ] && tail -20 "$BUILD/pytest.log" | sed 's/^/    /'
 fi
 
 echo "$passed passed, $failed failed"

@@ -2,10 +2,15 @@
  * slm train — train a GPT from scratch on text, or resume a run: flags,
  * the run's checks (before anything is written), the progress bar and
  * Ctrl-C, over the library's trainer (include/slm.h, src/train).
+ *
+ * Under mpirun every rank runs this file on its share of each batch
+ * (train_mpi.h): all ranks check and load, agree, compare their data, and
+ * only then does rank 0 write DIR; rank 0 alone prints and checkpoints.
  */
 #include "cli/cli.h"
 #include "cli/model_open.h"
 #include "cli/options.h"
+#include "cli/train_mpi.h"
 #include "core/memory.h"
 #include "kernels/kernels.h"
 #include "slm.h"
@@ -93,19 +98,26 @@ static void on_stop_signal(int sig)
     stop_requested = 1;
 }
 
-static int should_stop(void *ctx)
-{
-    (void)ctx;
-    return stop_requested != 0;
-}
-
 typedef struct {
     int tty;
     double started;
     float last_loss;
     double last_val;
     int last_step;
+    train_mpi *w;        /* this rank of the job (rank 0 of 1 alone)       */
+    slm_model *m;        /* for the ranks' parameter check                  */
+    int save_every;      /* the ranks compare parameters at each checkpoint */
+    double tokens_step;  /* this rank's tokens per step                     */
+    double step_seconds; /* time in steps (for the MPI summary)             */
 } progress;
+
+/* A signal may reach one rank before the other: all stop at the same step
+ * (one small allreduce per poll). */
+static int should_stop(void *ctx)
+{
+    progress *g = ctx;
+    return train_mpi_any(g->w, stop_requested != 0);
+}
 
 static double now_seconds(void)
 {
@@ -129,6 +141,14 @@ static int on_progress(void *ctx, const slm_train_progress *p)
     g->last_loss = p->loss;
     g->last_step = p->step;
     if (p->evaluated) g->last_val = p->val_loss;
+    if (p->tokens_per_s > 0) g->step_seconds += g->tokens_step / p->tokens_per_s;
+    /* Every rank applied the same update to the same parameters: checked
+     * at each checkpoint (a hash per rank), the job ends if not. */
+    if (((g->save_every > 0 && p->step % g->save_every == 0) || p->step == p->end_step) &&
+        train_mpi_check_replicas(g->w, g->m, p->step))
+        train_mpi_abort(g->w, CLI_RUNTIME);
+    if (g->w->rank != 0) return 0;
+    double tok_s = p->tokens_per_s * g->w->size; /* the job's */
     int done = p->step - p->first_step, total = p->end_step - p->first_step;
     double eta = done > 0 ? (now_seconds() - g->started) / done * (p->end_step - p->step) : 0.0;
     char eta_s[32], bar[31], val[32] = "";
@@ -141,10 +161,10 @@ static int on_progress(void *ctx, const slm_train_progress *p)
     if (g->tty)
         fprintf(stderr, "\rstep %*d/%d [%s] loss %.4f%s | %.1fk tok/s | ETA %s   ",
                 (int)snprintf(NULL, 0, "%d", p->steps), p->step, p->steps, bar, p->loss, val,
-                p->tokens_per_s / 1000.0, eta_s);
+                tok_s / 1000.0, eta_s);
     else if (done % every == 0 || p->step == p->end_step)
         fprintf(stderr, "step %d/%d loss %.4f%s | %.1fk tok/s | ETA %s\n", p->step, p->steps,
-                p->loss, val, p->tokens_per_s / 1000.0, eta_s);
+                p->loss, val, tok_s / 1000.0, eta_s);
     fflush(stderr);
     return 0;
 }
@@ -250,11 +270,13 @@ static int save_cache(const char *out, const slm_corpus *c)
 /* ---- new run and resume --------------------------------------------------- */
 
 /* Everything that can be refused (flags, memory, data) is checked before
- * DIR is created, so a refused run leaves no trace. */
-static int start_run(train_args *a, int force, run *r)
+ * DIR is created, so a refused run leaves no trace: this writes nothing
+ * (start_write creates DIR once every rank is ready). */
+static int start_run(train_args *a, int force, const train_mpi *w, run *r)
 {
     char err[512], vocab_dir[4096];
-    int rc = check_out_dir(a->o.out_dir, force);
+    int rc = train_mpi_check_batch(w, a->o.batch);
+    if (!rc) rc = check_out_dir(a->o.out_dir, force);
     if (rc) return rc;
     gpt2_dir(vocab_dir, sizeof vocab_dir);
     if (slm_tokenizer_load(a->tokenizer, vocab_dir, 0, &r->tok, err, sizeof err))
@@ -266,24 +288,33 @@ static int start_run(train_args *a, int force, run *r)
     if ((rc = check_train_memory(&c, a->o.batch, 0))) return rc;
     rc = load_corpus(a->data.items, a->data.n, a->o.out_dir, a->context, a->o.val_fraction, r);
     if (rc) return rc;
-    if (slm_model_create(&c, a->o.seed, &r->ckpt.model, err, sizeof err) ||
-        slm_checkpoint_prepare_dir(a->o.out_dir,
+    if (slm_model_create(&c, a->o.seed, &r->ckpt.model, err, sizeof err))
+        return cli_error(CLI_RUNTIME, "train: %s", err);
+    return 0;
+}
+
+/* A new run's DIR: created, with the GPT-2 vocabulary and the token cache. */
+static int start_write(const train_args *a, const run *r)
+{
+    char err[512], vocab_dir[4096];
+    gpt2_dir(vocab_dir, sizeof vocab_dir);
+    if (slm_checkpoint_prepare_dir(a->o.out_dir,
                                    a->tokenizer == SLM_TOKENIZER_GPT2 ? vocab_dir : NULL, err,
                                    sizeof err))
         return cli_error(CLI_RUNTIME, "train: %s", err);
     return save_cache(a->o.out_dir, r->corpus);
 }
 
-/* Continuing DIR's run: the checkpoint, its vocabulary, the same data.
- * *finished: the run was complete (its model files are made current). */
-static int resume_run(const char *dir, train_args *a, int steps_given, int stop_given, run *r,
-                      int *finished)
+/* Continuing DIR's run: the checkpoint, its vocabulary, the same data
+ * (resume_write then brings DIR up to date). *finished: the run was
+ * complete (rank 0 makes its model files current). */
+static int resume_run(const char *dir, train_args *a, int steps_given, int stop_given,
+                      const train_mpi *w, run *r, int *finished)
 {
     char err[512];
     int rewritten = 0;
     if (slm_checkpoint_load(dir, &r->ckpt, err, sizeof err))
         return cli_error(CLI_RUNTIME, "train: cannot resume from '%s': %s", dir, err);
-    slm_checkpoint_prepare_dir(dir, NULL, NULL, 0); /* clears a killed write's temp files */
     slm_train_opts *o = &r->ckpt.opts;
     if (steps_given) o->steps = a->o.steps;
     o->stop_after = stop_given ? a->o.stop_after : 0;
@@ -292,6 +323,9 @@ static int resume_run(const char *dir, train_args *a, int steps_given, int stop_
     slm_model *m = r->ckpt.model;
     const slm_config *c = slm_model_config(m);
     if (r->start >= o->steps) {
+        *finished = w->rank != 0; /* rank 0 says what happened */
+        if (w->rank != 0) return 0;
+        slm_checkpoint_prepare_dir(dir, NULL, NULL, 0); /* clears a killed write's temp files */
         if (slm_checkpoint_sync_model(dir, m, &rewritten, err, sizeof err))
             return cli_error(CLI_RUNTIME, "train: %s", err);
         if (!rewritten)
@@ -303,7 +337,8 @@ static int resume_run(const char *dir, train_args *a, int steps_given, int stop_
         return 0;
     }
     /* The parameters and moments are loaded; gradients and activations come. */
-    int rc = check_train_memory(c, o->batch, 1);
+    int rc = train_mpi_check_batch(w, o->batch);
+    if (!rc) rc = check_train_memory(c, o->batch, 1);
     if (rc) return rc;
     if (slm_tokenizer_load(c->tokenizer, dir, c->vocab_size, &r->tok, err, sizeof err))
         return cli_error(CLI_RUNTIME, "train: %s", err);
@@ -311,14 +346,27 @@ static int resume_run(const char *dir, train_args *a, int steps_given, int stop_
     if (slm_corpus_hash(r->corpus) != r->ckpt.data_hash)
         return cli_error(CLI_RUNTIME, "train: the training data changed since '%s' was saved; "
                                       "resuming would not continue the same run", dir);
-    if ((rc = save_cache(dir, r->corpus))) return rc;
-    if (slm_checkpoint_sync_model(dir, m, &rewritten, err, sizeof err))
-        return cli_error(CLI_RUNTIME, "train: %s", err);
     return 0;
 }
 
-/* Runs the trainer with the progress bar and Ctrl-C; prints the summary. */
-static int train(run *r, const slm_train_opts *opts)
+/* A resumed DIR: no temporary files of a killed write, the token cache,
+ * model files as current as the training state. */
+static int resume_write(const char *dir, run *r)
+{
+    char err[512];
+    int rewritten = 0;
+    slm_checkpoint_prepare_dir(dir, NULL, NULL, 0); /* clears a killed write's temp files */
+    int rc = save_cache(dir, r->corpus);
+    if (!rc && slm_checkpoint_sync_model(dir, r->ckpt.model, &rewritten, err, sizeof err))
+        rc = cli_error(CLI_RUNTIME, "train: %s", err);
+    return rc;
+}
+
+/* Runs the trainer with the progress bar and Ctrl-C; prints the summary.
+ * Under MPI, a failure of one rank alone (a checkpoint rank 0 cannot write,
+ * a failed gradient sum) ends the whole job (MPI_Abort): the other ranks
+ * would otherwise wait for it in the next sum. */
+static int train(run *r, const slm_train_opts *opts, train_mpi *w)
 {
     char err[512];
     slm_model *m = r->ckpt.model;
@@ -326,22 +374,27 @@ static int train(run *r, const slm_train_opts *opts)
     size_t n_train = 0, n_val = 0;
     slm_corpus_tokens(r->corpus, SLM_SPLIT_TRAIN, &n_train);
     slm_corpus_tokens(r->corpus, SLM_SPLIT_VAL, &n_val);
-    fprintf(stderr,
-            "slm: train: %d layers, %d heads, width %d, context %d, %.2fM parameters; %zu "
-            "training + %zu validation tokens; %s step %d of %d\n",
-            c->n_layer, c->n_head, c->n_embd, c->n_positions,
-            (double)slm_model_num_params(m) / 1e6, n_train, n_val,
-            r->start ? "resuming after" : "starting at", r->start ? r->start : 1, opts->steps);
-    if (opts->dtype == SLM_DTYPE_BF16)
+    if (w->rank == 0)
+        fprintf(stderr,
+                "slm: train: %d layers, %d heads, width %d, context %d, %.2fM parameters; %zu "
+                "training + %zu validation tokens; %s step %d of %d\n",
+                c->n_layer, c->n_head, c->n_embd, c->n_positions,
+                (double)slm_model_num_params(m) / 1e6, n_train, n_val,
+                r->start ? "resuming after" : "starting at", r->start ? r->start : 1,
+                opts->steps);
+    if (opts->dtype == SLM_DTYPE_BF16 && w->rank == 0)
         fprintf(stderr, "slm: train: dtype bf16: %s\n", gemm_bf16_reason());
-    progress g = {isatty(STDERR_FILENO), now_seconds(), NAN, NAN, 0};
+    progress g = {isatty(STDERR_FILENO), now_seconds(), NAN, NAN, 0, w, m, opts->save_every,
+                  (double)(opts->batch / w->size) * c->n_positions * opts->grad_accum, 0.0};
     slm_train_opts o = *opts;
+    train_mpi_configure(w, &o);
     o.on_progress = on_progress;
     o.should_stop = should_stop;
     o.callback_ctx = &g;
     slm_trainer *t = NULL;
-    if (slm_trainer_create(m, r->corpus, &o, r->start, &t, err, sizeof err))
-        return cli_error(CLI_RUNTIME, "train: %s", err);
+    int rc = slm_trainer_create(m, r->corpus, &o, r->start, &t, err, sizeof err);
+    if (rc) cli_error(CLI_RUNTIME, "train: %s", err);
+    if ((rc = train_mpi_agree(w, rc ? CLI_RUNTIME : 0))) return rc;
 
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
@@ -349,19 +402,28 @@ static int train(run *r, const slm_train_opts *opts)
     stop_requested = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    int rc = slm_trainer_run(t, err, sizeof err);
+    rc = slm_trainer_run(t, err, sizeof err);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     int step = slm_trainer_step_count(t);
     slm_trainer_free(t);
-    if (g.tty && g.last_step) fputc('\n', stderr);
+    if (g.tty && g.last_step && w->rank == 0) fputc('\n', stderr);
 
+    /* Ranks share every step's loss, gradient and weights: a non-finite one
+     * stops them all at the same step, and rank 0 says so. */
+    if (rc && rc != SLM_EINTERRUPTED && rc != SLM_ENUMERIC && w->size > 1) {
+        cli_error(CLI_RUNTIME, "train: rank %d: %s; stopping the job", w->rank, err);
+        train_mpi_abort(w, CLI_RUNTIME);
+    }
+    if (rc == SLM_ENUMERIC && w->rank != 0) return CLI_RUNTIME;
     if (rc == SLM_ENUMERIC)
         return cli_error(CLI_RUNTIME,
                          "train: %s; stopping (the last checkpoint in %s is kept; try a lower "
                          "--lr%s)",
                          err, o.out_dir, strstr(err, "weights") ? " or --weight-decay" : "");
     if (rc && rc != SLM_EINTERRUPTED) return cli_error(CLI_RUNTIME, "train: %s", err);
+    if (w->rank != 0) return 0;
+    train_mpi_report(w, o.batch, g.step_seconds);
     if (step > r->start) {
         printf("step %d: train loss %.4f", step, g.last_loss);
         if (!isnan(g.last_val)) printf(", validation loss %.4f", g.last_val);
@@ -441,7 +503,6 @@ int cmd_train(int argc, char **argv)
         if (other_given)
             return cli_error(CLI_USAGE, "train: --resume takes only --steps, --stop-after and "
                                         "--threads (the rest comes from the checkpoint)");
-        rc = resume_run(resume, &a, steps_given, stop_given, &r, &finished);
     } else {
         if (a.data.n == 0) return cli_error(CLI_USAGE, "train: no training data (--data FILE)");
         if (!a.o.out_dir) return cli_error(CLI_USAGE, "train: no output directory (--out DIR)");
@@ -453,9 +514,23 @@ int cmd_train(int argc, char **argv)
         if (a.o.warmup < 0) a.o.warmup = a.o.steps / 20;
         a.o.data = a.data.items;
         a.o.n_data = a.data.n;
-        rc = start_run(&a, force, &r);
     }
-    if (!rc && !finished) rc = train(&r, resume ? &r.ckpt.opts : &a.o);
+    train_mpi w;
+    if ((rc = train_mpi_init(&w))) return rc;
+    rc = resume ? resume_run(resume, &a, steps_given, stop_given, &w, &r, &finished)
+                : start_run(&a, force, &w, &r);
+    /* Every rank has checked and loaded; DIR is written only when all can
+     * go on with the same data. (Each step below is taken by all ranks or
+     * by none: rc and finished are the same everywhere after the first.) */
+    rc = train_mpi_agree(&w, rc);
+    if (!rc && !finished) rc = train_mpi_check_data(&w, slm_corpus_hash(r.corpus));
+    if (!rc && !finished) {
+        int wrote = 0;
+        if (w.rank == 0) wrote = resume ? resume_write(resume, &r) : start_write(&a, &r);
+        rc = train_mpi_agree(&w, wrote);
+    }
+    if (!rc && !finished) rc = train(&r, resume ? &r.ckpt.opts : &a.o, &w);
     run_free(&r);
+    train_mpi_finalize(&w);
     return rc;
 }
