@@ -252,6 +252,14 @@ typedef struct {
                               row batch_offset + b of a larger batch, so a
                               shard of a global batch (data parallelism)
                               drops what the whole batch would; 0 otherwise */
+    int dtype;             /* the GEMMs' inputs: SLM_DTYPE_F32 (0, default)
+                              or SLM_DTYPE_BF16: the linear layers and the
+                              LM head (forward and this pass's backward)
+                              round both inputs to bf16 and accumulate in
+                              fp32, where the CPU runs that faster than fp32
+                              (measured once per process; else fp32).
+                              Weights, LayerNorm, attention, softmax and
+                              loss stay fp32.                               */
 } slm_forward_opts;
 
 /* Forward pass. *loss (may be NULL) = mean cross-entropy over the
@@ -690,6 +698,12 @@ typedef struct {
     int eval_every;      /* validation every N steps; 0 = only at the end (100) */
     int eval_batches;    /* at most this many batches of validation windows (8) */
     int save_every;      /* checkpoint every N steps; 0 = only at the end (250) */
+    int dtype;           /* SLM_DTYPE_F32 (default) or SLM_DTYPE_BF16: the
+                            GEMMs of every training forward and backward
+                            take bf16 inputs with fp32 accumulation where
+                            this CPU runs them faster (slm_forward_opts),
+                            else fp32. Master weights, AdamW moments,
+                            checkpoints and validation stay fp32.         */
     const char *const *data; /* names of the data sources, recorded in the  */
     int n_data;              /*   checkpoint for resuming (may be NULL, 0)   */
 

@@ -1,6 +1,6 @@
 /*
  * slm bench train — milliseconds per GPT-2 training step (forward + backward
- * + AdamW with clipping), fp32, on two shapes:
+ * + AdamW with clipping), fp32 (and with --dtype bf16 also bf16), on two shapes:
  *   a: GPT-2 124M (L12 H12 C768 V50257 P1024), B=4 T=64
  *   b: a small char-level model (L6 H6 C384 V128 P256), B=8 T=256
  * Reports the median step after one warm-up step, the useful GFLOP/s, that as
@@ -20,7 +20,8 @@
 #include <time.h>
 
 static const char *help =
-    "usage: slm bench train [--shape a|b] [--steps N] [--dropout F] [--threads N] [--json]\n\n"
+    "usage: slm bench train [--shape a|b] [--steps N] [--dropout F] [--dtype fp32|bf16]\n"
+    "                       [--threads N] [--json]\n\n"
     "Times GPT-2 training steps (forward + backward + AdamW with clipping, fp32)\n"
     "on random tokens and prints the median after one warm-up step:\n"
     "  a  GPT-2 124M: L12 H12 C768 V50257 P1024, B=4 T=64\n"
@@ -33,7 +34,11 @@ static const char *help =
     "run; 'peak' is VmHWM; 'bound' = 4 bytes ×\n"
     "(4·params + the activations backward needs).\n"
     "  --steps N     timed steps per shape (default 5)\n"
-    "  --dropout F   dropout probability while training (default 0)\n";
+    "  --dropout F   dropout probability while training (default 0)\n"
+    "  --dtype D     fp32 (default) or bf16: bf16 times each shape in fp32 and\n"
+    "                then with slm train --dtype bf16 (bf16 GEMM inputs where the\n"
+    "                CPU runs them faster, named on the 'bf16:' line), and\n"
+    "                prints the ratio of the two steps\n";
 
 typedef struct {
     const char *name;
@@ -133,7 +138,7 @@ static int random_corpus(const shape *s, slm_corpus **out, char *err, size_t err
     return rc;
 }
 
-static int run_shape(const shape *s, int steps, float dropout, result *out)
+static int run_shape(const shape *s, int steps, float dropout, int dtype, result *out)
 {
     slm_config cfg = {.n_layer = s->L, .n_head = s->H, .n_embd = s->C, .n_positions = s->P,
                       .vocab_size = s->V, .layer_norm_epsilon = 1e-5f,
@@ -155,6 +160,7 @@ static int run_shape(const shape *s, int steps, float dropout, result *out)
     o.warmup = 2;
     o.lr = 6e-4;
     o.val_fraction = 0;
+    o.dtype = dtype;
     int rc = ms ? SLM_OK : (snprintf(err, sizeof err, "out of memory"), SLM_ENOMEM);
     if (!rc) rc = slm_model_create(&cfg, 1, &m, err, sizeof err);
     if (!rc) rc = random_corpus(s, &corpus, err, sizeof err);
@@ -189,9 +195,29 @@ static int run_shape(const shape *s, int steps, float dropout, result *out)
     return rc ? cli_error(CLI_RUNTIME, "bench train: %s", err) : CLI_OK;
 }
 
+static void print_row(const shape *s, const result *r, const char *dtype, double peak,
+                      int nthreads, int steps, double dropout, int json)
+{
+    double share = peak > 0 ? r->gflops / peak : 0.0;
+    if (json)
+        printf("{\"bench\":\"train\",\"impl\":\"slm\",\"dtype\":\"%s\",\"shape\":\"%s\","
+               "\"L\":%d,\"H\":%d,\"C\":%d,\"V\":%d,\"P\":%d,\"B\":%d,\"T\":%d,\"threads\":%d,"
+               "\"steps\":%d,\"dropout\":%g,\"ms\":%.1f,\"gflops\":%.1f,\"sgemm_gflops\":%.1f,"
+               "\"sgemm_share\":%.3f,\"peak_mib\":%.0f,\"bound_mib\":%.0f,"
+               "\"loss_first\":%.4f,\"loss_last\":%.4f,\"kernels\":\"%s\"}\n",
+               dtype, s->name, s->L, s->H, s->C, s->V, s->P, s->B, s->T, nthreads, steps, dropout,
+               r->ms, r->gflops, peak, share, r->peak_mib, r->bound_mib, r->loss_first,
+               r->loss_last, kernel_path_name());
+    else
+        printf("%-5s %-5s %3d %3d %4d %6d %5d %4d %10.1f %8.1f %8.1f%% %9.0f %10.0f  %.3f→%.3f\n",
+               s->name, dtype, s->L, s->H, s->C, s->V, s->B, s->T, r->ms, r->gflops,
+               100.0 * share, r->peak_mib, r->bound_mib, r->loss_first, r->loss_last);
+    fflush(stdout);
+}
+
 int bench_train(int argc, char **argv)
 {
-    const char *only = NULL;
+    const char *only = NULL, *dtype = NULL;
     int steps = 5, threads = 0, json = 0;
     double dropout = 0.0;
     const cli_option opts[] = {
@@ -200,6 +226,7 @@ int bench_train(int argc, char **argv)
         {"--steps", NULL, OPT_INT, &steps, 1, 100000, NULL},
         {"--threads", NULL, OPT_INT, &threads, 1, 4096, NULL},
         {"--dropout", NULL, OPT_FLOAT, &dropout, 0, 0.999, NULL},
+        {"--dtype", NULL, OPT_STRING, &dtype, 0, 0, NULL},
     };
     char *pos[1];
     int n_pos;
@@ -212,36 +239,33 @@ int bench_train(int argc, char **argv)
     if (rc) return rc;
     if (only && strcmp(only, "a") && strcmp(only, "b"))
         return cli_error(CLI_USAGE, "bench train: --shape must be a or b, got '%s'", only);
+    if (dtype && strcmp(dtype, "fp32") && strcmp(dtype, "bf16"))
+        return cli_error(CLI_USAGE, "bench train: --dtype must be 'fp32' or 'bf16', got '%s'",
+                         dtype);
+    int bf16 = dtype && !strcmp(dtype, "bf16");
     cli_set_threads(threads);
     int nthreads = omp_get_max_threads();
     double peak = sgemm_peak();
-    if (!json)
-        printf("slm bench train: fp32, %d threads, sgemm 2048³ %.1f GFLOP/s, dropout %g\n"
-               "kernels: %s\n"
-               "shape   L   H    C      V     B    T    ms/step  GFLOP/s  of sgemm  "
-               "peak MiB  bound MiB  loss first→last\n",
-               nthreads, peak, dropout, kernel_path_name());
+    if (!json) {
+        printf("slm bench train: %s, %d threads, sgemm 2048³ %.1f GFLOP/s, dropout %g\n"
+               "kernels: %s\n",
+               bf16 ? "fp32 and bf16" : "fp32", nthreads, peak, dropout, kernel_path_name());
+        if (bf16) printf("bf16: %s\n", gemm_bf16_reason());
+        printf("shape dtype   L   H    C      V     B    T    ms/step  GFLOP/s  of sgemm  "
+               "peak MiB  bound MiB  loss first→last\n");
+    }
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
         const shape *s = &shapes[k];
         if (only && strcmp(only, s->name)) continue;
-        result r = {0};
-        rc = run_shape(s, steps, (float)dropout, &r);
+        result r = {0}, rb = {0};
+        rc = run_shape(s, steps, (float)dropout, SLM_DTYPE_F32, &r);
         if (rc) return rc;
-        double share = peak > 0 ? r.gflops / peak : 0.0;
-        if (json)
-            printf("{\"bench\":\"train\",\"impl\":\"slm\",\"shape\":\"%s\",\"L\":%d,\"H\":%d,"
-                   "\"C\":%d,\"V\":%d,\"P\":%d,\"B\":%d,\"T\":%d,\"threads\":%d,\"steps\":%d,"
-                   "\"dropout\":%g,\"ms\":%.1f,\"gflops\":%.1f,\"sgemm_gflops\":%.1f,"
-                   "\"sgemm_share\":%.3f,\"peak_mib\":%.0f,\"bound_mib\":%.0f,"
-                   "\"loss_first\":%.4f,\"loss_last\":%.4f,\"kernels\":\"%s\"}\n",
-                   s->name, s->L, s->H, s->C, s->V, s->P, s->B, s->T, nthreads, steps, dropout,
-                   r.ms, r.gflops, peak, share, r.peak_mib, r.bound_mib, r.loss_first,
-                   r.loss_last, kernel_path_name());
-        else
-            printf("%-5s %3d %3d %4d %6d %5d %4d %10.1f %8.1f %8.1f%% %9.0f %10.0f  %.3f→%.3f\n",
-                   s->name, s->L, s->H, s->C, s->V, s->B, s->T, r.ms, r.gflops, 100.0 * share,
-                   r.peak_mib, r.bound_mib, r.loss_first, r.loss_last);
-        fflush(stdout);
+        print_row(s, &r, "fp32", peak, nthreads, steps, dropout, json);
+        if (!bf16) continue;
+        rc = run_shape(s, steps, (float)dropout, SLM_DTYPE_BF16, &rb);
+        if (rc) return rc;
+        print_row(s, &rb, "bf16", peak, nthreads, steps, dropout, json);
+        if (!json) printf("%-5s bf16/fp32 step: %.2f\n", s->name, rb.ms / r.ms);
     }
     return CLI_OK;
 }

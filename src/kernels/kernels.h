@@ -21,6 +21,7 @@
 #define SLM_KERNELS_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The level the kernels of this process run at: CPU_AVX512, CPU_AVX2 or
  * CPU_PORTABLE (core/cpu.h), fixed at the first call. */
@@ -75,5 +76,32 @@ void gemv_wx_avx2(int m0, int m1, int K, const float *W, int ldw, const float *x
                   float *y);
 void gemv_wx_portable(int m0, int m1, int K, const float *W, int ldw, const float *x, float beta,
                       float *y);
+
+/* ---- bf16 inputs, fp32 accumulation (kernels/gemm_bf16.c) --------------- */
+
+/* dst[i] = src[i] rounded to the nearest bfloat16 (ties to even; NaN stays
+ * NaN, values past bf16's range become ±inf), as the upper 16 bits of the
+ * binary32. Threads for large n. */
+void f32_to_bf16_array(uint16_t *dst, const float *src, size_t n);
+uint16_t f32_to_bf16_one(float x);
+float bf16_as_f32(uint16_t h);
+
+/* gemm_f32's contract with A and B in bf16 and C in fp32: each product of
+ * two bf16 values is exact in fp32 and summed in fp32. oneDNN's
+ * dnnl_gemm_bf16bf16f32 where gemm_bf16_supported(), else (or if oneDNN
+ * refuses) gemm_bf16_portable, plain C loops. */
+void gemm_bf16(char ta, char tb, int M, int N, int K, float alpha, const uint16_t *A, int lda,
+               const uint16_t *B, int ldb, float beta, float *C, int ldc);
+void gemm_bf16_portable(char ta, char tb, int M, int N, int K, float alpha, const uint16_t *A,
+                        int lda, const uint16_t *B, int ldb, float beta, float *C, int ldc);
+/* 1 if the kernel level is avx512 and the CPU has AVX512-BF16 (vdpbf16ps). */
+int gemm_bf16_supported(void);
+/* 1 if training with dtype bf16 should run its GEMMs in bf16 in this
+ * process: decided once, at the first call, by timing one 256x768x768 GEMM
+ * both ways (bf16 must be >= 1.25x fp32), or forced by the environment
+ * variable SLM_BF16_GEMM=1 (bf16, even without AVX512-BF16: portable loops)
+ * or 0 (fp32). gemm_bf16_reason() says which and why, for logs. */
+int gemm_bf16_enabled(void);
+const char *gemm_bf16_reason(void);
 
 #endif

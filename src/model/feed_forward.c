@@ -78,9 +78,9 @@ void feed_forward_forward(const gpt_dims *d, int activation, const gpt_layer_vie
                           gpt_layer_acts *a, gpt_scratch *s)
 {
     int C = d->C;
-    matmul_forward(a->fc_pre, a->ln2, w->c_fc_w, d->N, C, 4 * C, 0.0f);
+    matmul_forward(&s->mm, a->fc_pre, a->ln2, w->c_fc_w, d->N, C, 4 * C, 0.0f);
     bias_activation_forward(a->fc_pre, a->fc_act, w->c_fc_b, d->N, 4 * C, activation);
-    matmul_forward(s->a, a->fc_act, w->mlp_proj_w, d->N, 4 * C, C, 0.0f);
+    matmul_forward(&s->mm, s->a, a->fc_act, w->mlp_proj_w, d->N, 4 * C, C, 0.0f);
 }
 
 // dbranch (N,C) = d(branch output) → d(fc_act) (N,4C) in s->big →
@@ -91,8 +91,8 @@ void feed_forward_backward(const gpt_dims *d, int activation, const gpt_layer_vi
 {
     int C = d->C;
     bias_backward(g->mlp_proj_b, dbranch, d->N, C);
-    matmul_backward(s->big, g->mlp_proj_w, dbranch, a->fc_act, w->mlp_proj_w, d->N, 4 * C, C);
+    matmul_backward(&s->mm, s->big, g->mlp_proj_w, dbranch, a->fc_act, w->mlp_proj_w, d->N, 4 * C, C);
     activation_backward(s->big, a->fc_pre, d->N, 4 * C, activation);
     bias_backward(g->c_fc_b, s->big, d->N, 4 * C);
-    matmul_backward(s->a, g->c_fc_w, s->big, a->ln2, w->c_fc_w, d->N, C, 4 * C);
+    matmul_backward(&s->mm, s->a, g->c_fc_w, s->big, a->ln2, w->c_fc_w, d->N, C, 4 * C);
 }

@@ -43,6 +43,9 @@ static int validate_forward(const slm_model *m, const slm_batch *batch,
     if (o && (o->batch_offset < 0 || (size_t)o->batch_offset + (size_t)B > MAX_ROWS / (size_t)T))
         return fail(err, errlen, SLM_EINVAL, "forward: batch_offset %d is out of range",
                     o->batch_offset);
+    if (o && o->dtype != SLM_DTYPE_F32 && o->dtype != SLM_DTYPE_BF16)
+        return fail(err, errlen, SLM_EINVAL, "forward: dtype must be F32 or BF16 (got %d)",
+                    o->dtype);
     for (size_t r = 0; r < N; r++) {
         if (tokens[r] < 0 || tokens[r] >= c->vocab_size)
             return fail(err, errlen, SLM_ERANGE,
@@ -86,8 +89,10 @@ int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_op
     gpt_dims d = dims_of(cfg, B, T);
     size_t N = d.N;
     int C = d.C;
-    t->dims = d;
     t->backward_ready = 0;
+    rc = gpt_gemm_prepare(m, opts ? opts->dtype : SLM_DTYPE_F32, N, err, errlen);
+    if (rc) return rc;
+    t->dims = d;
     t->have_targets = targets != NULL;
     t->drop.p = training ? cfg->dropout : 0.0f;
     t->drop.seed = opts ? opts->dropout_seed : 0;
@@ -120,7 +125,7 @@ int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_op
     }
     layer_norm_forward(t->lnf, t->lnf_mean, t->lnf_rstd, layer_input(t, cfg->n_layer), w->ln_f_w,
                        w->ln_f_b, N, C, cfg->layer_norm_epsilon);
-    lm_head_forward(t->logits, t->lnf, w->wte, N, C, d.V);
+    lm_head_forward(&t->s.mm, t->logits, t->lnf, w->wte, N, C, d.V);
 
     t->n_valid = 0;
     if (targets) {
@@ -161,7 +166,7 @@ int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen)
 
     float scale = t->n_valid ? loss_scale / (float)t->n_valid : 0.0f;
     cross_entropy_backward(t->logits, t->ce_lse, t->targets, N, d->V, scale);
-    lm_head_backward(s->a, g->wte, t->logits, t->lnf, w->wte, N, C, d->V);
+    lm_head_backward(&s->mm, s->a, g->wte, t->logits, t->lnf, w->wte, N, C, d->V);
     memset(s->dres, 0, N * (size_t)C * sizeof *s->dres);
     layer_norm_backward(s->dres, g->ln_f_w, g->ln_f_b, s->a, layer_input(t, cfg->n_layer),
                         t->lnf_mean, t->lnf_rstd, w->ln_f_w, N, C);

@@ -46,6 +46,18 @@ typedef struct {
     float *res_out;
 } gpt_layer_acts;
 
+/* How the Conv1D and LM-head GEMMs of a pass run (linear.c, lm_head.c):
+ * fp32, or (bf16 = 1) with both inputs rounded to bf16 and fp32
+ * accumulation. Weights are rounded once per forward pass into wbf (laid
+ * out like params); activation operands when a GEMM reads them, into xa
+ * (N·max(4C,V)) and xb (N·4C). Attention stays fp32. */
+typedef struct {
+    int bf16;
+    const float *params; /* the fp32 parameters wbf mirrors */
+    size_t n_params;
+    uint16_t *wbf, *xa, *xb;
+} gpt_gemm;
+
 /* Buffers reused layer after layer, in forward and backward:
  *   dres  [N,C]   gradient of the residual stream (backward)
  *   a, b  [N,C]   branch output, concatenated heads, d(LayerNorm input)
@@ -53,6 +65,7 @@ typedef struct {
  *   heads [3N·C]  c_attn GEMM output (forward); dq, dk, dv (backward) */
 typedef struct {
     float *dres, *a, *b, *big, *heads;
+    gpt_gemm mm; /* how this pass's Conv1D and LM-head GEMMs run */
 } gpt_scratch;
 
 /* Dropout of one pass: off unless training with p > 0. Each site (the
@@ -97,6 +110,10 @@ struct gpt_train_state {
     int backward_ready; /* training forward with targets, not yet consumed   */
     int attn_impl;      /* SLM_ATTN_*: see multi_head_attention.c            */
 
+    /* bf16 GEMM operands (gpt_gemm), allocated on the first bf16 pass */
+    void *bf16_block;
+    size_t bf16_capacity; /* rows the operand buffers hold                   */
+
     /* AdamW moments m, v: one allocation of 2·n_params floats */
     float *adam;
 };
@@ -109,5 +126,10 @@ struct gpt_train_state *gpt_train_state_get(slm_model *m);
 /* Makes the activation block fit B·T rows (reallocates only if it grows) and
  * binds the views for (B,T). SLM_OK or SLM_ENOMEM/SLM_ERANGE with a message. */
 int gpt_train_state_reserve(slm_model *m, int B, int T, char *err, size_t errlen);
+
+/* Sets t->s.mm for a pass of N rows in fp32 (dtype SLM_DTYPE_F32) or, if
+ * gemm_bf16_enabled(), bf16 (SLM_DTYPE_BF16): allocates the operand buffers
+ * and rounds the weights. SLM_OK or SLM_ENOMEM with a message. */
+int gpt_gemm_prepare(slm_model *m, int dtype, size_t N, char *err, size_t errlen);
 
 #endif

@@ -35,13 +35,15 @@ void bias_activation_forward(float *pre, float *act, const float *bias, size_t N
                              int activation);
 
 /* ---- linear.c: Conv1D layers, y = x·W + b with W (IN,OUT) ---------------- */
+/* mm (gpt_gemm) says whether the GEMMs run in fp32 or bf16; in bf16 w must
+ * be a view into the parameters (its bf16 copy is read). */
 /* out (N,OUT) = inp (N,IN) · w (IN,OUT) + beta·out */
-void matmul_forward(float *out, const float *inp, const float *w, size_t N, int IN, int OUT,
-                    float beta);
+void matmul_forward(const gpt_gemm *mm, float *out, const float *inp, const float *w, size_t N,
+                    int IN, int OUT, float beta);
 /* dinp (N,IN) = dout·wᵀ (overwritten; skipped if dinp is NULL);
  * dw (IN,OUT) += inpᵀ·dout */
-void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,
-                     const float *w, size_t N, int IN, int OUT);
+void matmul_backward(const gpt_gemm *mm, float *dinp, float *dw, const float *dout,
+                     const float *inp, const float *w, size_t N, int IN, int OUT);
 /* db (OUT) += Σ_rows dout (N,OUT); rows summed in order (deterministic) */
 void bias_backward(float *db, const float *dout, size_t N, int OUT);
 
@@ -92,10 +94,11 @@ void feed_forward_backward(const gpt_dims *d, int activation, const gpt_layer_vi
 
 /* ---- lm_head.c: tied output layer and cross-entropy ---------------------- */
 /* logits (N,V) = x (N,C) · wteᵀ, wte (V,C) */
-void lm_head_forward(float *logits, const float *x, const float *wte, size_t N, int C, int V);
+void lm_head_forward(const gpt_gemm *mm, float *logits, const float *x, const float *wte,
+                     size_t N, int C, int V);
 /* dx (N,C) = dlogits·wte (overwritten); dwte (V,C) += dlogitsᵀ·x */
-void lm_head_backward(float *dx, float *dwte, const float *dlogits, const float *x,
-                      const float *wte, size_t N, int C, int V);
+void lm_head_backward(const gpt_gemm *mm, float *dx, float *dwte, const float *dlogits,
+                      const float *x, const float *wte, size_t N, int C, int V);
 /* lse (N) = log Σ_v exp(logits); returns Σ over rows with a target of
  * (lse - logits[target]) and writes the count of such rows to *n_valid */
 double cross_entropy_forward(float *lse, const float *logits, const int32_t *targets, size_t N,

@@ -1,6 +1,8 @@
 /*
  * GPT-2's Conv1D layers, y = x·W + b with W stored (IN,OUT), through
- * gemm_f32 (kernels/kernels.h: oneDNN or own kernels, chosen by CPUID). Callers fuse the bias into the loop that follows each GEMM
+ * gemm_f32 (kernels/kernels.h: oneDNN or own kernels, chosen by CPUID), or
+ * gemm_bf16 when the pass runs its GEMMs in bf16 (gpt_gemm, model/gpt.h).
+ * Callers fuse the bias into the loop that follows each GEMM
  * (activation, head split, residual add), so only the GEMMs live here, plus
  * the bias gradient.
  */
@@ -8,22 +10,46 @@
 
 #include "kernels/kernels.h"
 
-// inp is (N,IN), w (IN,OUT), out (N,OUT)
-void matmul_forward(float *out, const float *inp, const float *w, size_t N, int IN, int OUT,
-                    float beta)
+/* The bf16 copy of weight w (a view into the parameters), made by
+ * gpt_gemm_prepare for this pass. */
+static const uint16_t *weight_bf16(const gpt_gemm *mm, const float *w)
 {
-    gemm_f32('N', 'N', (int)N, OUT, IN, 1.0f, inp, IN, w, OUT, beta, out, OUT);
+    return mm->wbf + (w - mm->params);
+}
+
+// inp is (N,IN), w (IN,OUT), out (N,OUT)
+void matmul_forward(const gpt_gemm *mm, float *out, const float *inp, const float *w, size_t N,
+                    int IN, int OUT, float beta)
+{
+    if (!mm->bf16) {
+        gemm_f32('N', 'N', (int)N, OUT, IN, 1.0f, inp, IN, w, OUT, beta, out, OUT);
+        return;
+    }
+    f32_to_bf16_array(mm->xa, inp, N * (size_t)IN);
+    gemm_bf16('N', 'N', (int)N, OUT, IN, 1.0f, mm->xa, IN, weight_bf16(mm, w), OUT, beta, out,
+              OUT);
 }
 
 // dout is (N,OUT), inp (N,IN), w (IN,OUT):
 //   dinp (N,IN) = dout · wᵀ   (overwritten)
 //   dw (IN,OUT) += inpᵀ · dout
-void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,
-                     const float *w, size_t N, int IN, int OUT)
+void matmul_backward(const gpt_gemm *mm, float *dinp, float *dw, const float *dout,
+                     const float *inp, const float *w, size_t N, int IN, int OUT)
 {
+    if (!mm->bf16) {
+        if (dinp)
+            gemm_f32('N', 'T', (int)N, IN, OUT, 1.0f, dout, OUT, w, OUT, 0.0f, dinp, IN);
+        gemm_f32('T', 'N', IN, OUT, (int)N, 1.0f, inp, IN, dout, OUT, 1.0f, dw, OUT);
+        return;
+    }
+    /* dout is rounded once for both products; inp again (the forward's
+     * copy was overwritten by the next layer's) */
+    f32_to_bf16_array(mm->xa, dout, N * (size_t)OUT);
+    f32_to_bf16_array(mm->xb, inp, N * (size_t)IN);
     if (dinp)
-        gemm_f32('N', 'T', (int)N, IN, OUT, 1.0f, dout, OUT, w, OUT, 0.0f, dinp, IN);
-    gemm_f32('T', 'N', IN, OUT, (int)N, 1.0f, inp, IN, dout, OUT, 1.0f, dw, OUT);
+        gemm_bf16('N', 'T', (int)N, IN, OUT, 1.0f, mm->xa, OUT, weight_bf16(mm, w), OUT, 0.0f,
+                  dinp, IN);
+    gemm_bf16('T', 'N', IN, OUT, (int)N, 1.0f, mm->xb, IN, mm->xa, OUT, 1.0f, dw, OUT);
 }
 
 // dout is (N,OUT), db (OUT) += Σ_rows dout.

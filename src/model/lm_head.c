@@ -18,18 +18,33 @@
 #include <string.h>
 
 // x is (N,C), wte (V,C), logits (N,V)
-void lm_head_forward(float *logits, const float *x, const float *wte, size_t N, int C, int V)
+void lm_head_forward(const gpt_gemm *mm, float *logits, const float *x, const float *wte,
+                     size_t N, int C, int V)
 {
-    gemm_f32('N', 'T', (int)N, V, C, 1.0f, x, C, wte, C, 0.0f, logits, V);
+    if (!mm->bf16) {
+        gemm_f32('N', 'T', (int)N, V, C, 1.0f, x, C, wte, C, 0.0f, logits, V);
+        return;
+    }
+    f32_to_bf16_array(mm->xb, x, N * (size_t)C);
+    gemm_bf16('N', 'T', (int)N, V, C, 1.0f, mm->xb, C, mm->wbf + (wte - mm->params), C, 0.0f,
+              logits, V);
 }
 
 // dlogits is (N,V), x (N,C), wte (V,C):
 //   dx (N,C) = dlogits·wte (overwritten),  dwte (V,C) += dlogitsᵀ·x
-void lm_head_backward(float *dx, float *dwte, const float *dlogits, const float *x,
-                      const float *wte, size_t N, int C, int V)
+void lm_head_backward(const gpt_gemm *mm, float *dx, float *dwte, const float *dlogits,
+                      const float *x, const float *wte, size_t N, int C, int V)
 {
-    gemm_f32('N', 'N', (int)N, C, V, 1.0f, dlogits, V, wte, C, 0.0f, dx, C);
-    gemm_f32('T', 'N', V, C, (int)N, 1.0f, dlogits, V, x, C, 1.0f, dwte, C);
+    if (!mm->bf16) {
+        gemm_f32('N', 'N', (int)N, C, V, 1.0f, dlogits, V, wte, C, 0.0f, dx, C);
+        gemm_f32('T', 'N', V, C, (int)N, 1.0f, dlogits, V, x, C, 1.0f, dwte, C);
+        return;
+    }
+    f32_to_bf16_array(mm->xa, dlogits, N * (size_t)V);
+    f32_to_bf16_array(mm->xb, x, N * (size_t)C);
+    gemm_bf16('N', 'N', (int)N, C, V, 1.0f, mm->xa, V, mm->wbf + (wte - mm->params), C, 0.0f, dx,
+              C);
+    gemm_bf16('T', 'N', V, C, (int)N, 1.0f, mm->xa, V, mm->xb, C, 1.0f, dwte, C);
 }
 
 /* max of x[0..n): 16 running maxima, which both gcc and clang turn into one

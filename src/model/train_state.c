@@ -5,6 +5,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/memory.h"
+#include "kernels/kernels.h"
 #include "model/gpt.h"
 
 #include <stdlib.h>
@@ -34,6 +35,7 @@ void gpt_train_state_free(struct gpt_train_state *t)
     if (!t) return;
     free_aligned(t->block);
     free_aligned(t->adam);
+    free_aligned(t->bf16_block);
     free(t->layer);
     free(t);
 }
@@ -130,4 +132,37 @@ float *slm_model_adam_state(slm_model *m, int which)
         memset(t->adam, 0, 2 * m->n_params * sizeof(float));
     }
     return t->adam + (size_t)which * m->n_params;
+}
+
+int gpt_gemm_prepare(slm_model *m, int dtype, size_t N, char *err, size_t errlen)
+{
+    struct gpt_train_state *t = m->train;
+    gpt_gemm *mm = &t->s.mm;
+    mm->bf16 = dtype == SLM_DTYPE_BF16 && gemm_bf16_enabled();
+    if (!mm->bf16) return SLM_OK;
+    size_t C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size;
+    size_t wide = 4 * C > V ? 4 * C : V;
+    if (!t->bf16_block || N > t->bf16_capacity) {
+        size_t wbytes = (m->n_params * 2 + 63) & ~(size_t)63;
+        size_t abytes = (N * wide * 2 + 63) & ~(size_t)63;
+        size_t bytes = wbytes + abytes + N * 4 * C * 2;
+        int rc = check_memory((double)bytes, "the bf16 GEMM operands", err, errlen);
+        if (rc) return rc;
+        free_aligned(t->bf16_block);
+        t->bf16_capacity = 0;
+        t->bf16_block = alloc_aligned(bytes);
+        if (!t->bf16_block)
+            return fail(err, errlen, SLM_ENOMEM, "out of memory for bf16 operands (%.1f MiB)",
+                        (double)bytes / 1048576.0);
+        t->bf16_capacity = N;
+        mm->wbf = t->bf16_block;
+        mm->xa = (uint16_t *)((char *)t->bf16_block + wbytes);
+        mm->xb = (uint16_t *)((char *)t->bf16_block + wbytes + abytes);
+    }
+    mm->params = m->params;
+    mm->n_params = m->n_params;
+    /* Once per forward pass, i.e. once per step and micro-batch: the
+     * weights changed at the last AdamW step. */
+    f32_to_bf16_array(mm->wbf, m->params, m->n_params);
+    return SLM_OK;
 }

@@ -24,8 +24,10 @@
 #define STATE_FORMAT "slm-training-state"
 /* Version 2 records vocab_size, activation and layer_norm_epsilon; version
  * 1 states (byte: 256 ids, gpt2: 50257, gelu_new, 1e-5) still resume.
- * "window" is slm_train_opts.context (0: the model's n_positions). */
-#define STATE_VERSION "2"
+ * "window" is slm_train_opts.context (0: the model's n_positions).
+ * Version 3 adds "dtype" (SLM_DTYPE_F32 or SLM_DTYPE_BF16; older states
+ * trained in fp32). */
+#define STATE_VERSION "3"
 #define MAX_DATA 4096
 
 /* The numeric fields of a run, by name, in the options or the config. */
@@ -59,9 +61,12 @@ static const run_field fields[] = {
     {"activation", 0, 1, offsetof(slm_config, activation)},
     {"layer_norm_epsilon", 1, 1, offsetof(slm_config, layer_norm_epsilon)},
     {"window", 0, 0, offsetof(slm_train_opts, context)},
+    /* version 3 */
+    {"dtype", 0, 0, offsetof(slm_train_opts, dtype)},
 };
 #define N_FIELDS (sizeof fields / sizeof *fields)
 #define N_FIELDS_V1 17
+#define N_FIELDS_V2 21
 
 static char *field_ptr(const run_field *f, slm_train_opts *o, slm_config *c)
 {
@@ -247,7 +252,7 @@ static int run_from_json(const char *json, int version, slm_train_opts *o, slm_c
         rc = fail(err, errlen, SLM_EFORMAT, STATE_FILE ": arguments lack data or seed");
     else
         o->seed = strtoull(seed->u.str, NULL, 10);
-    size_t n_fields = version >= 2 ? N_FIELDS : N_FIELDS_V1;
+    size_t n_fields = version >= 3 ? N_FIELDS : version == 2 ? N_FIELDS_V2 : N_FIELDS_V1;
     if (version < 2) v1_config(c);
     for (size_t i = 0; i < n_fields && !rc; i++) {
         const run_field *f = &fields[i];
@@ -331,7 +336,7 @@ int slm_checkpoint_load(const char *dir, slm_checkpoint *out, char *err, size_t 
     long s = step_s ? strtol(step_s, &end, 10) : -1;
     int version = version_s ? atoi(version_s) : 0;
     if (!format || strcmp(format, STATE_FORMAT) || !args || !hash_s || !end || *end || s < 0 ||
-        s > 0x7fffffff || version < 1 || version > 2) {
+        s > 0x7fffffff || version < 1 || version > 3) {
         slm_safetensors_close(f);
         return fail(err, errlen, SLM_EFORMAT, STATE_FILE " is not an slm training state");
     }

@@ -69,6 +69,9 @@ static int check_opts(const slm_train_opts *o, const slm_model *m, const slm_cor
           isfinite(o->grad_clip) && o->grad_clip >= 0))
         return fail(err, errlen, SLM_EINVAL,
                     "train: lr, weight_decay and grad_clip must be finite and not negative");
+    if (o->dtype != SLM_DTYPE_F32 && o->dtype != SLM_DTYPE_BF16)
+        return fail(err, errlen, SLM_EINVAL, "train: dtype must be F32 or BF16 (got %d)",
+                    o->dtype);
     if (o->batch % shards || o->shard < 0 || o->shard >= shards)
         return fail(err, errlen, SLM_EINVAL,
                     "train: a batch of %d does not split into %d equal shares (shard %d)", o->batch,
@@ -166,7 +169,8 @@ static int accumulate(slm_trainer *t, int step, float *loss, char *err, size_t e
     for (int micro = 0; micro < o->grad_accum; micro++) {
         if (o->should_stop && o->should_stop(o->callback_ctx))
             return fail(err, errlen, SLM_EINTERRUPTED, "stopped before step %d", step);
-        slm_forward_opts fo = {.training = 1, .batch_offset = o->shard * t->rows};
+        slm_forward_opts fo = {
+            .training = 1, .batch_offset = o->shard * t->rows, .dtype = o->dtype};
         fo.dropout_seed = o->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)step * 1000003u + micro;
         float l;
         int rc = slm_corpus_batch(t->c, &bo, step, micro, t->in, t->tgt, err, errlen);

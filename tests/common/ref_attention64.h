@@ -28,7 +28,7 @@ typedef struct {
 } ref64_opts;
 
 /* Z_ij of the dropout: 0 if (b,h,i,j) is dropped, else 1/(1-p) (1 if p = 0).
- * Uses the hash of src/attention/dropout.h, which is the contract. */
+ * Uses the hash of src/core/dropout_mask.h, which is the contract. */
 double ref64_dropout_factor(const ref64_opts *o, int b, int h, int i, int j);
 
 /* q [B][H][Tq][D], k,v [B][H][Tk][D] → out [B][H][Tq][D], lse [B][H][Tq]

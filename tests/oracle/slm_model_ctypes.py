@@ -30,7 +30,8 @@ class Batch(C.Structure):
 
 
 class ForwardOpts(C.Structure):
-    _fields_ = [("training", C.c_int), ("dropout_seed", C.c_uint64), ("batch_offset", C.c_int)]
+    _fields_ = [("training", C.c_int), ("dropout_seed", C.c_uint64), ("batch_offset", C.c_int),
+                ("dtype", C.c_int)]
 
 
 class AdamwOpts(C.Structure):

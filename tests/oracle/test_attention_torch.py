@@ -28,7 +28,7 @@ IMPLS = {"reference": slm.SLM_ATTN_REFERENCE, "flash": slm.SLM_ATTN_FLASH,
          "auto": slm.SLM_ATTN_AUTO}
 M64, M32 = (1 << 64) - 1, (1 << 32) - 1
 
-# ---- slm's dropout hash (src/attention/dropout.h), ported ---------------------
+# ---- slm's dropout hash (src/core/dropout_mask.h), ported ---------------------
 
 
 def mix64(x):

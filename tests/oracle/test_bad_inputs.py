@@ -663,6 +663,17 @@ def unknown_flags():
     refuse("no model given", ["generate", "-p", "x"], 2, ["-m"])
 
 
+@case
+def dtype_bad_values():
+    for bad in ("fp16", "BF16", "", "bfloat16"):
+        refuse("--dtype not fp32 or bf16", train_args(path("data.txt"), path("o_dtype"),
+                                                      "--dtype", bad), 2, ["--dtype", "fp32"])
+        refuse("bench train --dtype not fp32 or bf16", ["bench", "train", "--dtype", bad], 2,
+               ["--dtype", "bf16"])
+    refuse("--resume with --dtype", ["train", "--resume", path("good"), "--dtype", "bf16"], 2,
+           ["--resume"])
+
+
 # ---- pictures: slm attention, plot, mask -o, softmax -o ---------------------------
 
 

@@ -1,0 +1,183 @@
+/*
+ * bf16 GEMMs for training: inputs rounded to bfloat16 (8-bit mantissa),
+ * products summed in fp32 (Kalamkar et al. 2019, "A Study of BFLOAT16 for
+ * Deep Learning Training": bf16 operands, fp32 accumulation and master
+ * weights train to fp32's accuracy).
+ *
+ * oneDNN 2.6 exports dnnl_gemm_bf16bf16f32 (row-major, dnnl_sgemm's
+ * conventions) but Debian's dnnl.h does not declare it; the prototype below
+ * is the library's (src/cpu/gemm/gemm.cpp). Measured on the training step's
+ * shapes on one Zen 4 core (M 256/2048, N and K 384-3072, LM head 50257):
+ * 1.8-3.2x dnnl_sgemm. On a CPU whose vdpbf16ps runs at half the fp32 FMA
+ * rate (Intel Emerald Rapids, issue 11) it would be a slowdown, so whether
+ * training uses it is measured once per process (gemm_bf16_enabled).
+ */
+#include "kernels/kernels.h"
+
+#include "core/cpu.h"
+
+#include <dnnl.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dnnl_dim_t M, dnnl_dim_t N,
+                                    dnnl_dim_t K, float alpha, const uint16_t *A, dnnl_dim_t lda,
+                                    const uint16_t *B, dnnl_dim_t ldb, float beta, float *C,
+                                    dnnl_dim_t ldc);
+
+/* bf16 must beat fp32 by this factor on the probe to be used: Zen 4
+ * measures ~2x, the Xeon of issue 11 ~0.5x, so noise on a busy machine does
+ * not flip the choice between a run and its resume. */
+#define BF16_MIN_SPEEDUP 1.25
+
+/* round to nearest even on the upper 16 bits; NaN stays a (quiet) NaN */
+#pragma omp declare simd notinbranch
+static inline uint16_t round_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r);
+}
+
+uint16_t f32_to_bf16_one(float x)
+{
+    return round_bf16(x);
+}
+
+float bf16_as_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+void f32_to_bf16_array(uint16_t *dst, const float *src, size_t n)
+{
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        dst[i] = round_bf16(src[i]);
+}
+
+/* The contract of gemm_bf16 in plain C, element by element: the fallback if
+ * oneDNN refuses a product, and a second opinion for tests. */
+void gemm_bf16_portable(char ta, char tb, int M, int N, int K, float alpha, const uint16_t *A,
+                        int lda, const uint16_t *B, int ldb, float beta, float *C, int ldc)
+{
+#pragma omp parallel for schedule(static) if ((size_t)M * N * K > 65536)
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++) {
+                uint16_t a = ta == 'N' ? A[(size_t)i * lda + k] : A[(size_t)k * lda + i];
+                uint16_t b = tb == 'N' ? B[(size_t)k * ldb + j] : B[(size_t)j * ldb + k];
+                s += bf16_as_f32(a) * bf16_as_f32(b);
+            }
+            float *c = &C[(size_t)i * ldc + j];
+            *c = alpha * s + (beta == 0.0f ? 0.0f : beta * *c);
+        }
+}
+
+void gemm_bf16(char ta, char tb, int M, int N, int K, float alpha, const uint16_t *A, int lda,
+               const uint16_t *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (gemm_bf16_supported() &&
+        dnnl_gemm_bf16bf16f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == dnnl_success)
+        return;
+    gemm_bf16_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int gemm_bf16_supported(void)
+{
+    return kernel_level() == CPU_AVX512 && cpu_detect().avx512_bf16;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Written once under pthread_once, read-only afterwards. */
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static int bf16_enabled;
+static char bf16_reason[160];
+
+/* Best of 10 interleaved timings of one GEMM of a GPT-2 layer's shape
+ * (256x768x768, as c_proj at B·T = 256) in fp32 and in bf16, after a
+ * warm-up of each (oneDNN JIT-compiles on first use): the minimum of many
+ * short runs ignores the time other processes take on a busy machine.
+ * ~60 ms on one Zen 4 core. */
+static double probe_speedup(void)
+{
+    enum { M = 256, N = 768, K = 768 };
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N),
+          *c = malloc(sizeof(float) * M * N);
+    uint16_t *ah = malloc(2 * (size_t)M * K), *bh = malloc(2 * (size_t)K * N);
+    double ratio = 0.0;
+    if (a && b && c && ah && bh) {
+        for (int i = 0; i < M * K; i++)
+            a[i] = (float)(((unsigned)i * 7919u) % 1000u) * 1e-3f - 0.5f;
+        for (int i = 0; i < K * N; i++)
+            b[i] = (float)(((unsigned)i * 104729u) % 1000u) * 1e-3f - 0.5f;
+        f32_to_bf16_array(ah, a, (size_t)M * K);
+        f32_to_bf16_array(bh, b, (size_t)K * N);
+        double best32 = 1e30, best16 = 1e30;
+        for (int r = 0; r < 11; r++) {
+            double t0 = now_s();
+            dnnl_sgemm('N', 'N', M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
+            double t1 = now_s();
+            dnnl_gemm_bf16bf16f32('N', 'N', M, N, K, 1.0f, ah, K, bh, N, 0.0f, c, N);
+            double t2 = now_s();
+            if (r == 0) continue;
+            best32 = t1 - t0 < best32 ? t1 - t0 : best32;
+            best16 = t2 - t1 < best16 ? t2 - t1 : best16;
+        }
+        ratio = best32 / best16;
+    }
+    free(a), free(b), free(c), free(ah), free(bh);
+    return ratio;
+}
+
+static void probe(void)
+{
+    const char *force = getenv("SLM_BF16_GEMM");
+    /* Forcing bf16 where the CPU lacks it runs the portable loops: slow, but
+     * the same arithmetic, so tests cover the bf16 path on every machine. */
+    if (force && (!strcmp(force, "0") || !strcmp(force, "1"))) {
+        bf16_enabled = force[0] == '1';
+        snprintf(bf16_reason, sizeof bf16_reason, "%s GEMMs: forced by SLM_BF16_GEMM=%s%s",
+                 bf16_enabled ? "bf16" : "fp32", force,
+                 bf16_enabled && !gemm_bf16_supported() ? " (portable C: no AVX512-BF16)" : "");
+        return;
+    }
+    if (!gemm_bf16_supported()) {
+        snprintf(bf16_reason, sizeof bf16_reason, "fp32 GEMMs: no AVX512-BF16 at kernel level %s",
+                 cpu_level_name(kernel_level()));
+        return;
+    }
+    double x = probe_speedup();
+    bf16_enabled = x >= BF16_MIN_SPEEDUP;
+    snprintf(bf16_reason, sizeof bf16_reason,
+             "%s GEMMs: bf16 measured %.2fx fp32 at start-up (bf16 needs >= %.2fx)",
+             bf16_enabled ? "bf16" : "fp32", x, BF16_MIN_SPEEDUP);
+}
+
+int gemm_bf16_enabled(void)
+{
+    pthread_once(&probe_once, probe);
+    return bf16_enabled;
+}
+
+const char *gemm_bf16_reason(void)
+{
+    pthread_once(&probe_once, probe);
+    return bf16_reason;
+}
