@@ -19,10 +19,10 @@ import sys
 import tempfile
 import time
 import urllib.parse
-import zlib
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import run  # noqa: E402
+from png_read import read_png  # noqa: E402
 from serve_util import Server, make_model  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="slm-serve-browser-")
@@ -178,44 +178,6 @@ def page_target(port):
     raise AssertionError("no page target in chromium")
 
 
-def png_pixels(data):
-    """(width, height, channels, bytes) of an 8-bit RGB/RGBA PNG."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat = 8, b""
-    while pos < len(data):
-        n, typ = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = data[pos + 8:pos + 8 + n]
-        pos += 12 + n
-        if typ == b"IHDR":
-            w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", chunk)
-        elif typ == b"IDAT":
-            idat += chunk
-    assert depth == 8 and interlace == 0 and ctype in (2, 6), (depth, ctype, interlace)
-    bpp = 3 if ctype == 2 else 4
-    raw, stride = zlib.decompress(idat), w * bpp
-    out, prev = bytearray(), bytearray(stride)
-    for y in range(h):
-        f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - bpp] if i >= bpp else 0
-            b = prev[i]
-            c = prev[i - bpp] if i >= bpp else 0
-            if f == 1:
-                line[i] = (line[i] + a) & 255
-            elif f == 2:
-                line[i] = (line[i] + b) & 255
-            elif f == 3:
-                line[i] = (line[i] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        out += line
-        prev = line
-    return w, h, bpp, bytes(out)
-
-
 def page_streams_and_shows_attention():
     model = make_model(TMP, "tiny", steps=30)
     with Server(model, "--parallel", "2") as srv:
@@ -259,7 +221,8 @@ def page_streams_and_shows_attention():
         os.makedirs(BUILD, exist_ok=True)
         with open(SHOT, "wb") as f:
             f.write(shot)
-        w, h, bpp, px = png_pixels(open(SHOT, "rb").read())
+        w, h, bpp, rows = read_png(SHOT)
+        px = b"".join(rows)
         assert w >= 800 and h >= 600, (w, h)
         colours, orange, dark = set(), 0, 0
         for i in range(0, len(px), bpp * 7):  # every 7th pixel is plenty
