@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "cli/canvas.h"
 #include "cli/figure_matrix.h"
+#include "cli/figure_prompt.h"
 #include "cli/model_open.h"
 #include "cli/options.h"
 #include "cli/token_label.h"
@@ -170,20 +171,11 @@ static int run(const attn_args *a, slm_model *m, slm_tokenizer *tok)
         return cli_error(CLI_USAGE, "attention: --head %d is out of range: the model has %d "
                          "heads (0..%d)", a->head, c->n_head, c->n_head - 1);
     int32_t *ids = NULL;
-    size_t n_ids = 0;
+    int T = 0;
+    int rc = figure_prompt_ids("attention", tok, a->prompt, c->n_positions, &ids, &T);
+    if (rc) return rc;
     char err[512];
-    if (slm_tokenizer_encode(tok, a->prompt, strlen(a->prompt), &ids, &n_ids, err, sizeof err))
-        return cli_error(CLI_RUNTIME, "attention: %s", err);
-    int rc = 0;
-    if (n_ids == 0) rc = cli_error(CLI_USAGE, "attention: the prompt is empty");
-    else if (n_ids > (size_t)c->n_positions)
-        rc = cli_error(CLI_RUNTIME, "attention: the prompt is %zu tokens but the context holds %d",
-                       n_ids, c->n_positions);
-    if (rc) {
-        free(ids);
-        return rc;
-    }
-    int T = (int)n_ids, first = a->all ? 0 : a->layer, n_layers = a->all ? c->n_layer : 1;
+    int first = a->all ? 0 : a->layer, n_layers = a->all ? c->n_layer : 1;
     float *w = malloc((size_t)n_layers * c->n_head * T * T * sizeof *w);
     const char **labels = malloc((size_t)T * sizeof *labels);
     char *label_block = labels ? make_labels(tok, ids, T, labels) : NULL;

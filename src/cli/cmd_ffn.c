@@ -4,6 +4,7 @@
 #include "cli/canvas.h"
 #include "cli/cli.h"
 #include "cli/figure_matrix.h"
+#include "cli/figure_prompt.h"
 #include "cli/model_open.h"
 #include "cli/options.h"
 #include "cli/token_label.h"
@@ -140,20 +141,10 @@ static int run(ffn_args *a, slm_model *m, slm_tokenizer *tok)
         return cli_error(CLI_USAGE, "ffn: --units %d is more than the model's %d hidden units",
                          a->units, H4);
     int32_t *ids = NULL;
-    size_t n_ids = 0;
+    int T = 0;
+    int rc = figure_prompt_ids("ffn", tok, a->prompt, c->n_positions, &ids, &T);
+    if (rc) return rc;
     char err[512];
-    if (slm_tokenizer_encode(tok, a->prompt, strlen(a->prompt), &ids, &n_ids, err, sizeof err))
-        return cli_error(CLI_RUNTIME, "ffn: %s", err);
-    int rc = 0;
-    if (n_ids == 0) rc = cli_error(CLI_USAGE, "ffn: the prompt is empty");
-    else if (n_ids > (size_t)c->n_positions)
-        rc = cli_error(CLI_RUNTIME, "ffn: the prompt is %zu tokens but the context holds %d",
-                       n_ids, c->n_positions);
-    if (rc) {
-        free(ids);
-        return rc;
-    }
-    int T = (int)n_ids;
     float *act = malloc((size_t)T * H4 * sizeof *act);
     char *labels = malloc((size_t)T * LABEL_BYTES);
     if (!act || !labels) rc = cli_error(CLI_RUNTIME, "ffn: out of memory");
