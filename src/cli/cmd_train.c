@@ -396,15 +396,15 @@ static int train(run *r, const slm_train_opts *opts, train_mpi *w)
     if (rc) cli_error(CLI_RUNTIME, "train: %s", err);
     if ((rc = train_mpi_agree(w, rc ? CLI_RUNTIME : 0))) return rc;
 
-    struct sigaction sa, old_int, old_term;
+    /* Installed for the rest of the command: a Ctrl-C that lands after the
+     * last step (while the summary is printed) must not kill a finished run. */
+    struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     stop_requested = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     rc = slm_trainer_run(t, err, sizeof err);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     int step = slm_trainer_step_count(t);
     slm_trainer_free(t);
     if (g.tty && g.last_step && w->rank == 0) fputc('\n', stderr);

@@ -18,6 +18,7 @@
 #include "kernels/kernels.h"
 
 #include "core/cpu.h"
+#include "kernels/signal_guard.h"
 
 #include <dnnl.h>
 #include <omp.h>
@@ -162,6 +163,10 @@ void gemm_f32(char ta, char tb, int M, int N, int K, float alpha, const float *A
         gemm_portable_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    if (dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) != dnnl_success)
+    sigset_t saved;
+    signal_guard_enter(&saved);
+    dnnl_status_t st = dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    signal_guard_leave(&saved);
+    if (st != dnnl_success)
         gemm_portable_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

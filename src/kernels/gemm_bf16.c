@@ -15,6 +15,7 @@
 #include "kernels/kernels.h"
 
 #include "core/cpu.h"
+#include "kernels/signal_guard.h"
 
 #include <dnnl.h>
 #include <omp.h>
@@ -87,9 +88,14 @@ void gemm_bf16(char ta, char tb, int M, int N, int K, float alpha, const uint16_
                const uint16_t *B, int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
-    if (gemm_bf16_supported() &&
-        dnnl_gemm_bf16bf16f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == dnnl_success)
-        return;
+    if (gemm_bf16_supported()) {
+        sigset_t saved;
+        signal_guard_enter(&saved);
+        dnnl_status_t st =
+            dnnl_gemm_bf16bf16f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        signal_guard_leave(&saved);
+        if (st == dnnl_success) return;
+    }
     gemm_bf16_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -130,6 +136,8 @@ static double probe_speedup(void)
         f32_to_bf16_array(ah, a, (size_t)M * K);
         f32_to_bf16_array(bh, b, (size_t)K * N);
         double best32 = 1e30, best16 = 1e30;
+        sigset_t saved;
+        signal_guard_enter(&saved);
         for (int r = 0; r < 11; r++) {
             double t0 = now_s();
             dnnl_sgemm('N', 'N', M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
@@ -140,6 +148,7 @@ static double probe_speedup(void)
             best32 = t1 - t0 < best32 ? t1 - t0 : best32;
             best16 = t2 - t1 < best16 ? t2 - t1 : best16;
         }
+        signal_guard_leave(&saved);
         ratio = best32 / best16;
     }
     free(a), free(b), free(c), free(ah), free(bh);
