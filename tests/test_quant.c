@@ -5,6 +5,7 @@
  * quantized directory round trip (exact); quantized decoding and
  * evaluation against fp32 decoding of the dequantized weights. */
 #include "core/alloc.h"
+#include "core/cpu.h"
 #include "kernels/quant.h"
 #include "model/quant_model.h"
 #include "slm.h"
@@ -90,6 +91,7 @@ static void check_int8(int in, int out, int n, int group, int transposed)
     CHECK(qmatrix_load_int8(&m, in, out, transposed, group, q, s) == 0, "load");
     void *work = alloc_aligned(qlinear_work_bytes(n, in));
     for (int path = qpath_best(QM_INT8); path >= QPATH_PORTABLE; path--) {
+        if (!qpath_supported(QM_INT8, path)) continue;
         qlinear_forward(path, y, x, &m, bias, n, work);
         double worst_int = 0, worst_step = 0;
         for (int t = 0; t < n; t++) {
@@ -164,6 +166,7 @@ static void check_bf16(int in, int out, int n)
     CHECK(qmatrix_load_bf16(&m, in, out, 0, b) == 0, "load");
     void *work = alloc_aligned(qlinear_work_bytes(n, in));
     for (int path = qpath_best(QM_BF16); path >= QPATH_PORTABLE; path--) {
+        if (!qpath_supported(QM_BF16, path)) continue;
         qlinear_forward(path, y, x, &m, NULL, n, work);
         int rounded = path == QPATH_AVX512_BF16 && n > 1;
         double worst = 0;
@@ -211,8 +214,10 @@ static void test_cpu_level_lowers_the_path(void)
     CHECK(qpath_best(QM_INT8) == QPATH_PORTABLE && qpath_best(QM_BF16) == QPATH_PORTABLE,
           "SLM_CPU_LEVEL=portable");
     setenv("SLM_CPU_LEVEL", "avx2", 1);
-    CHECK(qpath_best(QM_INT8) <= QPATH_AVX2 && qpath_best(QM_BF16) <= QPATH_AVX2,
+    CHECK(qpath_best(QM_INT8) <= QPATH_AVX_VNNI && qpath_best(QM_BF16) <= QPATH_AVX2,
           "SLM_CPU_LEVEL=avx2");
+    CHECK((qpath_best(QM_INT8) == QPATH_AVX_VNNI) == (cpu_detect().avx_vnni != 0),
+          "AVX-VNNI taken exactly where the CPU has it");
     unsetenv("SLM_CPU_LEVEL");
 }
 

@@ -103,6 +103,7 @@ int bench_quant(int argc, char **argv)
                 goto out;
             }
             for (int path = qpath_best(dt); path >= QPATH_PORTABLE; path--) {
+                if (!qpath_supported(dt, path)) continue;
                 for (int pass = 0; pass < 2; pass++) {
                     int n = pass ? tokens : 1;
                     qlinear_forward(path, y, x, &m, NULL, n, work); /* warm-up */

@@ -45,10 +45,21 @@ typedef struct {
 } qmatrix;
 
 /* Kernel paths: cpu_level() narrowed by what the CPU has. int8 AVX512 means
- * AVX512-VNNI; bf16 AVX512_BF16 adds vdpbf16ps tiles for several tokens. */
-enum { QPATH_PORTABLE = 0, QPATH_AVX2 = 1, QPATH_AVX512 = 2, QPATH_AVX512_BF16 = 3 };
+ * AVX512-VNNI; int8 AVX_VNNI is vpdpbusd on ymm (VEX: Alder Lake and later,
+ * Sapphire/Emerald Rapids; not Zen 4), taken at level avx2 where the CPU has
+ * it; bf16 AVX512_BF16 adds vdpbf16ps tiles for several tokens. */
+enum {
+    QPATH_PORTABLE = 0,
+    QPATH_AVX2 = 1,
+    QPATH_AVX_VNNI = 2,
+    QPATH_AVX512 = 3,
+    QPATH_AVX512_BF16 = 4
+};
 /* The fastest path this CPU runs for dtype, after SLM_CPU_LEVEL. */
 int qpath_best(int dtype);
+/* Whether this CPU can run `path` for dtype (at most qpath_best): tests and
+ * `slm bench quant` walk every path from the best down, skipping the rest. */
+int qpath_supported(int dtype, int path);
 const char *qpath_name(int dtype, int path);
 
 /* A matrix W (in,out) as a file holds it: `transposed` 0 for a Conv1D

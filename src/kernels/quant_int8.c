@@ -1,5 +1,5 @@
 /*
- * int8 linear layers (Q8_0 weights × Q8_0 activations), three paths with the
+ * int8 linear layers (Q8_0 weights × Q8_0 activations), four paths with the
  * same integer block sums (see quant.h for the algebra):
  *
  *   y[t][o] = bias[o] + Σ_b s_w[o][b] · s_x[t][b] · Σ_{i in block b} q_w[o][i]·q_x[t][i]
@@ -198,6 +198,43 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, cons
     }
 }
 
+/* AVX-VNNI: the AVX-512 path's algebra on ymm, one block of 32 per vector:
+ * lanes 0-7 of a pair vector belong to its first block, 8-15 to its
+ * second, so block b's −128·Σq_x and s_x vectors start at 8·b. */
+__attribute__((target("avx2,fma,avxvnni"))) static void
+rows_avxvnni(const qmatrix *w, const qwork *k, int t, const int *rows, float *out)
+{
+    const int8_t *xq = k->xq + (size_t)t * k->inpad;
+    const int32_t *zi = k->zinit + (size_t)t * k->np * 16;
+    const float *zd = k->zdx + (size_t)t * k->np * 16;
+    const uint8_t *u[4];
+    const float *s[4];
+    __m256 acc[4];
+    for (int r = 0; r < 4; r++) {
+        u[r] = w->q + (size_t)rows[r] * w->in;
+        s[r] = w->scale + (size_t)rows[r] * k->nb;
+        acc[r] = _mm256_setzero_ps();
+    }
+    for (int b = 0; b < k->nb; b++) {
+        __m256i xv = _mm256_load_si256((const __m256i *)(xq + QBLOCK * b));
+        __m256i init = _mm256_load_si256((const __m256i *)(zi + 8 * b));
+        __m256 dxv = _mm256_load_ps(zd + 8 * b);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            __m256i wv = _mm256_loadu_si256((const __m256i *)(u[r] + QBLOCK * b));
+            __m256i dot = _mm256_dpbusd_avx_epi32(init, wv, xv);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
+                                     _mm256_mul_ps(_mm256_set1_ps(s[r][b]), dxv), acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        out[r] = _mm_cvtss_f32(h);
+    }
+}
+
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) static void
 rows_avx512(const qmatrix *w, const qwork *k, int t, const int *rows, float *out)
 {
@@ -363,9 +400,10 @@ void int8_linear(int path, float *y, const float *x, const qmatrix *w, const flo
         quantize_rows_avx512(x, n, &k);
     else
         quantize_rows(x, n, &k);
-    rows_fn fn = path == QPATH_AVX512 ? rows_avx512
-                 : path == QPATH_AVX2 ? rows_avx2
-                                      : rows_portable;
+    rows_fn fn = path == QPATH_AVX512     ? rows_avx512
+                 : path == QPATH_AVX_VNNI ? rows_avxvnni
+                 : path == QPATH_AVX2     ? rows_avx2
+                                          : rows_portable;
     int out = w->out, blocks = (out + 3) / 4;
 #pragma omp parallel for schedule(static) if ((size_t)out * w->in * n > 32768)
     for (int ob = 0; ob < blocks; ob++) {

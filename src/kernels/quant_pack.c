@@ -17,13 +17,23 @@ int qpath_best(int dtype)
     cpu_features f = cpu_detect();
     if (level >= CPU_AVX512 && dtype == QM_INT8 && !f.avx512_vnni) level = CPU_AVX2;
     if (level >= CPU_AVX512 && dtype == QM_BF16 && f.avx512_bf16) return QPATH_AVX512_BF16;
+    if (level == CPU_AVX2 && dtype == QM_INT8 && f.avx_vnni) return QPATH_AVX_VNNI;
     return level == CPU_AVX512 ? QPATH_AVX512 : level == CPU_AVX2 ? QPATH_AVX2 : QPATH_PORTABLE;
+}
+
+int qpath_supported(int dtype, int path)
+{
+    if (path < QPATH_PORTABLE || path > qpath_best(dtype)) return 0;
+    if (path == QPATH_AVX_VNNI) return dtype == QM_INT8 && cpu_detect().avx_vnni;
+    if (path == QPATH_AVX512_BF16) return dtype == QM_BF16;
+    return 1;
 }
 
 const char *qpath_name(int dtype, int path)
 {
     if (path == QPATH_PORTABLE) return "portable";
-    if (dtype == QM_INT8) return path == QPATH_AVX512 ? "avx512-vnni" : "avx2";
+    if (dtype == QM_INT8)
+        return path == QPATH_AVX512 ? "avx512-vnni" : path == QPATH_AVX_VNNI ? "avx-vnni" : "avx2";
     return path == QPATH_AVX512_BF16 ? "avx512-bf16" : path == QPATH_AVX512 ? "avx512" : "avx2";
 }
 
