@@ -164,6 +164,33 @@ static void rows_portable(const qmatrix *w, const qwork *k, int t, const int *ro
     }
 }
 
+/* The weight rows and scale rows of four outputs. */
+static void row_pointers(const qmatrix *w, const qwork *k, const int *rows, const uint8_t **u,
+                         const float **s)
+{
+    for (int r = 0; r < 4; r++) {
+        u[r] = w->q + (size_t)rows[r] * w->in;
+        s[r] = w->scale + (size_t)rows[r] * k->nb;
+    }
+}
+
+/* Token t's q_x, and its −128·Σq_x and s_x pair vectors (VNNI paths). */
+static void token_vectors(const qwork *k, int t, const int8_t **xq, const int32_t **zi,
+                          const float **zd)
+{
+    *xq = k->xq + (size_t)t * k->inpad;
+    *zi = k->zinit + (size_t)t * k->np * 16;
+    *zd = k->zdx + (size_t)t * k->np * 16;
+}
+
+__attribute__((target("avx2"))) static inline float hsum_ymm(__m256 v)
+{
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
 __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, const qwork *k, int t,
                                                           const int *rows, float *out)
 {
@@ -172,12 +199,9 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, cons
     const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
     const uint8_t *u[4];
     const float *s[4];
-    __m256 acc[4];
-    for (int r = 0; r < 4; r++) {
-        u[r] = w->q + (size_t)rows[r] * w->in;
-        s[r] = w->scale + (size_t)rows[r] * k->nb;
-        acc[r] = _mm256_setzero_ps();
-    }
+    row_pointers(w, k, rows, u, s);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
     for (int b = 0; b < k->nb; b++) {
         __m256i xv = _mm256_load_si256((const __m256i *)(xq + b * QBLOCK));
         __m256i ax = _mm256_abs_epi8(xv);
@@ -190,12 +214,8 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, cons
             acc[r] = _mm256_fmadd_ps(f, _mm256_set1_ps(s[r][b] * dx[b]), acc[r]);
         }
     }
-    for (int r = 0; r < 4; r++) {
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));
-        out[r] = _mm_cvtss_f32(h);
-    }
+    for (int r = 0; r < 4; r++)
+        out[r] = hsum_ymm(acc[r]);
 }
 
 /* AVX-VNNI: the AVX-512 path's algebra on ymm, one block of 32 per vector:
@@ -204,17 +224,15 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, cons
 __attribute__((target("avx2,fma,avxvnni"))) static void
 rows_avxvnni(const qmatrix *w, const qwork *k, int t, const int *rows, float *out)
 {
-    const int8_t *xq = k->xq + (size_t)t * k->inpad;
-    const int32_t *zi = k->zinit + (size_t)t * k->np * 16;
-    const float *zd = k->zdx + (size_t)t * k->np * 16;
+    const int8_t *xq;
+    const int32_t *zi;
+    const float *zd;
+    token_vectors(k, t, &xq, &zi, &zd);
     const uint8_t *u[4];
     const float *s[4];
-    __m256 acc[4];
-    for (int r = 0; r < 4; r++) {
-        u[r] = w->q + (size_t)rows[r] * w->in;
-        s[r] = w->scale + (size_t)rows[r] * k->nb;
-        acc[r] = _mm256_setzero_ps();
-    }
+    row_pointers(w, k, rows, u, s);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
     for (int b = 0; b < k->nb; b++) {
         __m256i xv = _mm256_load_si256((const __m256i *)(xq + QBLOCK * b));
         __m256i init = _mm256_load_si256((const __m256i *)(zi + 8 * b));
@@ -227,29 +245,23 @@ rows_avxvnni(const qmatrix *w, const qwork *k, int t, const int *rows, float *ou
                                      _mm256_mul_ps(_mm256_set1_ps(s[r][b]), dxv), acc[r]);
         }
     }
-    for (int r = 0; r < 4; r++) {
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));
-        out[r] = _mm_cvtss_f32(h);
-    }
+    for (int r = 0; r < 4; r++)
+        out[r] = hsum_ymm(acc[r]);
 }
 
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) static void
 rows_avx512(const qmatrix *w, const qwork *k, int t, const int *rows, float *out)
 {
-    const int8_t *xq = k->xq + (size_t)t * k->inpad;
-    const int32_t *zi = k->zinit + (size_t)t * k->np * 16;
-    const float *zd = k->zdx + (size_t)t * k->np * 16;
+    const int8_t *xq;
+    const int32_t *zi;
+    const float *zd;
+    token_vectors(k, t, &xq, &zi, &zd);
     const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     const uint8_t *u[4];
     const float *s[4];
-    __m512 acc[4];
-    for (int r = 0; r < 4; r++) {
-        u[r] = w->q + (size_t)rows[r] * w->in;
-        s[r] = w->scale + (size_t)rows[r] * k->nb;
-        acc[r] = _mm512_setzero_ps();
-    }
+    row_pointers(w, k, rows, u, s);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
     /* Pairs of blocks per zmm; an odd last block loads only its 32 bytes
      * (the padded activations and s_x are 0 in the other half). */
     for (int p = 0; p < k->np; p++) {
