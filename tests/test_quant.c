@@ -84,8 +84,8 @@ static void check_int8(int in, int out, int n, int group, int transposed)
     float *s = malloc((size_t)in * out / group * sizeof *s), *dx = malloc((size_t)in / 32 * 4);
     test_fill_uniform(x, (size_t)n * in, 3, -2.0f, 2.0f);
     test_fill_uniform(bias, (size_t)out, 4, -1.0f, 1.0f);
-    for (int i = 0; i < in; i++)
-        x[i] = 0.0f; /* token 0's first block: all zero */
+    for (int i = 0; i < 32; i++)
+        x[i] = 0.0f; /* token 0's first block: all zero (s_x = 0) */
     quantize_int8(W, in, out, transposed, group, q, s);
     qmatrix m;
     CHECK(qmatrix_load_int8(&m, in, out, transposed, group, q, s) == 0, "load");

@@ -150,28 +150,41 @@ static void rows_portable(const qmatrix *w, const qwork *k, int t, const int *ro
 {
     const int8_t *xq = k->xq + (size_t)t * k->inpad;
     const float *dx = k->dx + (size_t)t * k->nbpad;
+    const int32_t *sx = k->sx + (size_t)t * k->nbpad;
     for (int r = 0; r < 4; r++) {
-        const uint8_t *u = w->q + (size_t)rows[r] * w->in;
-        const float *s = w->scale + (size_t)rows[r] * k->nb;
         float acc = 0.0f;
         for (int b = 0; b < k->nb; b++) {
-            int32_t dot = 0;
-            for (int i = b * QBLOCK; i < (b + 1) * QBLOCK; i++)
-                dot += ((int32_t)u[i] - 128) * (int32_t)xq[i];
-            acc += s[b] * dx[b] * (float)dot;
+            const uint8_t *u = qseg(w, rows[r], b >> 1) + QBLOCK * (b & 1);
+            /* Σ (u − 128)·q_x as Σ u·q_x − 128·Σ q_x: gcc 12 at -march=native
+             * vectorizes the first form of this 32-trip loop into a wrong
+             * vpdpbusd (its results differed from every other path). */
+            int32_t dot = -128 * sx[b];
+            for (int i = 0; i < QBLOCK; i++)
+                dot += (int32_t)u[i] * (int32_t)xq[b * QBLOCK + i];
+            acc += qseg_scales(w, rows[r], b >> 1)[b & 1] * dx[b] * (float)dot;
         }
         out[r] = acc;
     }
 }
 
-/* The weight rows and scale rows of four outputs. */
-static void row_pointers(const qmatrix *w, const qwork *k, const int *rows, const uint8_t **u,
-                         const float **s)
+/* Segment 0 of each of four rows and its scales: segment p is 256 bytes and
+ * 8 scales further on (quant.h), block b at 256·(b/2) + 32·(b%2). */
+static void row_pointers(const qmatrix *w, const int *rows, const uint8_t **u, const float **s)
 {
     for (int r = 0; r < 4; r++) {
-        u[r] = w->q + (size_t)rows[r] * w->in;
-        s[r] = w->scale + (size_t)rows[r] * k->nb;
+        u[r] = qseg(w, rows[r], 0);
+        s[r] = qseg_scales(w, rows[r], 0);
     }
+}
+
+static inline size_t block_at(int b)
+{
+    return 256 * (size_t)(b >> 1) + QBLOCK * (b & 1);
+}
+
+static inline size_t scale_at(int b)
+{
+    return 8 * (size_t)(b >> 1) + (b & 1);
 }
 
 /* Token t's q_x, and its −128·Σq_x and s_x pair vectors (VNNI paths). */
@@ -199,7 +212,7 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, cons
     const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
     const uint8_t *u[4];
     const float *s[4];
-    row_pointers(w, k, rows, u, s);
+    row_pointers(w, rows, u, s);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                      _mm256_setzero_ps()};
     for (int b = 0; b < k->nb; b++) {
@@ -208,10 +221,10 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, cons
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             __m256i wv =
-                _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(u[r] + b * QBLOCK)), flip);
+                _mm256_xor_si256(_mm256_load_si256((const __m256i *)(u[r] + block_at(b))), flip);
             __m256i p16 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv, xv));
             __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-            acc[r] = _mm256_fmadd_ps(f, _mm256_set1_ps(s[r][b] * dx[b]), acc[r]);
+            acc[r] = _mm256_fmadd_ps(f, _mm256_set1_ps(s[r][scale_at(b)] * dx[b]), acc[r]);
         }
     }
     for (int r = 0; r < 4; r++)
@@ -230,7 +243,7 @@ rows_avxvnni(const qmatrix *w, const qwork *k, int t, const int *rows, float *ou
     token_vectors(k, t, &xq, &zi, &zd);
     const uint8_t *u[4];
     const float *s[4];
-    row_pointers(w, k, rows, u, s);
+    row_pointers(w, rows, u, s);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                      _mm256_setzero_ps()};
     for (int b = 0; b < k->nb; b++) {
@@ -239,10 +252,10 @@ rows_avxvnni(const qmatrix *w, const qwork *k, int t, const int *rows, float *ou
         __m256 dxv = _mm256_load_ps(zd + 8 * b);
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
-            __m256i wv = _mm256_loadu_si256((const __m256i *)(u[r] + QBLOCK * b));
+            __m256i wv = _mm256_load_si256((const __m256i *)(u[r] + block_at(b)));
             __m256i dot = _mm256_dpbusd_avx_epi32(init, wv, xv);
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
-                                     _mm256_mul_ps(_mm256_set1_ps(s[r][b]), dxv), acc[r]);
+                                     _mm256_mul_ps(_mm256_set1_ps(s[r][scale_at(b)]), dxv), acc[r]);
         }
     }
     for (int r = 0; r < 4; r++)
@@ -259,21 +272,20 @@ rows_avx512(const qmatrix *w, const qwork *k, int t, const int *rows, float *out
     const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     const uint8_t *u[4];
     const float *s[4];
-    row_pointers(w, k, rows, u, s);
+    row_pointers(w, rows, u, s);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                      _mm512_setzero_ps()};
-    /* Pairs of blocks per zmm; an odd last block loads only its 32 bytes
-     * (the padded activations and s_x are 0 in the other half). */
+    /* Pairs of blocks per zmm: one 64-byte segment (an odd last block's
+     * other half is padding: q_w = 0, scale 0, q_x = 0). */
     for (int p = 0; p < k->np; p++) {
-        __mmask64 m = 2 * p + 1 < k->nb ? ~(__mmask64)0 : (__mmask64)0xffffffffu;
         __m512i xv = _mm512_load_si512((const void *)(xq + 64 * p));
         __m512i init = _mm512_load_si512((const void *)(zi + 16 * p));
         __m512 dxv = _mm512_load_ps(zd + 16 * p);
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
-            __m512i wv = _mm512_maskz_loadu_epi8(m, u[r] + 64 * p);
+            __m512i wv = _mm512_load_si512((const void *)(u[r] + 256 * p));
             __m512i dot = _mm512_dpbusd_epi32(init, wv, xv);
-            __m128 s2 = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s[r] + 2 * p)));
+            __m128 s2 = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s[r] + 8 * p)));
             __m512 sw = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(s2));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sw, dxv), acc[r]);
         }
@@ -290,14 +302,11 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) static 
 tile_avx512(const qmatrix *w, const qwork *k, const int *ts, const int *rows, float out[4][4])
 {
     const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    const uint8_t *u0 = w->q + (size_t)rows[0] * w->in;
-    const float *s0 = w->scale + (size_t)rows[0] * k->nb;
-    const uint8_t *u1 = w->q + (size_t)rows[1] * w->in;
-    const float *s1 = w->scale + (size_t)rows[1] * k->nb;
-    const uint8_t *u2 = w->q + (size_t)rows[2] * w->in;
-    const float *s2 = w->scale + (size_t)rows[2] * k->nb;
-    const uint8_t *u3 = w->q + (size_t)rows[3] * w->in;
-    const float *s3 = w->scale + (size_t)rows[3] * k->nb;
+    const uint8_t *u[4];
+    const float *s[4];
+    row_pointers(w, rows, u, s);
+    const uint8_t *u0 = u[0], *u1 = u[1], *u2 = u[2], *u3 = u[3];
+    const float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3];
     const int8_t *xq0 = k->xq + (size_t)ts[0] * k->inpad;
     const int32_t *zi0 = k->zinit + (size_t)ts[0] * k->np * 16;
     const float *zd0 = k->zdx + (size_t)ts[0] * k->np * 16;
@@ -317,7 +326,6 @@ tile_avx512(const qmatrix *w, const qwork *k, const int *ts, const int *rows, fl
            a30 = _mm512_setzero_ps(), a31 = _mm512_setzero_ps(), a32 = _mm512_setzero_ps(),
            a33 = _mm512_setzero_ps();
     for (int p = 0; p < k->np; p++) {
-        __mmask64 m = 2 * p + 1 < k->nb ? ~(__mmask64)0 : (__mmask64)0xffffffffu;
         __m512i x0 = _mm512_load_si512((const void *)(xq0 + 64 * p));
         __m512i i0 = _mm512_load_si512((const void *)(zi0 + 16 * p));
         __m512 e0 = _mm512_load_ps(zd0 + 16 * p);
@@ -331,8 +339,8 @@ tile_avx512(const qmatrix *w, const qwork *k, const int *ts, const int *rows, fl
         __m512i i3 = _mm512_load_si512((const void *)(zi3 + 16 * p));
         __m512 e3 = _mm512_load_ps(zd3 + 16 * p);
         {
-            __m512i wv = _mm512_maskz_loadu_epi8(m, u0 + 64 * p);
-            __m128 sp = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s0 + 2 * p)));
+            __m512i wv = _mm512_load_si512((const void *)(u0 + 256 * p));
+            __m128 sp = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s0 + 8 * p)));
             __m512 sw = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(sp));
             a00 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i0, wv, x0)),
                                   _mm512_mul_ps(sw, e0), a00);
@@ -344,8 +352,8 @@ tile_avx512(const qmatrix *w, const qwork *k, const int *ts, const int *rows, fl
                                   _mm512_mul_ps(sw, e3), a03);
         }
         {
-            __m512i wv = _mm512_maskz_loadu_epi8(m, u1 + 64 * p);
-            __m128 sp = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s1 + 2 * p)));
+            __m512i wv = _mm512_load_si512((const void *)(u1 + 256 * p));
+            __m128 sp = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s1 + 8 * p)));
             __m512 sw = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(sp));
             a10 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i0, wv, x0)),
                                   _mm512_mul_ps(sw, e0), a10);
@@ -357,8 +365,8 @@ tile_avx512(const qmatrix *w, const qwork *k, const int *ts, const int *rows, fl
                                   _mm512_mul_ps(sw, e3), a13);
         }
         {
-            __m512i wv = _mm512_maskz_loadu_epi8(m, u2 + 64 * p);
-            __m128 sp = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s2 + 2 * p)));
+            __m512i wv = _mm512_load_si512((const void *)(u2 + 256 * p));
+            __m128 sp = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s2 + 8 * p)));
             __m512 sw = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(sp));
             a20 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i0, wv, x0)),
                                   _mm512_mul_ps(sw, e0), a20);
@@ -370,8 +378,8 @@ tile_avx512(const qmatrix *w, const qwork *k, const int *ts, const int *rows, fl
                                   _mm512_mul_ps(sw, e3), a23);
         }
         {
-            __m512i wv = _mm512_maskz_loadu_epi8(m, u3 + 64 * p);
-            __m128 sp = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s3 + 2 * p)));
+            __m512i wv = _mm512_load_si512((const void *)(u3 + 256 * p));
+            __m128 sp = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s3 + 8 * p)));
             __m512 sw = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(sp));
             a30 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(i0, wv, x0)),
                                   _mm512_mul_ps(sw, e0), a30);
@@ -420,9 +428,9 @@ void int8_linear(int path, float *y, const float *x, const qmatrix *w, const flo
 #pragma omp parallel for schedule(static) if ((size_t)out * w->in * n > 32768)
     for (int ob = 0; ob < blocks; ob++) {
         int o = ob * 4, rows[4];
-        /* A last block of fewer than four rows repeats its last row. */
+        /* A last group of fewer than four rows reads padding rows (zeros). */
         for (int r = 0; r < 4; r++)
-            rows[r] = o + r < out ? o + r : out - 1;
+            rows[r] = o + r;
         int t = 0;
         for (; path == QPATH_AVX512 && t + 1 < n; t += 4) { /* tokens four at a time */
             int ts[4];

@@ -83,27 +83,35 @@ int qmatrix_load_int8(qmatrix *m, int in, int out, int transposed, int group, co
 {
     memset(m, 0, sizeof *m);
     if (in % QBLOCK || group % QBLOCK || in % group) return -1;
-    int nb = in / QBLOCK;
     m->dtype = QM_INT8;
     m->in = in;
     m->out = out;
-    m->q = alloc_aligned((size_t)out * in);
-    /* Padding: the AVX-512 kernel reads scales in pairs, one past a row's
-     * last odd block; zeros there make that block's lanes contribute 0. */
-    m->scale = alloc_aligned(((size_t)out * nb + QBLOCK) * sizeof *m->scale);
+    m->nseg = (in + 63) / 64;
+    size_t groups = ((size_t)out + 3) / 4, segs = groups * m->nseg * 4;
+    m->q = alloc_aligned(segs * 64);
+    m->scale = alloc_aligned(segs * 2 * sizeof *m->scale);
     if (!m->q || !m->scale) {
         qmatrix_free(m);
         return -1;
     }
-    memset(m->scale + (size_t)out * nb, 0, QBLOCK * sizeof *m->scale);
 #pragma omp parallel for schedule(static) if ((size_t)in * out > 65536)
-    for (int o = 0; o < out; o++) {
-        uint8_t *row = m->q + (size_t)o * in;
-        for (int i = 0; i < in; i++)
-            row[i] = (uint8_t)(q[w_at(in, out, transposed, i, o)] + 128);
-        for (int b = 0; b < nb; b++)
-            m->scale[(size_t)o * nb + b] = s[s_at(in, out, transposed, group, b * QBLOCK, o)];
-    }
+    for (size_t g = 0; g < groups; g++)
+        for (int r = 0; r < 4; r++) {
+            int o = (int)(g * 4) + r;
+            for (int p = 0; p < m->nseg; p++) {
+                uint8_t *seg = (uint8_t *)qseg(m, o, p);
+                float *sc = (float *)qseg_scales(m, o, p);
+                for (int i = 0; i < 64; i++) {
+                    int k = 64 * p + i;
+                    seg[i] = o < out && k < in ? (uint8_t)(q[w_at(in, out, transposed, k, o)] + 128)
+                                               : 128;
+                }
+                for (int h = 0; h < 2; h++) {
+                    int k = 64 * p + QBLOCK * h;
+                    sc[h] = o < out && k < in ? s[s_at(in, out, transposed, group, k, o)] : 0.0f;
+                }
+            }
+        }
     return 0;
 }
 
@@ -143,10 +151,9 @@ size_t qmatrix_bytes(const qmatrix *m)
 void qmatrix_row(const qmatrix *w, int o, float *out)
 {
     if (w->dtype == QM_INT8) {
-        const uint8_t *q = w->q + (size_t)o * w->in;
-        const float *s = w->scale + (size_t)o * (w->in / QBLOCK);
         for (int i = 0; i < w->in; i++)
-            out[i] = (float)((int)q[i] - 128) * s[i / QBLOCK];
+            out[i] = (float)((int)qseg(w, o, i / 64)[i % 64] - 128) *
+                     qseg_scales(w, o, i / 64)[i % 64 / QBLOCK];
     } else {
         const uint16_t *b = w->bf + (size_t)o * w->in;
         for (int i = 0; i < w->in; i++) {
