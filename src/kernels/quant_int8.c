@@ -262,6 +262,10 @@ rows_avxvnni(const qmatrix *w, const qwork *k, int t, const int *rows, float *ou
         out[r] = hsum_ymm(acc[r]);
 }
 
+/* Segments (256 bytes of four rows each) the one-token kernel prefetches
+ * ahead: 8, 16 and 32 measured alike, 4 less. */
+#define PREFETCH_SEGMENTS 16
+
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) static void
 rows_avx512(const qmatrix *w, const qwork *k, int t, const int *rows, float *out)
 {
@@ -278,6 +282,14 @@ rows_avx512(const qmatrix *w, const qwork *k, int t, const int *rows, float *out
     /* Pairs of blocks per zmm: one 64-byte segment (an odd last block's
      * other half is padding: q_w = 0, scale 0, q_x = 0). */
     for (int p = 0; p < k->np; p++) {
+        /* The four rows' segments are one stream (quant.h): fetch it 4 KiB
+         * ahead, into the next group of rows at the end of this one (the
+         * thread's next). A prefetch past the matrix is a no-op. Measured
+         * on the Xeon, 50257x768, 2 threads: 17 -> 20-23 GB/s. */
+        for (int l = 0; l < 4; l++)
+            _mm_prefetch((const char *)(u[0] + 256 * (p + PREFETCH_SEGMENTS) + 64 * l),
+                         _MM_HINT_T0);
+        _mm_prefetch((const char *)(s[0] + 8 * (p + PREFETCH_SEGMENTS)), _MM_HINT_T0);
         __m512i xv = _mm512_load_si512((const void *)(xq + 64 * p));
         __m512i init = _mm512_load_si512((const void *)(zi + 16 * p));
         __m512 dxv = _mm512_load_ps(zd + 16 * p);
