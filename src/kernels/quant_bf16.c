@@ -86,6 +86,12 @@ rows_avx512(const qmatrix *w, const float *x, const int *rows, float *out)
         int left = w->in - i;
         __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
         __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+        /* The same columns of the next four rows (the thread's next call,
+         * 4·in·2 bytes ahead): the hardware prefetcher alone keeps fewer
+         * lines in flight than DRAM needs (measured with the int8 kernel). */
+        if ((i & 31) == 0)
+            for (int r = 0; r < 4; r++)
+                _mm_prefetch((const char *)(b[r] + (size_t)4 * w->in + i), _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, b[r] + i));
