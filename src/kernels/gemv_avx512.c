@@ -38,6 +38,10 @@ void gemv_xw_avx512(int R, int K, int n0, int n1, const float *X, int ldx, const
             __m512 v[8];
             for (int i = 0; i < 8; i++)
                 v[i] = _mm512_maskz_loadu_ps(m, w0 + (size_t)i * ldw + n);
+            /* The same columns of the next eight rows (the next pass): the
+             * hardware prefetcher alone keeps too few lines in flight. */
+            for (int i = 8; i < 16; i++)
+                _mm_prefetch((const char *)(w0 + (size_t)i * ldw + n), _MM_HINT_T0);
             for (int r = 0; r < R; r++) {
                 const float *x = X + (size_t)r * ldx + k;
                 float *y = Y + (size_t)r * ldy + n;
@@ -95,6 +99,11 @@ void gemv_wx_avx512(int m0, int m1, int K, const float *W, int ldw, const float 
         int k = 0;
         for (int i = 0; i < kv; i++, k += 16) {
             __m512 xv = _mm512_loadu_ps(x + k);
+            /* The same columns of the next four rows (the next pass). */
+            _mm_prefetch((const char *)(w0 + 4 * (size_t)ldw + k), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w1 + 4 * (size_t)ldw + k), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w2 + 4 * (size_t)ldw + k), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w3 + 4 * (size_t)ldw + k), _MM_HINT_T0);
             a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + k), xv, a0);
             a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + k), xv, a1);
             a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + k), xv, a2);
