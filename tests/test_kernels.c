@@ -18,8 +18,8 @@
 #include "test.h"
 
 #include <math.h>
-#include <signal.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -286,8 +286,10 @@ static int signal_storm_child(void)
     float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
     float *c = malloc(sizeof(float) * (M * N + CANARY)), *ref = malloc(sizeof(float) * M * N);
     if (!a || !b || !c || !ref) return 2;
-    for (int i = 0; i < M * K; i++) a[i] = (float)(i % 13) * 0.1f - 0.6f;
-    for (int i = 0; i < K * N; i++) b[i] = (float)(i % 7) * 0.1f - 0.3f;
+    for (int i = 0; i < M * K; i++)
+        a[i] = (float)(i % 13) * 0.1f - 0.6f;
+    for (int i = 0; i < K * N; i++)
+        b[i] = (float)(i % 7) * 0.1f - 0.3f;
     gemm_f32('N', 'N', M, N, K, 1.0f, a, K, b, N, 0.0f, ref, N);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -297,10 +299,12 @@ static int signal_storm_child(void)
     setitimer(ITIMER_REAL, &every, NULL);
     int bad = 0;
     for (long calls = 0; calls < 200000 && storm_signals < 40000 && !bad; calls++) {
-        for (int i = 0; i < CANARY; i++) c[M * N + i] = -7.0f;
+        for (int i = 0; i < CANARY; i++)
+            c[M * N + i] = -7.0f;
         gemm_f32('N', 'N', M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
         bad = memcmp(c, ref, sizeof(float) * M * N) != 0;
-        for (int i = 0; i < CANARY; i++) bad |= c[M * N + i] != -7.0f;
+        for (int i = 0; i < CANARY; i++)
+            bad |= c[M * N + i] != -7.0f;
         free(malloc(4096)); /* malloc checks its neighbours' headers */
     }
     struct itimerval off = {{0, 0}, {0, 0}};
@@ -323,8 +327,10 @@ static void test_gemm_survives_a_signal_storm(void)
     CHECK(waitpid(pid, &status, 0) == pid, "waitpid failed");
     CHECK(WIFEXITED(status), "the child died of signal %d (heap corrupted by a signal in a GEMM)",
           WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    CHECK(WEXITSTATUS(status) == 0, "child exit %d (3: a result or the bytes after C changed; "
-          "4: too few signals arrived)", WEXITSTATUS(status));
+    CHECK(WEXITSTATUS(status) == 0,
+          "child exit %d (3: a result or the bytes after C changed; "
+          "4: too few signals arrived)",
+          WEXITSTATUS(status));
 }
 
 /* This binary again with SLM_CPU_LEVEL=level: its ok/FAIL lines join ours. */

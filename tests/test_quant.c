@@ -314,8 +314,9 @@ static void test_round_trip_is_exact(void)
         CHECK(mism == 0, "%d tensors differ after the round trip", mism);
         /* A quantized model does not train or save as fp32. */
         int32_t tok[4] = {1, 2, 3, 4};
-        CHECK(slm_model_forward(q, &(slm_batch){.tokens = tok, .targets = tok, .B = 1, .T = 4}, &(slm_forward_opts){.training = 1}, NULL, err, sizeof err) ==
-                      SLM_EUNSUPPORTED &&
+        CHECK(slm_model_forward(q, &(slm_batch){.tokens = tok, .targets = tok, .B = 1, .T = 4},
+                                &(slm_forward_opts){.training = 1}, NULL, err,
+                                sizeof err) == SLM_EUNSUPPORTED &&
                   strstr(err, "cannot be trained"),
               "training refused: %s", err);
         CHECK(slm_model_grads(q) == NULL, "no gradients");
@@ -381,7 +382,9 @@ static void test_quantized_decode_matches_fp32_of_same_weights(void)
         int32_t targets[20];
         for (int t = 0; t < T; t++)
             targets[t] = t + 1 < T ? tokens[t + 1] : SLM_IGNORE_INDEX;
-        rc = slm_model_forward(q, &(slm_batch){.tokens = tokens, .targets = targets, .B = 1, .T = T}, NULL, &loss, err, sizeof err);
+        rc =
+            slm_model_forward(q, &(slm_batch){.tokens = tokens, .targets = targets, .B = 1, .T = T},
+                              NULL, &loss, err, sizeof err);
         CHECK(rc == 0, "forward: %s", err);
         double ce = 0;
         slm_kv_cache_reset(c);

@@ -187,13 +187,22 @@ static inline size_t scale_at(int b)
     return 8 * (size_t)(b >> 1) + (b & 1);
 }
 
-/* Token t's q_x, and its −128·Σq_x and s_x pair vectors (VNNI paths). */
-static void token_vectors(const qwork *k, int t, const int8_t **xq, const int32_t **zi,
-                          const float **zd)
+/* What a VNNI kernel reads for token t and four rows: q_x, the −128·Σq_x
+ * and s_x pair vectors, and each row's segment 0 and scales. */
+typedef struct {
+    const int8_t *xq;
+    const int32_t *zi;
+    const float *zd;
+    const uint8_t *u[4];
+    const float *s[4];
+} vnni_operands;
+
+static void vnni_setup(const qmatrix *w, const qwork *k, int t, const int *rows, vnni_operands *a)
 {
-    *xq = k->xq + (size_t)t * k->inpad;
-    *zi = k->zinit + (size_t)t * k->np * 16;
-    *zd = k->zdx + (size_t)t * k->np * 16;
+    a->xq = k->xq + (size_t)t * k->inpad;
+    a->zi = k->zinit + (size_t)t * k->np * 16;
+    a->zd = k->zdx + (size_t)t * k->np * 16;
+    row_pointers(w, rows, a->u, a->s);
 }
 
 __attribute__((target("avx2"))) static inline float hsum_ymm(__m256 v)
@@ -237,25 +246,21 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, cons
 __attribute__((target("avx2,fma,avxvnni"))) static void
 rows_avxvnni(const qmatrix *w, const qwork *k, int t, const int *rows, float *out)
 {
-    const int8_t *xq;
-    const int32_t *zi;
-    const float *zd;
-    token_vectors(k, t, &xq, &zi, &zd);
-    const uint8_t *u[4];
-    const float *s[4];
-    row_pointers(w, rows, u, s);
+    vnni_operands a;
+    vnni_setup(w, k, t, rows, &a);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                      _mm256_setzero_ps()};
     for (int b = 0; b < k->nb; b++) {
-        __m256i xv = _mm256_load_si256((const __m256i *)(xq + QBLOCK * b));
-        __m256i init = _mm256_load_si256((const __m256i *)(zi + 8 * b));
-        __m256 dxv = _mm256_load_ps(zd + 8 * b);
+        __m256i xv = _mm256_load_si256((const __m256i *)(a.xq + QBLOCK * b));
+        __m256i init = _mm256_load_si256((const __m256i *)(a.zi + 8 * b));
+        __m256 dxv = _mm256_load_ps(a.zd + 8 * b);
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
-            __m256i wv = _mm256_load_si256((const __m256i *)(u[r] + block_at(b)));
+            __m256i wv = _mm256_load_si256((const __m256i *)(a.u[r] + block_at(b)));
             __m256i dot = _mm256_dpbusd_avx_epi32(init, wv, xv);
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
-                                     _mm256_mul_ps(_mm256_set1_ps(s[r][scale_at(b)]), dxv), acc[r]);
+            acc[r] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
+                                _mm256_mul_ps(_mm256_set1_ps(a.s[r][scale_at(b)]), dxv), acc[r]);
         }
     }
     for (int r = 0; r < 4; r++)
@@ -269,14 +274,9 @@ rows_avxvnni(const qmatrix *w, const qwork *k, int t, const int *rows, float *ou
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) static void
 rows_avx512(const qmatrix *w, const qwork *k, int t, const int *rows, float *out)
 {
-    const int8_t *xq;
-    const int32_t *zi;
-    const float *zd;
-    token_vectors(k, t, &xq, &zi, &zd);
+    vnni_operands a;
+    vnni_setup(w, k, t, rows, &a);
     const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    const uint8_t *u[4];
-    const float *s[4];
-    row_pointers(w, rows, u, s);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                      _mm512_setzero_ps()};
     /* Pairs of blocks per zmm: one 64-byte segment (an odd last block's
@@ -287,17 +287,17 @@ rows_avx512(const qmatrix *w, const qwork *k, int t, const int *rows, float *out
          * thread's next). A prefetch past the matrix is a no-op. Measured
          * on the Xeon, 50257x768, 2 threads: 17 -> 20-23 GB/s. */
         for (int l = 0; l < 4; l++)
-            _mm_prefetch((const char *)(u[0] + 256 * (p + PREFETCH_SEGMENTS) + 64 * l),
+            _mm_prefetch((const char *)(a.u[0] + 256 * (p + PREFETCH_SEGMENTS) + 64 * l),
                          _MM_HINT_T0);
-        _mm_prefetch((const char *)(s[0] + 8 * (p + PREFETCH_SEGMENTS)), _MM_HINT_T0);
-        __m512i xv = _mm512_load_si512((const void *)(xq + 64 * p));
-        __m512i init = _mm512_load_si512((const void *)(zi + 16 * p));
-        __m512 dxv = _mm512_load_ps(zd + 16 * p);
+        _mm_prefetch((const char *)(a.s[0] + 8 * (p + PREFETCH_SEGMENTS)), _MM_HINT_T0);
+        __m512i xv = _mm512_load_si512((const void *)(a.xq + 64 * p));
+        __m512i init = _mm512_load_si512((const void *)(a.zi + 16 * p));
+        __m512 dxv = _mm512_load_ps(a.zd + 16 * p);
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
-            __m512i wv = _mm512_load_si512((const void *)(u[r] + 256 * p));
+            __m512i wv = _mm512_load_si512((const void *)(a.u[r] + 256 * p));
             __m512i dot = _mm512_dpbusd_epi32(init, wv, xv);
-            __m128 s2 = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s[r] + 8 * p)));
+            __m128 s2 = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(a.s[r] + 8 * p)));
             __m512 sw = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(s2));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sw, dxv), acc[r]);
         }
