@@ -55,14 +55,19 @@ typedef struct {
     uint16_t *bf; /* bf16: [out][in]                                      */
 } qmatrix;
 
-/* Segment p (blocks 2p and 2p+1) of int8 output row o, and its two scales. */
+/* Index of segment p (blocks 2p and 2p+1) of int8 output row o: its 64
+ * bytes are at q + 64·index, its two scales at scale + 2·index. */
+static inline size_t qseg_index(const qmatrix *w, int o, int p)
+{
+    return ((size_t)(o >> 2) * w->nseg + p) * 4 + (o & 3);
+}
 static inline const uint8_t *qseg(const qmatrix *w, int o, int p)
 {
-    return w->q + (((size_t)(o >> 2) * w->nseg + p) * 4 + (o & 3)) * 64;
+    return w->q + 64 * qseg_index(w, o, p);
 }
 static inline const float *qseg_scales(const qmatrix *w, int o, int p)
 {
-    return w->scale + (((size_t)(o >> 2) * w->nseg + p) * 4 + (o & 3)) * 2;
+    return w->scale + 2 * qseg_index(w, o, p);
 }
 
 /* Kernel paths: cpu_level() narrowed by what the CPU has. int8 AVX512 means

@@ -145,8 +145,8 @@ quantize_rows_avx512(const float *x, int n, qwork *k)
     }
 }
 
-/* Four rows o..o+3 of one token: the portable path. */
-static void rows_portable(const qmatrix *w, const qwork *k, int t, const int *rows, float *out)
+/* Four rows o..o+3 (one group, quant.h) of one token: the portable path. */
+static void rows_portable(const qmatrix *w, const qwork *k, int t, int o, float *out)
 {
     const int8_t *xq = k->xq + (size_t)t * k->inpad;
     const float *dx = k->dx + (size_t)t * k->nbpad;
@@ -154,14 +154,14 @@ static void rows_portable(const qmatrix *w, const qwork *k, int t, const int *ro
     for (int r = 0; r < 4; r++) {
         float acc = 0.0f;
         for (int b = 0; b < k->nb; b++) {
-            const uint8_t *u = qseg(w, rows[r], b >> 1) + QBLOCK * (b & 1);
+            const uint8_t *u = qseg(w, o + r, b >> 1) + QBLOCK * (b & 1);
             /* Σ (u − 128)·q_x as Σ u·q_x − 128·Σ q_x: gcc 12 at -march=native
              * vectorizes the first form of this 32-trip loop into a wrong
              * vpdpbusd (its results differed from every other path). */
             int32_t dot = -128 * sx[b];
             for (int i = 0; i < QBLOCK; i++)
                 dot += (int32_t)u[i] * (int32_t)xq[b * QBLOCK + i];
-            acc += qseg_scales(w, rows[r], b >> 1)[b & 1] * dx[b] * (float)dot;
+            acc += qseg_scales(w, o + r, b >> 1)[b & 1] * dx[b] * (float)dot;
         }
         out[r] = acc;
     }
@@ -169,11 +169,11 @@ static void rows_portable(const qmatrix *w, const qwork *k, int t, const int *ro
 
 /* Segment 0 of each of four rows and its scales: segment p is 256 bytes and
  * 8 scales further on (quant.h), block b at 256·(b/2) + 32·(b%2). */
-static void row_pointers(const qmatrix *w, const int *rows, const uint8_t **u, const float **s)
+static void row_pointers(const qmatrix *w, int o, const uint8_t **u, const float **s)
 {
     for (int r = 0; r < 4; r++) {
-        u[r] = qseg(w, rows[r], 0);
-        s[r] = qseg_scales(w, rows[r], 0);
+        u[r] = qseg(w, o + r, 0);
+        s[r] = qseg_scales(w, o + r, 0);
     }
 }
 
@@ -197,12 +197,12 @@ typedef struct {
     const float *s[4];
 } vnni_operands;
 
-static void vnni_setup(const qmatrix *w, const qwork *k, int t, const int *rows, vnni_operands *a)
+static void vnni_setup(const qmatrix *w, const qwork *k, int t, int o, vnni_operands *a)
 {
     a->xq = k->xq + (size_t)t * k->inpad;
     a->zi = k->zinit + (size_t)t * k->np * 16;
     a->zd = k->zdx + (size_t)t * k->np * 16;
-    row_pointers(w, rows, a->u, a->s);
+    row_pointers(w, o, a->u, a->s);
 }
 
 __attribute__((target("avx2"))) static inline float hsum_ymm(__m256 v)
@@ -214,14 +214,14 @@ __attribute__((target("avx2"))) static inline float hsum_ymm(__m256 v)
 }
 
 __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, const qwork *k, int t,
-                                                          const int *rows, float *out)
+                                                          int o, float *out)
 {
     const int8_t *xq = k->xq + (size_t)t * k->inpad;
     const float *dx = k->dx + (size_t)t * k->nbpad;
     const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
     const uint8_t *u[4];
     const float *s[4];
-    row_pointers(w, rows, u, s);
+    row_pointers(w, o, u, s);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                      _mm256_setzero_ps()};
     for (int b = 0; b < k->nb; b++) {
@@ -244,10 +244,10 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, cons
  * lanes 0-7 of a pair vector belong to its first block, 8-15 to its
  * second, so block b's −128·Σq_x and s_x vectors start at 8·b. */
 __attribute__((target("avx2,fma,avxvnni"))) static void
-rows_avxvnni(const qmatrix *w, const qwork *k, int t, const int *rows, float *out)
+rows_avxvnni(const qmatrix *w, const qwork *k, int t, int o, float *out)
 {
     vnni_operands a;
-    vnni_setup(w, k, t, rows, &a);
+    vnni_setup(w, k, t, o, &a);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                      _mm256_setzero_ps()};
     for (int b = 0; b < k->nb; b++) {
@@ -272,10 +272,10 @@ rows_avxvnni(const qmatrix *w, const qwork *k, int t, const int *rows, float *ou
 #define PREFETCH_SEGMENTS 16
 
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) static void
-rows_avx512(const qmatrix *w, const qwork *k, int t, const int *rows, float *out)
+rows_avx512(const qmatrix *w, const qwork *k, int t, int o, float *out)
 {
     vnni_operands a;
-    vnni_setup(w, k, t, rows, &a);
+    vnni_setup(w, k, t, o, &a);
     const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                      _mm512_setzero_ps()};
@@ -311,12 +311,12 @@ rows_avx512(const qmatrix *w, const qwork *k, int t, const int *rows, float *out
  * with named registers (16 accumulators, 12 per-token vectors): gcc keeps
  * arrays of vectors on the stack. */
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) static void
-tile_avx512(const qmatrix *w, const qwork *k, const int *ts, const int *rows, float out[4][4])
+tile_avx512(const qmatrix *w, const qwork *k, const int *ts, int o, float out[4][4])
 {
     const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     const uint8_t *u[4];
     const float *s[4];
-    row_pointers(w, rows, u, s);
+    row_pointers(w, o, u, s);
     const uint8_t *u0 = u[0], *u1 = u[1], *u2 = u[2], *u3 = u[3];
     const float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3];
     const int8_t *xq0 = k->xq + (size_t)ts[0] * k->inpad;
@@ -421,7 +421,7 @@ tile_avx512(const qmatrix *w, const qwork *k, const int *ts, const int *rows, fl
     out[3][3] = _mm512_reduce_add_ps(a33);
 }
 
-typedef void (*rows_fn)(const qmatrix *, const qwork *, int, const int *, float *);
+typedef void (*rows_fn)(const qmatrix *, const qwork *, int, int, float *);
 
 void int8_linear(int path, float *y, const float *x, const qmatrix *w, const float *bias, int n,
                  void *work)
@@ -439,24 +439,22 @@ void int8_linear(int path, float *y, const float *x, const qmatrix *w, const flo
     int out = w->out, blocks = (out + 3) / 4;
 #pragma omp parallel for schedule(static) if ((size_t)out * w->in * n > 32768)
     for (int ob = 0; ob < blocks; ob++) {
-        int o = ob * 4, rows[4];
         /* A last group of fewer than four rows reads padding rows (zeros). */
-        for (int r = 0; r < 4; r++)
-            rows[r] = o + r;
+        int o = ob * 4;
         int t = 0;
         for (; path == QPATH_AVX512 && t + 1 < n; t += 4) { /* tokens four at a time */
             int ts[4];
             float v[4][4];
             for (int j = 0; j < 4; j++)
                 ts[j] = t + j < n ? t + j : n - 1;
-            tile_avx512(w, &k, ts, rows, v);
+            tile_avx512(w, &k, ts, o, v);
             for (int j = 0; j < 4 && t + j < n; j++)
                 for (int r = 0; r < 4 && o + r < out; r++)
                     y[(size_t)(t + j) * out + o + r] = v[j][r] + (bias ? bias[o + r] : 0.0f);
         }
         for (; t < n; t++) {
             float v[4];
-            fn(w, &k, t, rows, v);
+            fn(w, &k, t, o, v);
             for (int r = 0; r < 4 && o + r < out; r++)
                 y[(size_t)t * out + o + r] = v[r] + (bias ? bias[o + r] : 0.0f);
         }

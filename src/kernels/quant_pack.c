@@ -99,8 +99,8 @@ int qmatrix_load_int8(qmatrix *m, int in, int out, int transposed, int group, co
         for (int r = 0; r < 4; r++) {
             int o = (int)(g * 4) + r;
             for (int p = 0; p < m->nseg; p++) {
-                uint8_t *seg = (uint8_t *)qseg(m, o, p);
-                float *sc = (float *)qseg_scales(m, o, p);
+                uint8_t *seg = m->q + 64 * qseg_index(m, o, p);
+                float *sc = m->scale + 2 * qseg_index(m, o, p);
                 for (int i = 0; i < 64; i++) {
                     int k = 64 * p + i;
                     seg[i] = o < out && k < in ? (uint8_t)(q[w_at(in, out, transposed, k, o)] + 128)
