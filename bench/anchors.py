@@ -251,10 +251,10 @@ def bench_train(run, a):
         run.add(s)
         sb = None
         if slm_bf16:
+            # --dtype bf16 prints an fp32 row first, then the bf16 one
             sb = next((r for r in json_lines(sh(base + ["--dtype", "bf16"]))
-                       if r.get("impl") == "slm"), None)
+                       if r.get("impl") == "slm" and r.get("dtype") == "bf16"), None)
             if sb:
-                sb["dtype"] = "bf16"
                 run.add(sb)
         dims = ",".join(str(s[k]) for k in ("L", "H", "C", "V", "P", "B", "T"))
         res = {}

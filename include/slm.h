@@ -293,8 +293,10 @@ typedef struct {
  * biases or LayerNorm), then the Adam step. The gradient buffer itself is
  * not modified. Writes the global gradient norm before clipping to
  * *grad_norm (may be NULL). A non-finite norm returns SLM_ENUMERIC and leaves
- * parameters and moments unchanged; invalid options or step < 1 SLM_EINVAL;
- * SLM_ENOMEM; each with a message. */
+ * parameters and moments unchanged; an update that leaves a weight
+ * non-finite (finite gradients, a weight past FLT_MAX) is made and returns
+ * SLM_ENUMERIC too (do not save such a model); invalid options or step < 1
+ * SLM_EINVAL; SLM_ENOMEM; each with a message. */
 SLM_API int slm_model_adamw_step(slm_model *m, const slm_adamw_opts *o, int step,
                                  float *grad_norm, char *err, size_t errlen);
 /* AdamW first (which = 0) or second (which = 1) moments, laid out like the

@@ -333,6 +333,34 @@ static void test_gemm_survives_a_signal_storm(void)
           WEXITSTATUS(status));
 }
 
+/* The transposing bf16 rounding (the Aᵀ operands of bf16 training on AMX)
+ * equals f32_to_bf16_one element by element at this level: ties, NaN, ±inf,
+ * values past bf16's range, and rows and columns that are not multiples of
+ * the 16-wide blocks, with a source stride wider than its rows. */
+static void test_bf16_transposed_rounding(void)
+{
+    const int shapes[][3] = {{37, 29, 31}, {16, 16, 16}, {64, 48, 50},
+                             {1, 5, 5},    {5, 1, 3},    {300, 270, 275}};
+    for (size_t s = 0; s < N(shapes); s++) {
+        int rows = shapes[s][0], cols = shapes[s][1], lds = shapes[s][2];
+        float *src = malloc(sizeof(float) * rows * lds);
+        uint16_t *dst = malloc(2 * (size_t)rows * cols);
+        test_fill_uniform(src, (size_t)rows * lds, 11 + s, -3.0f, 3.0f);
+        const float special[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, NAN, INFINITY, -INFINITY,
+                                 3.4e38f, -0.0f, 1e-40f};
+        for (size_t k = 0; k < N(special) && k < (size_t)rows * cols; k++)
+            src[(k % rows) * lds + (k * 7) % cols] = special[k];
+        f32_to_bf16_transposed(dst, src, rows, cols, lds);
+        int bad = 0;
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++)
+                bad += dst[(size_t)j * rows + i] != f32_to_bf16_one(src[(size_t)i * lds + j]);
+        CHECK(bad == 0, "%dx%d (ld %d): %d elements differ from f32_to_bf16_one", rows, cols, lds,
+              bad);
+        free(src), free(dst);
+    }
+}
+
 /* This binary again with SLM_CPU_LEVEL=level: its ok/FAIL lines join ours. */
 static int run_child(const char *self, const char *level)
 {
@@ -363,12 +391,13 @@ int main(int argc, char **argv)
         {test_gemm_empty_shapes, "test_gemm_empty_shapes"},
         {test_path_name_says_the_level, "test_path_name_says_the_level"},
         {test_gemm_survives_a_signal_storm, "test_gemm_survives_a_signal_storm"},
+        {test_bf16_transposed_rounding, "test_bf16_transposed_rounding"},
         {test_gemm_portable_matches_f64, "test_gemm_portable_matches_f64"},
         {test_gemv_every_level_matches_f64, "test_gemv_every_level_matches_f64"},
         {test_gemv_same_bits_for_any_thread_count, "test_gemv_same_bits_for_any_thread_count"},
     };
     /* Children rerun only what depends on the process's level. */
-    size_t n_cases = argc > 1 ? 4 : N(cases);
+    size_t n_cases = argc > 1 ? 5 : N(cases);
     for (size_t i = 0; i < n_cases; i++) {
         char name[128];
         snprintf(name, sizeof name, "%s%s", cases[i].name, suffix);

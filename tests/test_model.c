@@ -373,6 +373,18 @@ static void test_adamw_matches_hand_computed_update(void)
     CHECK(slm_model_adamw_step(m, &o, 0, NULL, why, sizeof why) == SLM_EINVAL &&
               strstr(why, "step 0"),
           "step 0 accepted: '%s'", why);
+    /* Finite gradients, but lr·weight_decay = 3 turns a weight near FLT_MAX
+     * into −2× itself: the update is made and reported. */
+    test_fill_uniform(g, n, 77, -0.1f, 0.1f);
+    size_t w = slm_model_find_tensor(m, "wte.weight")->offset + 3;
+    p[w] = 3e38f;
+    slm_adamw_opts blowup = o;
+    blowup.lr = 1.0f, blowup.weight_decay = 3.0f;
+    nn = 0;
+    CHECK(slm_model_adamw_step(m, &blowup, 3, &nn, why, sizeof why) == SLM_ENUMERIC,
+          "a weight past FLT_MAX accepted");
+    CHECK(strstr(why, "1 weights became non-finite"), "message '%s'", why);
+    CHECK(isfinite(nn) && isinf(p[w]), "norm %g, weight %g", nn, p[w]);
     free(before);
     free(rp);
     free(rm);

@@ -94,6 +94,35 @@ static void check_gemm(bf16_gemm_fn fn, const char *name, char ta, char tb, int 
     free(a), free(b), free(c), free(c0), free(ah), free(bh);
 }
 
+/* gemm_bf16_amx in check_gemm's shape: ta must be 'N' and alpha 1 */
+static void amx_gemm(char ta, char tb, int M, int N, int K, float alpha, const uint16_t *A, int lda,
+                     const uint16_t *B, int ldb, float beta, float *C, int ldc)
+{
+    CHECK(ta == 'N' && alpha == 1.0f, "amx: A not transposed, alpha 1");
+    CHECK(gemm_bf16_amx(tb, M, N, K, A, lda, B, ldb, beta, C, ldc) == 0, "amx refused %dx%dx%d", M,
+          N, K);
+}
+
+/* The AMX tiles where this CPU has them: full 32×32 blocks read in place,
+ * edges in M, N and K through the padded copies, a depth past one 512 pass
+ * (C carried between passes), beta 0, 1 and 0.5 (C scaled first). */
+static void test_gemm_bf16_amx_matches_float64(void)
+{
+    if (!gemm_bf16_amx_supported()) {
+        printf("# no AMX here (CPUID, OS or permission): gemm_bf16_amx not run\n");
+        CHECK(gemm_bf16_amx('N', 4, 4, 4, NULL, 4, NULL, 4, 0.0f, NULL, 4) == -1,
+              "amx must refuse where it cannot run");
+        return;
+    }
+    const int shapes[][3] = {{64, 96, 384}, {37, 29, 53}, {1, 17, 9}, {96, 64, 1100},
+                             {33, 65, 32},  {256, 768, 64}, {5, 1, 31}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int t = 0; t < 2; t++)
+            for (int beta = 0; beta < 3; beta++)
+                check_gemm(amx_gemm, "amx", 'N', t ? 'T' : 'N', shapes[s][0], shapes[s][1],
+                           shapes[s][2], beta == 2 ? 0.5f : (float)beta);
+}
+
 static void test_gemm_bf16_matches_float64(void)
 {
     const int shapes[][3] = {{37, 29, 53}, {1, 17, 9}, {5, 1, 31}, {64, 96, 384}, {3, 4, 1}};
@@ -332,6 +361,7 @@ int main(void)
     printf("# %s\n", gemm_bf16_reason());
     RUN(test_rounding_is_nearest_even);
     RUN(test_gemm_bf16_matches_float64);
+    RUN(test_gemm_bf16_amx_matches_float64);
     RUN(test_bf16_gradients_within_bf16_rounding);
     RUN(test_bf16_loss_curve_follows_fp32);
     RUN(test_bf16_resume_is_byte_identical);

@@ -15,7 +15,8 @@ echo "          on the King James Bible ($(wc -c <"$corpus") bytes), $steps step
 rm -rf "$model"
 "$BUILD/slm" train --data "$corpus" --out "$model" --tokenizer byte \
     --layers 4 --heads 4 --dim 256 --context 128 --batch 32 \
-    --steps "$steps" --lr 2e-3 --warmup 40 --eval-every 100 --save-every 200 --seed 1337
+    --steps "$steps" --lr 2e-3 --warmup 40 --eval-every 100 --save-every 200 --seed 1337 \
+    --dtype bf16
 echo
 echo "slm demo: the model writes (slm generate -m $model -p 'And God said' -n 300):"
 echo

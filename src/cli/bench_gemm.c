@@ -49,13 +49,16 @@
 #define MAX_DIM 65536
 
 static const char *help =
-    "usage: slm bench gemm [--json] [--threads N] [--size N|MxNxK]... [--repeat R]\n\n"
+    "usage: slm bench gemm [--json] [--bf16] [--threads N] [--size N|MxNxK]... [--repeat R]\n\n"
     "Times C = A·B (float32, row-major) through slm's gemm_f32 (the kernels the\n"
     "model runs: the CPU level and library are printed), OpenBLAS cblas_sgemm\n"
     "and, when it is installed, BLIS bli_sgemm (loaded at run time). Prints the\n"
     "OpenBLAS kernel (OPENBLAS_CORETYPE is shown, never changed) and the BLIS\n"
     "sub-configuration. Default sizes: 2048 cubed and the model's shapes.\n"
     "  --json       one JSON object per line instead of a table\n"
+    "  --bf16       also time the bf16 GEMM of training (A and B rounded to\n"
+    "               bf16, fp32 sums): slm's (own AMX tiles where the CPU has\n"
+    "               them, else oneDNN) and oneDNN's gemm_bf16bf16f32\n"
     "  --threads N  threads for both libraries (default: all cores)\n"
     "  --size S     N (for N×N×N) or MxNxK; repeat the option for more sizes\n"
     "  --repeat R   timed calls per size (default: >= 2, until 0.5 s)\n";
@@ -129,13 +132,22 @@ typedef struct {
     int M, N, K;
 } gemm_size;
 
-enum { IMPL_SLM, IMPL_OPENBLAS, IMPL_BLIS };
+enum { IMPL_SLM, IMPL_OPENBLAS, IMPL_BLIS, IMPL_SLM_BF16, IMPL_ONEDNN_BF16 };
+
+/* The bf16 rounding of A and B, for --bf16. */
+typedef struct {
+    const uint16_t *A, *B;
+} bf16_inputs;
 
 /* A [M][K], B [K][N], C [M][N] row-major. */
-static void run_gemm(int impl, const blis_lib *blis, const gemm_size *s, const float *A,
-                     const float *B, float *C)
+static void run_gemm(int impl, const blis_lib *blis, const bf16_inputs *h, const gemm_size *s,
+                     const float *A, const float *B, float *C)
 {
-    if (impl == IMPL_SLM) {
+    if (impl == IMPL_SLM_BF16) {
+        gemm_bf16('N', 'N', s->M, s->N, s->K, 1.0f, h->A, s->K, h->B, s->N, 0.0f, C, s->N);
+    } else if (impl == IMPL_ONEDNN_BF16) {
+        gemm_bf16_onednn('N', 'N', s->M, s->N, s->K, 1.0f, h->A, s->K, h->B, s->N, 0.0f, C, s->N);
+    } else if (impl == IMPL_SLM) {
         gemm_f32('N', 'N', s->M, s->N, s->K, 1.0f, A, s->K, B, s->N, 0.0f, C, s->N);
     } else if (impl == IMPL_OPENBLAS) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->M, s->N, s->K, 1.0f, A, s->K, B,
@@ -147,14 +159,14 @@ static void run_gemm(int impl, const blis_lib *blis, const gemm_size *s, const f
 }
 
 /* Best seconds per call over the timed repetitions. */
-static double time_gemm(int impl, const blis_lib *blis, const gemm_size *s, const float *A,
-                        const float *B, float *C, int repeat)
+static double time_gemm(int impl, const blis_lib *blis, const bf16_inputs *h, const gemm_size *s,
+                        const float *A, const float *B, float *C, int repeat)
 {
-    run_gemm(impl, blis, s, A, B, C); /* warm-up */
+    run_gemm(impl, blis, h, s, A, B, C); /* warm-up */
     double best = INFINITY, total = 0.0;
     for (int r = 0; repeat ? r < repeat : (r < 2 || total < 0.5) && r < 1000; r++) {
         double t0 = now_s();
-        run_gemm(impl, blis, s, A, B, C);
+        run_gemm(impl, blis, h, s, A, B, C);
         double t = now_s() - t0;
         total += t;
         best = t < best ? t : best;
@@ -222,9 +234,43 @@ static int parse_size(const char *arg, gemm_size *s)
     return 0;
 }
 
+/* --bf16: slm's gemm_bf16 (own AMX tiles where the CPU has them) and
+ * oneDNN's bf16 GEMM on the bf16 rounding of A and B, checked against the
+ * fp32 product C within bf16's rounding. */
+static int bench_bf16(int json, const gemm_size *s, int threads, int repeat, const float *A,
+                      const float *B, const float *C, float *C2)
+{
+    size_t a = (size_t)s->M * s->K, b = (size_t)s->K * s->N, c = (size_t)s->M * s->N;
+    uint16_t *Ah = malloc(a * 2), *Bh = malloc(b * 2);
+    int rc = CLI_OK;
+    if (!Ah || !Bh) {
+        rc = cli_error(CLI_RUNTIME, "bench gemm: out of memory for %dx%dx%d", s->M, s->N, s->K);
+    } else {
+        f32_to_bf16_array(Ah, A, a);
+        f32_to_bf16_array(Bh, B, b);
+        bf16_inputs h = {Ah, Bh};
+        const char *kernel = gemm_bf16_amx_supported() ? "amx" : gemm_bf16_supported() ? "onednn"
+                                                                                        : "portable";
+        for (int impl = IMPL_SLM_BF16; impl <= IMPL_ONEDNN_BF16 && !rc; impl++) {
+            if (impl == IMPL_ONEDNN_BF16 && !gemm_bf16_supported()) break;
+            double sec = time_gemm(impl, NULL, &h, s, A, B, C2, repeat);
+            /* inputs rounded to 8 bits: errors of ~2^-8 relative per term */
+            double diff = rel_diff(C2, C, c);
+            if (diff > 0.05)
+                rc = cli_error(CLI_RUNTIME, "bench gemm: bf16 and fp32 disagree (%.3g) at %dx%dx%d",
+                               diff, s->M, s->N, s->K);
+            else
+                report(json, impl == IMPL_SLM_BF16 ? "slm-bf16" : "dnnl-bf16",
+                       impl == IMPL_SLM_BF16 ? kernel : "gemm_bf16", s, threads, sec);
+        }
+    }
+    free(Ah), free(Bh);
+    return rc;
+}
+
 /* Times every size with slm's kernels, OpenBLAS, then BLIS if present. */
 static int bench_sizes(const gemm_size *sizes, int n_sizes, int threads, int repeat, int json,
-                       const blis_lib *blis)
+                       int bf16, const blis_lib *blis)
 {
     const char *core = openblas_get_corename();
     const char *level = cpu_level_name(kernel_level());
@@ -244,8 +290,8 @@ static int bench_sizes(const gemm_size *sizes, int n_sizes, int threads, int rep
         }
         fill(A, a, 1);
         fill(B, b, 2);
-        double sec_slm = time_gemm(IMPL_SLM, NULL, s, A, B, C3, repeat);
-        double sec = time_gemm(IMPL_OPENBLAS, NULL, s, A, B, C, repeat);
+        double sec_slm = time_gemm(IMPL_SLM, NULL, NULL, s, A, B, C3, repeat);
+        double sec = time_gemm(IMPL_OPENBLAS, NULL, NULL, s, A, B, C, repeat);
         int rc = CLI_OK;
         double diff = rel_diff(C3, C, c);
         if (diff > 1e-4)
@@ -255,8 +301,9 @@ static int bench_sizes(const gemm_size *sizes, int n_sizes, int threads, int rep
                            level, core ? core : "?", diff, s->M, s->N, s->K);
         report(json, "slm", level, s, threads, sec_slm);
         report(json, "openblas", core ? core : "?", s, threads, sec);
+        if (bf16 && !rc) rc = bench_bf16(json, s, threads, repeat, A, B, C, C2);
         if (blis && !rc) {
-            sec = time_gemm(IMPL_BLIS, blis, s, A, B, C2, repeat);
+            sec = time_gemm(IMPL_BLIS, blis, NULL, s, A, B, C2, repeat);
             double diff = rel_diff(C2, C, c);
             if (diff > 1e-4)
                 rc = cli_error(CLI_RUNTIME,
@@ -276,10 +323,11 @@ static int bench_sizes(const gemm_size *sizes, int n_sizes, int threads, int rep
 int bench_gemm(int argc, char **argv)
 {
     gemm_size sizes[MAX_SIZES];
-    int n_sizes = 0, json = 0, threads = 0, repeat = 0;
+    int n_sizes = 0, json = 0, threads = 0, repeat = 0, bf16 = 0;
     cli_string_list size_args = {0};
     const cli_option opts[] = {
         {"--json", NULL, OPT_FLAG, &json, 0, 0, NULL},
+        {"--bf16", NULL, OPT_FLAG, &bf16, 0, 0, NULL},
         {"--threads", NULL, OPT_INT, &threads, 0, 4096, NULL},
         {"--repeat", NULL, OPT_INT, &repeat, 1, 1000000, NULL},
         {"--size", NULL, OPT_STRING_LIST, &size_args, 0, 0, NULL},
@@ -320,6 +368,10 @@ int bench_gemm(int argc, char **argv)
         const char *coretype = getenv("OPENBLAS_CORETYPE");
         printf("sgemm C = A·B, float32, row-major; best of the timed calls\n");
         printf("slm: %s\n", kernel_path_name());
+        if (bf16)
+            printf("slm bf16: %s\n", gemm_bf16_amx_supported() ? "own AMX tiles (tdpbf16ps)"
+                                      : gemm_bf16_supported() ? "oneDNN gemm_bf16bf16f32"
+                                                              : "portable C (no AVX512-BF16)");
         printf("OpenBLAS: kernel %s (OPENBLAS_CORETYPE=%s), threads %d\n          config: %s\n",
                openblas_get_corename(), coretype ? coretype : "(unset)", openblas_get_num_threads(),
                openblas_get_config());
@@ -335,7 +387,7 @@ int bench_gemm(int argc, char **argv)
         fprintf(stderr, "slm: bench gemm: BLIS %s, OpenBLAS only\n",
                 BLIS_USABLE ? "not found (no libblis.so)" : "skipped in a sanitizer build");
     }
-    rc = bench_sizes(sizes, n_sizes, threads, repeat, json, have_blis ? &blis : NULL);
+    rc = bench_sizes(sizes, n_sizes, threads, repeat, json, bf16, have_blis ? &blis : NULL);
     /* BLIS stays loaded until exit: its thread-local state lives on in
      * libgomp's worker threads, and unloading it under them is unsafe. */
     return rc;

@@ -11,6 +11,7 @@
 #include "cli/options.h"
 #include "core/cpu.h"
 #include "kernels/isa_rate.h"
+#include "kernels/kernels.h"
 
 #include <stdio.h>
 
@@ -44,10 +45,10 @@ int bench_isa(int argc, char **argv)
     isa_rates_measure(r, seconds);
     double fp32 = r[0].supported ? r[0].rate : r[1].rate;
     if (!json) {
-        printf("cpu path %s (avx2 %d, avx512 %d, avx512_bf16 %d, avx512_vnni %d, avx_vnni %d); "
-               "one core, %d chains\n",
+        printf("cpu path %s (avx2 %d, avx512 %d, avx512_bf16 %d, avx512_vnni %d, avx_vnni %d, "
+               "amx_bf16 %d); one core, %d chains (AMX: 4)\n",
                cpu_level_name(level), f.avx2, f.avx512, f.avx512_bf16, f.avx512_vnni, f.avx_vnni,
-               r[0].chains);
+               gemm_bf16_amx_supported(), r[0].chains);
         printf("%-36s %9s %-8s %s\n", "instruction", "rate", "unit", "vs fp32 zmm");
     }
     for (int i = 0; i < ISA_RATE_COUNT; i++) {

@@ -65,6 +65,27 @@ void f32_to_bf16_array(uint16_t *dst, const float *src, size_t n)
         dst[i] = round_bf16(src[i]);
 }
 
+void f32_to_bf16_transposed(uint16_t *dst, const float *src, int rows, int cols, int lds)
+{
+    enum { TILE = 256 };
+    int row_tiles = (rows + TILE - 1) / TILE, col_tiles = (cols + TILE - 1) / TILE;
+    int avx512 = kernel_level() == CPU_AVX512;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)rows * cols > 65536)
+    for (int rt = 0; rt < row_tiles; rt++)
+        for (int ct = 0; ct < col_tiles; ct++) {
+            int i0 = rt * TILE, i1 = i0 + TILE < rows ? i0 + TILE : rows;
+            int j0 = ct * TILE, j1 = j0 + TILE < cols ? j0 + TILE : cols;
+            if (avx512) {
+                f32_to_bf16_transposed_avx512(dst, src, rows, lds, i0, i1, j0, j1);
+                continue;
+            }
+            for (int j = j0; j < j1; j++)
+#pragma omp simd
+                for (int i = i0; i < i1; i++)
+                    dst[(size_t)j * rows + i] = round_bf16(src[(size_t)i * lds + j]);
+        }
+}
+
 /* The contract of gemm_bf16 in plain C, element by element: the fallback if
  * oneDNN refuses a product, and a second opinion for tests. */
 void gemm_bf16_portable(char ta, char tb, int M, int N, int K, float alpha, const uint16_t *A,
@@ -84,18 +105,25 @@ void gemm_bf16_portable(char ta, char tb, int M, int N, int K, float alpha, cons
         }
 }
 
+int gemm_bf16_onednn(char ta, char tb, int M, int N, int K, float alpha, const uint16_t *A,
+                     int lda, const uint16_t *B, int ldb, float beta, float *C, int ldc)
+{
+    if (!gemm_bf16_supported()) return -1;
+    sigset_t saved;
+    signal_guard_enter(&saved);
+    dnnl_status_t st = dnnl_gemm_bf16bf16f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    signal_guard_leave(&saved);
+    return st == dnnl_success ? 0 : -1;
+}
+
 void gemm_bf16(char ta, char tb, int M, int N, int K, float alpha, const uint16_t *A, int lda,
                const uint16_t *B, int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
-    if (gemm_bf16_supported()) {
-        sigset_t saved;
-        signal_guard_enter(&saved);
-        dnnl_status_t st =
-            dnnl_gemm_bf16bf16f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        signal_guard_leave(&saved);
-        if (st == dnnl_success) return;
-    }
+    if (ta == 'N' && alpha == 1.0f && K > 0 &&
+        gemm_bf16_amx(tb, M, N, K, A, lda, B, ldb, beta, C, ldc) == 0)
+        return;
+    if (gemm_bf16_onednn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0) return;
     gemm_bf16_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -142,7 +170,7 @@ static double probe_speedup(void)
             double t0 = now_s();
             dnnl_sgemm('N', 'N', M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
             double t1 = now_s();
-            dnnl_gemm_bf16bf16f32('N', 'N', M, N, K, 1.0f, ah, K, bh, N, 0.0f, c, N);
+            gemm_bf16('N', 'N', M, N, K, 1.0f, ah, K, bh, N, 0.0f, c, N);
             double t2 = now_s();
             if (r == 0) continue;
             best32 = t1 - t0 < best32 ? t1 - t0 : best32;
@@ -175,8 +203,10 @@ static void probe(void)
     double x = probe_speedup();
     bf16_enabled = x >= BF16_MIN_SPEEDUP;
     snprintf(bf16_reason, sizeof bf16_reason,
-             "%s GEMMs: bf16 measured %.2fx fp32 at start-up (bf16 needs >= %.2fx)",
-             bf16_enabled ? "bf16" : "fp32", x, BF16_MIN_SPEEDUP);
+             "%s GEMMs: bf16 (%s) measured %.2fx fp32 at start-up (bf16 needs >= %.2fx)",
+             bf16_enabled ? "bf16" : "fp32",
+             gemm_bf16_amx_supported() ? "own AMX tiles" : "oneDNN gemm_bf16bf16f32", x,
+             BF16_MIN_SPEEDUP);
 }
 
 int gemm_bf16_enabled(void)

@@ -9,6 +9,7 @@
  *   vfmadd231ps  zmm: 16 lanes · 2            =  32 FLOP
  *   vdpbf16ps    zmm: 16 lanes · 2 pairs · 2  =  64 FLOP
  *   vpdpbusd     zmm: 16 lanes · 4 bytes · 2  = 128 OP
+ *   tdpbf16ps   tiles: 16·16 sums · 32 pairs · 2 = 16,384 FLOP (AMX)
  * and half of each on ymm. Each function is compiled for its instruction
  * set with a target attribute and only called when cpu_detect() and
  * cpu_level() say the CPU runs it, so a PORTABLE=1 build measures too.
@@ -16,6 +17,7 @@
 #include "kernels/isa_rate.h"
 
 #include "core/cpu.h"
+#include "kernels/kernels.h"
 
 #include <immintrin.h>
 #include <stdint.h>
@@ -76,6 +78,15 @@ DEFINE_KERNEL(maddubs_ymm, "avx2", __m256i, _mm256_set1_epi32((int)seed),
                                                          _mm256_set1_epi16(1))),
               (double)_mm256_extract_epi32(acc[c], 0))
 
+/* AMX's tdpbf16ps lives in kernels/gemm_bf16_amx.c with the tile setup:
+ * the same count of instructions, four chains (the tile registers hold
+ * four accumulators beside the two operands). */
+static double amx_tiles(long iters, float seed)
+{
+    (void)seed;
+    return gemm_bf16_amx_rate_run(iters * INNER * CHAINS / 4);
+}
+
 typedef double (*kernel_fn)(long, float);
 
 /* Best rate over 3 repeats of about `seconds` each, Gop/s. The iteration
@@ -120,12 +131,14 @@ void isa_rates_measure(isa_rate *out, double seconds)
         {"int8 vpdpbusd ymm (EVEX)", "int8", dpbusd_ymm_evex, 64, v512 && f.avx512_vnni},
         {"int8 vpdpbusd ymm (AVX-VNNI)", "int8", dpbusd_ymm_vex, 64, v2 && f.avx_vnni},
         {"int8 vpmaddubsw+vpmaddwd+vpaddd ymm", "int8", maddubs_ymm, 64, v2},
+        {"bf16 tdpbf16ps (AMX tiles)", "bf16", amx_tiles, 16 * 16 * 32 * 2,
+         v512 && gemm_bf16_amx_supported()},
     };
     volatile double sink = 0;
     for (int i = 0; i < ISA_RATE_COUNT; i++) {
         out[i] = (isa_rate){k[i].name, k[i].dtype, k[i].dtype[0] == 'i' ? "GOP/s" : "GFLOP/s",
                             k[i].ok,   0.0,        k[i].ops,
-                            CHAINS};
+                            k[i].fn == amx_tiles ? 4 : CHAINS};
         if (k[i].ok) out[i].rate = measure(k[i].fn, k[i].ops, seconds, &sink);
     }
 }

@@ -16,7 +16,7 @@ typedef struct {
 } isa_rate;
 
 /* Number of entries isa_rates_measure fills. */
-#define ISA_RATE_COUNT 8
+#define ISA_RATE_COUNT 9
 
 /* Measures each instruction for about `seconds` (best of 3 repeats) on the
  * calling thread; unsupported entries get supported = 0 and rate 0.

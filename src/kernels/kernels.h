@@ -88,12 +88,37 @@ float bf16_as_f32(uint16_t h);
 
 /* gemm_f32's contract with A and B in bf16 and C in fp32: each product of
  * two bf16 values is exact in fp32 and summed in fp32. oneDNN's
+ * gemm_bf16_amx where it applies (AMX, A not transposed, alpha 1), else
  * dnnl_gemm_bf16bf16f32 where gemm_bf16_supported(), else (or if oneDNN
  * refuses) gemm_bf16_portable, plain C loops. */
 void gemm_bf16(char ta, char tb, int M, int N, int K, float alpha, const uint16_t *A, int lda,
                const uint16_t *B, int ldb, float beta, float *C, int ldc);
+/* oneDNN's dnnl_gemm_bf16bf16f32 alone: -1 where gemm_bf16_supported() is
+ * 0 or oneDNN refuses (then C is untouched). */
+int gemm_bf16_onednn(char ta, char tb, int M, int N, int K, float alpha, const uint16_t *A,
+                     int lda, const uint16_t *B, int ldb, float beta, float *C, int ldc);
 void gemm_bf16_portable(char ta, char tb, int M, int N, int K, float alpha, const uint16_t *A,
                         int lda, const uint16_t *B, int ldb, float beta, float *C, int ldc);
+/* C = A·op(B) + beta·C (alpha 1, A not transposed) on Intel AMX tiles
+ * (kernels/gemm_bf16_amx.c); -1, with C untouched, where the CPU or the OS
+ * offers no AMX or the arguments are outside that (then use gemm_bf16).
+ * gemm_bf16 takes this path by itself where it applies. */
+int gemm_bf16_amx(char tb, int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B,
+                  int ldb, float beta, float *C, int ldc);
+/* 1 if AMX-BF16 runs here: CPUID, the OS's tile state, and Linux's
+ * permission for this process (asked for at the first call). */
+int gemm_bf16_amx_supported(void);
+/* dst (cols×rows) = the bf16 rounding of srcᵀ, src (rows×cols, ld lds):
+ * what gemm_bf16 wants for an Aᵀ operand on AMX, where A must hold its
+ * depth contiguous. */
+void f32_to_bf16_transposed(uint16_t *dst, const float *src, int rows, int cols, int lds);
+/* Seconds that `iters` rounds of four independent tdpbf16ps take on this
+ * thread (16×16×32 multiply-adds each; bench isa), or -1 without AMX. */
+double gemm_bf16_amx_rate_run(long iters);
+/* Its AVX-512 body on the tile of source rows [i0, i1) (i0 a multiple of
+ * 16) and columns [j0, j1) (gemm_bf16_amx.c). */
+void f32_to_bf16_transposed_avx512(uint16_t *dst, const float *src, int rows, int lds, int i0,
+                                   int i1, int j0, int j1);
 /* 1 if the kernel level is avx512 and the CPU has AVX512-BF16 (vdpbf16ps). */
 int gemm_bf16_supported(void);
 /* 1 if training with dtype bf16 should run its GEMMs in bf16 in this

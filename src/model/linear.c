@@ -30,6 +30,21 @@ void matmul_forward(const gpt_gemm *mm, float *out, const float *inp, const floa
               OUT);
 }
 
+/* dw (IN,OUT) += inpᵀ·dout with dout_bf the rounded dout (N,OUT) and
+ * scratch room for N·IN bf16. AMX reads A with its depth contiguous, so
+ * there inpᵀ is rounded and turned over in one pass. */
+static void weight_gradient_bf16(uint16_t *scratch, float *dw, const uint16_t *dout_bf, const float *inp,
+                          size_t N, int IN, int OUT)
+{
+    if (gemm_bf16_amx_supported()) {
+        f32_to_bf16_transposed(scratch, inp, (int)N, IN, IN);
+        gemm_bf16('N', 'N', IN, OUT, (int)N, 1.0f, scratch, (int)N, dout_bf, OUT, 1.0f, dw, OUT);
+    } else {
+        f32_to_bf16_array(scratch, inp, N * (size_t)IN);
+        gemm_bf16('T', 'N', IN, OUT, (int)N, 1.0f, scratch, IN, dout_bf, OUT, 1.0f, dw, OUT);
+    }
+}
+
 // dout is (N,OUT), inp (N,IN), w (IN,OUT):
 //   dinp (N,IN) = dout · wᵀ   (overwritten)
 //   dw (IN,OUT) += inpᵀ · dout
@@ -45,11 +60,10 @@ void matmul_backward(const gpt_gemm *mm, float *dinp, float *dw, const float *do
     /* dout is rounded once for both products; inp again (the forward's
      * copy was overwritten by the next layer's) */
     f32_to_bf16_array(mm->xa, dout, N * (size_t)OUT);
-    f32_to_bf16_array(mm->xb, inp, N * (size_t)IN);
     if (dinp)
         gemm_bf16('N', 'T', (int)N, IN, OUT, 1.0f, mm->xa, OUT, weight_bf16(mm, w), OUT, 0.0f,
                   dinp, IN);
-    gemm_bf16('T', 'N', IN, OUT, (int)N, 1.0f, mm->xb, IN, mm->xa, OUT, 1.0f, dw, OUT);
+    weight_gradient_bf16(mm->xb, dw, mm->xa, inp, N, IN, OUT);
 }
 
 // dout is (N,OUT), db (OUT) += Σ_rows dout.

@@ -41,10 +41,18 @@ void lm_head_backward(const gpt_gemm *mm, float *dx, float *dwte, const float *d
         return;
     }
     f32_to_bf16_array(mm->xa, dlogits, N * (size_t)V);
-    f32_to_bf16_array(mm->xb, x, N * (size_t)C);
     gemm_bf16('N', 'N', (int)N, C, V, 1.0f, mm->xa, V, mm->wbf + (wte - mm->params), C, 0.0f, dx,
               C);
-    gemm_bf16('T', 'N', V, C, (int)N, 1.0f, mm->xa, V, mm->xb, C, 1.0f, dwte, C);
+    if (gemm_bf16_amx_supported()) {
+        /* AMX wants dlogitsᵀ with its depth (N) contiguous: in xa, whose
+         * rounded dlogits the product above has used */
+        f32_to_bf16_transposed(mm->xa, dlogits, (int)N, V, V);
+        f32_to_bf16_array(mm->xb, x, N * (size_t)C);
+        gemm_bf16('N', 'N', V, C, (int)N, 1.0f, mm->xa, (int)N, mm->xb, C, 1.0f, dwte, C);
+    } else {
+        f32_to_bf16_array(mm->xb, x, N * (size_t)C);
+        gemm_bf16('T', 'N', V, C, (int)N, 1.0f, mm->xa, V, mm->xb, C, 1.0f, dwte, C);
+    }
 }
 
 /* max of x[0..n): 16 running maxima, which both gcc and clang turn into one

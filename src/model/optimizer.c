@@ -18,6 +18,9 @@
  * bits whatever the thread count. */
 #define NORM_CHUNKS 256
 
+/* Elements per work item of the update: a thread's share stays contiguous. */
+#define CHUNK 16384
+
 static double global_norm(const float *g, size_t n)
 {
     double part[NORM_CHUNKS];
@@ -76,22 +79,40 @@ int slm_model_adamw_step(slm_model *m, const slm_adamw_opts *o, int step, float 
     const float bc2_sqrt = (float)sqrt(1.0 - pow(o->beta2, step));
     const float decay = 1.0f - o->lr * o->weight_decay;
 
+    /* Weights that leave the finite range (a finite gradient can still
+     * push one past FLT_MAX: a large lr times weight decay grows weights
+     * geometrically) are counted in the same pass, not in a second read of
+     * every parameter. */
+    size_t nonfinite = 0;
 #pragma omp parallel if (m->n_params > 65536)
-    for (int i = 0; i < m->n_tensors; i++) {
-        const slm_tensor_info *t = &m->tensors[i];
-        /* Decoupled weight decay on matrices and embeddings only, not on
-         * biases or LayerNorm gains (as nanoGPT / GPT-3 do). */
-        float keep = t->ndim == 2 ? decay : 1.0f;
-        size_t lo = t->offset, hi = t->offset + t->numel;
-#pragma omp for simd schedule(static) nowait
-        for (size_t e = lo; e < hi; e++) {
-            float g = grad[e] * coef;
-            float mv = b1 * mom[e] + (1.0f - b1) * g;
-            float vv = b2 * vel[e] + (1.0f - b2) * g * g;
-            mom[e] = mv;
-            vel[e] = vv;
-            param[e] = param[e] * keep - step_size * mv / (sqrtf(vv) / bc2_sqrt + eps);
+    {
+        size_t bad = 0;
+        for (int i = 0; i < m->n_tensors; i++) {
+            const slm_tensor_info *t = &m->tensors[i];
+            /* Decoupled weight decay on matrices and embeddings only, not on
+             * biases or LayerNorm gains (as nanoGPT / GPT-3 do). */
+            float keep = t->ndim == 2 ? decay : 1.0f;
+            size_t lo = t->offset, n_chunks = (t->numel + CHUNK - 1) / CHUNK;
+#pragma omp for schedule(static) nowait
+            for (size_t c = 0; c < n_chunks; c++) {
+                size_t a = lo + c * CHUNK, b = a + CHUNK < lo + t->numel ? a + CHUNK : lo + t->numel;
+#pragma omp simd reduction(+ : bad)
+                for (size_t e = a; e < b; e++) {
+                    float g = grad[e] * coef;
+                    float mv = b1 * mom[e] + (1.0f - b1) * g;
+                    float vv = b2 * vel[e] + (1.0f - b2) * g * g;
+                    mom[e] = mv;
+                    vel[e] = vv;
+                    float p = param[e] * keep - step_size * mv / (sqrtf(vv) / bc2_sqrt + eps);
+                    param[e] = p;
+                    bad += !isfinite(p);
+                }
+            }
         }
+#pragma omp atomic
+        nonfinite += bad;
     }
+    if (nonfinite)
+        return fail(err, errlen, SLM_ENUMERIC, "adamw: %zu weights became non-finite", nonfinite);
     return SLM_OK;
 }

@@ -146,16 +146,6 @@ int slm_trainer_step_count(const slm_trainer *t)
     return t ? t->step : 0;
 }
 
-static int params_finite(slm_model *m)
-{
-    const float *p = slm_model_params(m);
-    size_t n = slm_model_num_params(m), bad = 0;
-#pragma omp parallel for reduction(+ : bad) schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++)
-        bad += !isfinite(p[i]);
-    return bad == 0;
-}
-
 /* Forward + backward of every micro-batch of `step`; *loss = this
  * process's mean loss, scaled by 1/n_shards like its gradients. */
 static int accumulate(slm_trainer *t, int step, float *loss, char *err, size_t errlen)
@@ -205,13 +195,13 @@ int slm_trainer_step(slm_trainer *t, slm_train_progress *p, char *err, size_t er
     float lr = slm_lr_schedule((float)o->lr, step, o->warmup, o->steps);
     slm_adamw_opts ao = {lr, 0.9f, 0.95f, 1e-8f, (float)o->weight_decay, (float)o->grad_clip};
     rc = slm_model_adamw_step(t->m, &ao, step, &norm, err, errlen);
-    if (rc == SLM_ENUMERIC)
-        return fail(err, errlen, rc, "the gradient became non-finite at step %d", step);
-    if (rc) return rc;
     /* A finite gradient can still push a weight past FLT_MAX (a large lr
-     * times weight_decay grows weights geometrically): never save that. */
-    if (!params_finite(t->m))
-        return fail(err, errlen, SLM_ENUMERIC, "the weights became non-finite at step %d", step);
+     * times weight_decay grows weights geometrically): the step says so,
+     * and the run stops before anything is saved. */
+    if (rc == SLM_ENUMERIC)
+        return fail(err, errlen, rc, "the %s became non-finite at step %d",
+                    isfinite(norm) ? "weights" : "gradient", step);
+    if (rc) return rc;
     t->step = step;
     if (p) {
         double dt = now_seconds() - t0;
