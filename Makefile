@@ -24,7 +24,7 @@ BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-openmp
 BLAS_LIB ?= /usr/lib/$(MULTIARCH)/openblas-openmp
 
 OPT      ?= -O2
-ARCH     := $(if $(PORTABLE),,-march=native)
+ARCH     := $(if $(PORTABLE),,-march=native -mprefer-vector-width=512)
 comma    := ,
 SANFLAGS := $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined,)
 CFLAGS   += -fvisibility=hidden -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(ARCH) -g \

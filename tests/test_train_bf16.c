@@ -99,8 +99,8 @@ static void amx_gemm(char ta, char tb, int M, int N, int K, float alpha, const u
                      const uint16_t *B, int ldb, float beta, float *C, int ldc)
 {
     CHECK(ta == 'N' && alpha == 1.0f, "amx: A not transposed, alpha 1");
-    CHECK(gemm_bf16_amx(tb, M, N, K, A, lda, B, ldb, beta, C, ldc) == 0, "amx refused %dx%dx%d", M,
-          N, K);
+    CHECK(gemm_bf16_amx(tb, M, N, K, A, lda, B, ldb, beta, C, ldc, NULL) == 0,
+          "amx refused %dx%dx%d", M, N, K);
 }
 
 /* The AMX tiles where this CPU has them: full 32×32 blocks read in place,
@@ -110,7 +110,7 @@ static void test_gemm_bf16_amx_matches_float64(void)
 {
     if (!gemm_bf16_amx_supported()) {
         printf("# no AMX here (CPUID, OS or permission): gemm_bf16_amx not run\n");
-        CHECK(gemm_bf16_amx('N', 4, 4, 4, NULL, 4, NULL, 4, 0.0f, NULL, 4) == -1,
+        CHECK(gemm_bf16_amx('N', 4, 4, 4, NULL, 4, NULL, 4, 0.0f, NULL, 4, NULL) == -1,
               "amx must refuse where it cannot run");
         return;
     }
@@ -121,6 +121,74 @@ static void test_gemm_bf16_amx_matches_float64(void)
             for (int beta = 0; beta < 3; beta++)
                 check_gemm(amx_gemm, "amx", 'N', t ? 'T' : 'N', shapes[s][0], shapes[s][1],
                            shapes[s][2], beta == 2 ? 0.5f : (float)beta);
+}
+
+/* An epilogue that shows what it saw: each element becomes 2·c + 1, and
+ * colsum[j] collects the new values of column j in the order it visits. */
+typedef struct {
+    double *colsum;
+    int *rows_seen; /* per column: the next row it expects */
+    int out_of_order;
+} probe_epilogue;
+
+static void probe_block(void *ctx, float *c, int ldc, int row0, int col0, int rows, int cols)
+{
+    probe_epilogue *p = ctx;
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++) {
+            float *x = &c[(size_t)r * ldc + j];
+            *x = 2.0f * *x + 1.0f;
+            p->colsum[col0 + j] += *x;
+            if (p->rows_seen[col0 + j] != row0 + r) p->out_of_order = 1;
+            p->rows_seen[col0 + j] = row0 + r + 1;
+        }
+}
+
+/* gemm_bf16_fused: the product as gemm_bf16's, the epilogue applied once
+ * to every element after the whole depth (a depth past one 512 pass, edges
+ * in M and N), each column's rows in ascending order. */
+static void test_gemm_bf16_fused_epilogue(void)
+{
+    const int shapes[][3] = {{70, 45, 1100}, {64, 64, 64}, {5, 33, 7}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int t = 0; t < 2; t++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            char tb = t ? 'T' : 'N';
+            float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
+            float *c = malloc(sizeof(float) * M * N), *want = malloc(sizeof(float) * M * N);
+            uint16_t *ah = malloc(2 * (size_t)M * K), *bh = malloc(2 * (size_t)K * N);
+            test_fill_uniform(a, (size_t)M * K, 5, -1.0f, 1.0f);
+            test_fill_uniform(b, (size_t)K * N, 6, -1.0f, 1.0f);
+            f32_to_bf16_array(ah, a, (size_t)M * K);
+            f32_to_bf16_array(bh, b, (size_t)K * N);
+            int ldb = tb == 'N' ? N : K;
+            gemm_bf16('N', tb, M, N, K, 1.0f, ah, K, bh, ldb, 0.0f, want, N);
+            probe_epilogue p = {calloc(N, sizeof(double)), calloc(N, sizeof(int)), 0};
+            gemm_epilogue ep = {probe_block, &p};
+            gemm_bf16_fused('N', tb, M, N, K, ah, K, bh, ldb, 0.0f, c, N, &ep);
+            double worst = 0.0;
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double w = 2.0 * want[(size_t)i * N + j] + 1.0;
+                    /* the two kernels may sum in different orders */
+                    double e = fabs(c[(size_t)i * N + j] - w) / (fabs(w) + 1.0);
+                    worst = e > worst ? e : worst;
+                }
+            int rows_ok = 1;
+            double sum_err = 0.0;
+            for (int j = 0; j < N; j++) {
+                rows_ok &= p.rows_seen[j] == M;
+                double sum = 0.0;
+                for (int i = 0; i < M; i++) sum += c[(size_t)i * N + j];
+                sum_err = fmax(sum_err, fabs(sum - p.colsum[j]) / (fabs(sum) + 1.0));
+            }
+            CHECK(worst < 1e-4, "%dx%dx%d %c: fused result off by %.3g", M, N, K, tb, worst);
+            CHECK(rows_ok && !p.out_of_order, "%dx%dx%d %c: rows visited out of order or not once",
+                  M, N, K, tb);
+            CHECK(sum_err < 1e-9, "%dx%dx%d %c: column sums off by %.3g", M, N, K, tb, sum_err);
+            free(a), free(b), free(c), free(want), free(ah), free(bh), free(p.colsum),
+                free(p.rows_seen);
+        }
 }
 
 static void test_gemm_bf16_matches_float64(void)
@@ -362,6 +430,7 @@ int main(void)
     RUN(test_rounding_is_nearest_even);
     RUN(test_gemm_bf16_matches_float64);
     RUN(test_gemm_bf16_amx_matches_float64);
+    RUN(test_gemm_bf16_fused_epilogue);
     RUN(test_bf16_gradients_within_bf16_rounding);
     RUN(test_bf16_loss_curve_follows_fp32);
     RUN(test_bf16_resume_is_byte_identical);

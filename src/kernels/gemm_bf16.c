@@ -121,10 +121,36 @@ void gemm_bf16(char ta, char tb, int M, int N, int K, float alpha, const uint16_
 {
     if (M <= 0 || N <= 0) return;
     if (ta == 'N' && alpha == 1.0f && K > 0 &&
-        gemm_bf16_amx(tb, M, N, K, A, lda, B, ldb, beta, C, ldc) == 0)
+        gemm_bf16_amx(tb, M, N, K, A, lda, B, ldb, beta, C, ldc, NULL) == 0)
         return;
     if (gemm_bf16_onednn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0) return;
     gemm_bf16_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_epilogue_apply(int M, int N, float *C, int ldc, const gemm_epilogue *ep)
+{
+    /* column ranges in whole 64-byte lines, as the GEMVs split theirs */
+    int nt = omp_get_max_threads();
+    if ((size_t)M * N < 65536) nt = 1;
+    int chunk = ((N + nt - 1) / nt + 15) / 16 * 16;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        int c0 = t * chunk, c1 = c0 + chunk < N ? c0 + chunk : N;
+        for (int r0 = 0; r0 < M && c0 < c1; r0 += 32)
+            ep->fn(ep->ctx, C + (size_t)r0 * ldc + c0, ldc, r0, c0, M - r0 < 32 ? M - r0 : 32,
+                   c1 - c0);
+    }
+}
+
+void gemm_bf16_fused(char ta, char tb, int M, int N, int K, const uint16_t *A, int lda,
+                     const uint16_t *B, int ldb, float beta, float *C, int ldc,
+                     const gemm_epilogue *ep)
+{
+    if (M <= 0 || N <= 0) return;
+    if (ta == 'N' && K > 0 && gemm_bf16_amx(tb, M, N, K, A, lda, B, ldb, beta, C, ldc, ep) == 0)
+        return;
+    gemm_bf16(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    gemm_epilogue_apply(M, N, C, ldc, ep);
 }
 
 int gemm_bf16_supported(void)

@@ -192,7 +192,7 @@ static void block_32x32(const uint16_t *a, int a_ld, const uint16_t *b, int kcp,
 /* The blocks [b0, b1) of 32 columns, all rows, in one thread. */
 static void thread_blocks(int b0, int b1, char tb, int M, int N, int K, const uint16_t *A, int lda,
                           const uint16_t *B, int ldb, float beta, float *C, int ldc,
-                          uint16_t *bpanel, uint16_t *apack, float *tmp)
+                          const gemm_epilogue *ep, uint16_t *bpanel, uint16_t *apack, float *tmp)
 {
     if (beta != 0.0f && beta != 1.0f) /* then accumulate onto beta·C */
         for (int i = 0; i < M; i++)
@@ -217,13 +217,20 @@ static void thread_blocks(int b0, int b1, char tb, int M, int N, int K, const ui
                     block_32x32(a, a_ld, bpanel + (size_t)(nb - p0) * KC * 32, kcp,
                                 C + (size_t)m0 * ldc + nb * 32, ldc, load_c, mv, nv, tmp);
                 }
+                /* after the last pass over the depth these 32 rows of the
+                 * panel are final (and in L1/L2): the epilogue on all of
+                 * them at once, for long vector loops */
+                if (ep && k0 + KC >= K) {
+                    int n0 = p0 * 32, n1 = p1 * 32 < N ? p1 * 32 : N;
+                    ep->fn(ep->ctx, C + (size_t)m0 * ldc + n0, ldc, m0, n0, mv, n1 - n0);
+                }
             }
         }
     }
 }
 
 int gemm_bf16_amx(char tb, int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B,
-                  int ldb, float beta, float *C, int ldc)
+                  int ldb, float beta, float *C, int ldc, const gemm_epilogue *ep)
 {
     if (!gemm_bf16_amx_supported() || (tb != 'N' && tb != 'T')) return -1;
     if (M <= 0 || N <= 0 || K <= 0) return -1;
@@ -246,7 +253,8 @@ int gemm_bf16_amx(char tb, int M, int N, int K, const uint16_t *A, int lda, cons
         float *tmp = (float *)(void *)(apack + APACK);
         if (b0 < b1) {
             configure_tiles();
-            thread_blocks(b0, b1, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bpanel, apack, tmp);
+            thread_blocks(b0, b1, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, ep, bpanel, apack,
+                          tmp);
             _tile_release();
         }
     }

@@ -99,12 +99,35 @@ int gemm_bf16_onednn(char ta, char tb, int M, int N, int K, float alpha, const u
                      int lda, const uint16_t *B, int ldb, float beta, float *C, int ldc);
 void gemm_bf16_portable(char ta, char tb, int M, int N, int K, float alpha, const uint16_t *A,
                         int lda, const uint16_t *B, int ldb, float beta, float *C, int ldc);
+/* Work on each finished block of a product's C while it is still in L1
+ * (a fused epilogue: bias and activation after a layer's GEMM, or the
+ * activation's derivative and the bias gradient after its backward GEMM):
+ * fn(ctx, c, ldc, row0, col0, rows, cols), c the block's first element.
+ * Every column belongs to one thread, which visits its blocks in increasing
+ * rows: a column sum the callback keeps is summed in row order, the same
+ * for any thread count. */
+typedef struct {
+    void (*fn)(void *ctx, float *c, int ldc, int row0, int col0, int rows, int cols);
+    void *ctx;
+} gemm_epilogue;
+
+/* ep over all of C (M×N) in that order: threads split the columns, and each
+ * walks its columns 32 rows at a time. For products that ran unfused. */
+void gemm_epilogue_apply(int M, int N, float *C, int ldc, const gemm_epilogue *ep);
+
+/* gemm_bf16 (alpha 1), then ep on C: inside the AMX kernel where that runs,
+ * else gemm_epilogue_apply after the product. */
+void gemm_bf16_fused(char ta, char tb, int M, int N, int K, const uint16_t *A, int lda,
+                     const uint16_t *B, int ldb, float beta, float *C, int ldc,
+                     const gemm_epilogue *ep);
+
 /* C = A·op(B) + beta·C (alpha 1, A not transposed) on Intel AMX tiles
- * (kernels/gemm_bf16_amx.c); -1, with C untouched, where the CPU or the OS
- * offers no AMX or the arguments are outside that (then use gemm_bf16).
+ * (kernels/gemm_bf16_amx.c), ep (may be NULL) on each finished block; -1,
+ * with C untouched, where the CPU or the OS offers no AMX or the arguments
+ * are outside that (then use gemm_bf16).
  * gemm_bf16 takes this path by itself where it applies. */
 int gemm_bf16_amx(char tb, int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B,
-                  int ldb, float beta, float *C, int ldc);
+                  int ldb, float beta, float *C, int ldc, const gemm_epilogue *ep);
 /* 1 if AMX-BF16 runs here: CPUID, the OS's tile state, and Linux's
  * permission for this process (asked for at the first call). */
 int gemm_bf16_amx_supported(void);

@@ -3,8 +3,11 @@
  * §3.3 "Position-wise Feed-Forward Networks"):
  *   FFN(x) = act(x·W_fc + b_fc)·W_proj + b_proj,   W_fc (C,4C), W_proj (4C,C)
  * with act = GELU in GPT-2's tanh approximation ("gelu_new", Hendrycks &
- * Gimpel 2016) or ReLU. The bias add is fused with the activation, and the
- * output bias with dropout and the residual add.
+ * Gimpel 2016) or ReLU. The bias add and the activation run as the c_fc
+ * GEMM's epilogue, on each block of its output while the block is in L1 (in
+ * the kernel itself on AMX, kernels.h), and in backward the activation's
+ * derivative and c_fc's bias gradient on d(fc_act)'s GEMM the same way; the
+ * output bias is added with dropout and the residual add.
  */
 #include "model/layers.h"
 #include "model/vec_math.h"
@@ -24,51 +27,90 @@ static inline float gelu_sigmoid(float x)
     return 1.0f / (1.0f + vec_expf(-2.0f * u));
 }
 
-// pre, act are (N,OC); bias (OC). pre += bias; act = activation(pre).
-// pre and act may be the same buffer (then it ends up holding act).
-void bias_activation_forward(float *pre, float *act, const float *bias, size_t N, int OC,
-                                    int activation)
+/* One row of n: p += bias; a = activation(p). p and a may be the same. */
+static inline void bias_activation_row(float *p, float *a, const float *bias, int n,
+                                       int activation)
 {
-#pragma omp parallel for schedule(static) if (N * OC > 32768)
-    for (size_t r = 0; r < N; r++) {
-        float *p = pre + r * OC, *a = act + r * OC;
-        if (activation == SLM_ACT_RELU) {
+    if (activation == SLM_ACT_RELU) {
 #pragma omp simd
-            for (int c = 0; c < OC; c++) {
-                float x = p[c] + bias[c];
-                p[c] = x;
-                a[c] = x > 0.0f ? x : 0.0f;
-            }
-        } else {
+        for (int c = 0; c < n; c++) {
+            float x = p[c] + bias[c];
+            p[c] = x;
+            a[c] = x > 0.0f ? x : 0.0f;
+        }
+    } else {
 #pragma omp simd
-            for (int c = 0; c < OC; c++) {
-                float x = p[c] + bias[c];
-                p[c] = x;
-                a[c] = x * gelu_sigmoid(x);
-            }
+        for (int c = 0; c < n; c++) {
+            float x = p[c] + bias[c];
+            p[c] = x;
+            a[c] = x * gelu_sigmoid(x);
         }
     }
 }
 
-// pre, d are (N,OC): d ← d · act'(pre), in place.
-//   gelu'(x) = s + x·s·(1−s)·2·u'(x),  s = σ(2u),  u' = sqrt(2/π)(1 + 3·0.044715·x²)
-static void activation_backward(float *d, const float *pre, size_t N, int OC, int activation)
+/* One row of n: g ← g · act'(p).
+ *   gelu'(x) = s + x·s·(1−s)·2·u'(x),  s = σ(2u),  u' = sqrt(2/π)(1 + 3·0.044715·x²) */
+static inline void activation_grad_row(float *g, const float *p, int n, int activation)
+{
+    if (activation == SLM_ACT_RELU) {
+#pragma omp simd
+        for (int c = 0; c < n; c++) g[c] = p[c] > 0.0f ? g[c] : 0.0f;
+    } else {
+#pragma omp simd
+        for (int c = 0; c < n; c++) {
+            float x = p[c], s = gelu_sigmoid(x);
+            float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+            g[c] *= s + x * s * (1.0f - s) * 2.0f * du;
+        }
+    }
+}
+
+// pre, act are (N,OC); bias (OC). pre += bias; act = activation(pre).
+// pre and act may be the same buffer (then it ends up holding act).
+void bias_activation_forward(float *pre, float *act, const float *bias, size_t N, int OC,
+                             int activation)
 {
 #pragma omp parallel for schedule(static) if (N * OC > 32768)
-    for (size_t r = 0; r < N; r++) {
-        float *g = d + r * OC;
-        const float *p = pre + r * OC;
-        if (activation == SLM_ACT_RELU) {
+    for (size_t r = 0; r < N; r++)
+        bias_activation_row(pre + r * OC, act + r * OC, bias, OC, activation);
+}
+
+/* The c_fc GEMM's epilogue (forward): a block of fc_pre gets its bias, and
+ * the same block of fc_act its activation, while the block is in L1. */
+typedef struct {
+    const float *bias;
+    float *act;
+    size_t ld;
+    int activation;
+} fc_out;
+
+static void fc_out_block(void *ctx, float *c, int ldc, int row0, int col0, int rows, int cols)
+{
+    const fc_out *x = ctx;
+    for (int r = 0; r < rows; r++)
+        bias_activation_row(c + (size_t)r * ldc, x->act + (size_t)(row0 + r) * x->ld + col0,
+                            x->bias + col0, cols, x->activation);
+}
+
+/* The epilogue of d(fc_act) = dbranch·W_projᵀ (backward): times act'(fc_pre)
+ * gives d(fc_pre), whose rows are summed into c_fc's bias gradient in row
+ * order (kernels.h: one thread per column, rows ascending). */
+typedef struct {
+    const float *pre;
+    float *dbias;
+    size_t ld;
+    int activation;
+} fc_grad;
+
+static void fc_grad_block(void *ctx, float *c, int ldc, int row0, int col0, int rows, int cols)
+{
+    const fc_grad *x = ctx;
+    float *db = x->dbias + col0;
+    for (int r = 0; r < rows; r++) {
+        float *g = c + (size_t)r * ldc;
+        activation_grad_row(g, x->pre + (size_t)(row0 + r) * x->ld + col0, cols, x->activation);
 #pragma omp simd
-            for (int c = 0; c < OC; c++) g[c] = p[c] > 0.0f ? g[c] : 0.0f;
-        } else {
-#pragma omp simd
-            for (int c = 0; c < OC; c++) {
-                float x = p[c], s = gelu_sigmoid(x);
-                float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
-                g[c] *= s + x * s * (1.0f - s) * 2.0f * du;
-            }
-        }
+        for (int j = 0; j < cols; j++) db[j] += g[j];
     }
 }
 
@@ -78,21 +120,23 @@ void feed_forward_forward(const gpt_dims *d, int activation, const gpt_layer_vie
                           gpt_layer_acts *a, gpt_scratch *s)
 {
     int C = d->C;
-    matmul_forward(&s->mm, a->fc_pre, a->ln2, w->c_fc_w, d->N, C, 4 * C, 0.0f);
-    bias_activation_forward(a->fc_pre, a->fc_act, w->c_fc_b, d->N, 4 * C, activation);
-    matmul_forward(&s->mm, s->a, a->fc_act, w->mlp_proj_w, d->N, 4 * C, C, 0.0f);
+    fc_out out = {w->c_fc_b, a->fc_act, 4 * (size_t)C, activation};
+    gemm_epilogue ep = {fc_out_block, &out};
+    matmul_forward(&s->mm, a->fc_pre, a->ln2, w->c_fc_w, d->N, C, 4 * C, 0.0f, &ep);
+    matmul_forward(&s->mm, s->a, a->fc_act, w->mlp_proj_w, d->N, 4 * C, C, 0.0f, NULL);
 }
 
 // dbranch (N,C) = d(branch output) → d(fc_act) (N,4C) in s->big →
-// d(fc_pre) in place → d(ln2) (N,C) in s->a.
+// d(fc_pre) in place (with c_fc's bias gradient) → d(ln2) (N,C) in s->a.
 void feed_forward_backward(const gpt_dims *d, int activation, const gpt_layer_views *w,
                            gpt_layer_views *g, const gpt_layer_acts *a, gpt_scratch *s,
                            const float *dbranch)
 {
     int C = d->C;
     bias_backward(g->mlp_proj_b, dbranch, d->N, C);
-    matmul_backward(&s->mm, s->big, g->mlp_proj_w, dbranch, a->fc_act, w->mlp_proj_w, d->N, 4 * C, C);
-    activation_backward(s->big, a->fc_pre, d->N, 4 * C, activation);
-    bias_backward(g->c_fc_b, s->big, d->N, 4 * C);
-    matmul_backward(&s->mm, s->a, g->c_fc_w, s->big, a->ln2, w->c_fc_w, d->N, C, 4 * C);
+    fc_grad grad = {a->fc_pre, g->c_fc_b, 4 * (size_t)C, activation};
+    gemm_epilogue ep = {fc_grad_block, &grad};
+    matmul_backward(&s->mm, s->big, g->mlp_proj_w, dbranch, a->fc_act, w->mlp_proj_w, d->N, 4 * C,
+                    C, &ep);
+    matmul_backward(&s->mm, s->a, g->c_fc_w, s->big, a->ln2, w->c_fc_w, d->N, C, 4 * C, NULL);
 }

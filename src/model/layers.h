@@ -8,6 +8,7 @@
 #ifndef SLM_MODEL_LAYERS_H
 #define SLM_MODEL_LAYERS_H
 
+#include "kernels/kernels.h"
 #include "model/gpt.h"
 
 #include <stddef.h>
@@ -37,13 +38,15 @@ void bias_activation_forward(float *pre, float *act, const float *bias, size_t N
 /* ---- linear.c: Conv1D layers, y = x·W + b with W (IN,OUT) ---------------- */
 /* mm (gpt_gemm) says whether the GEMMs run in fp32 or bf16; in bf16 w must
  * be a view into the parameters (its bf16 copy is read). */
-/* out (N,OUT) = inp (N,IN) · w (IN,OUT) + beta·out */
+/* out (N,OUT) = inp (N,IN) · w (IN,OUT) + beta·out, then ep (may be NULL)
+ * on out: fused into the GEMM where its kernel can (kernels.h) */
 void matmul_forward(const gpt_gemm *mm, float *out, const float *inp, const float *w, size_t N,
-                    int IN, int OUT, float beta);
-/* dinp (N,IN) = dout·wᵀ (overwritten; skipped if dinp is NULL);
- * dw (IN,OUT) += inpᵀ·dout */
+                    int IN, int OUT, float beta, const gemm_epilogue *ep);
+/* dinp (N,IN) = dout·wᵀ (overwritten; skipped if dinp is NULL), then ep
+ * (may be NULL) on dinp; dw (IN,OUT) += inpᵀ·dout */
 void matmul_backward(const gpt_gemm *mm, float *dinp, float *dw, const float *dout,
-                     const float *inp, const float *w, size_t N, int IN, int OUT);
+                     const float *inp, const float *w, size_t N, int IN, int OUT,
+                     const gemm_epilogue *ep);
 /* db (OUT) += Σ_rows dout (N,OUT); rows summed in order (deterministic) */
 void bias_backward(float *db, const float *dout, size_t N, int OUT);
 

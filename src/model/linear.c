@@ -19,15 +19,20 @@ static const uint16_t *weight_bf16(const gpt_gemm *mm, const float *w)
 
 // inp is (N,IN), w (IN,OUT), out (N,OUT)
 void matmul_forward(const gpt_gemm *mm, float *out, const float *inp, const float *w, size_t N,
-                    int IN, int OUT, float beta)
+                    int IN, int OUT, float beta, const gemm_epilogue *ep)
 {
     if (!mm->bf16) {
         gemm_f32('N', 'N', (int)N, OUT, IN, 1.0f, inp, IN, w, OUT, beta, out, OUT);
+        if (ep) gemm_epilogue_apply((int)N, OUT, out, OUT, ep);
         return;
     }
     f32_to_bf16_array(mm->xa, inp, N * (size_t)IN);
-    gemm_bf16('N', 'N', (int)N, OUT, IN, 1.0f, mm->xa, IN, weight_bf16(mm, w), OUT, beta, out,
-              OUT);
+    if (ep)
+        gemm_bf16_fused('N', 'N', (int)N, OUT, IN, mm->xa, IN, weight_bf16(mm, w), OUT, beta, out,
+                        OUT, ep);
+    else
+        gemm_bf16('N', 'N', (int)N, OUT, IN, 1.0f, mm->xa, IN, weight_bf16(mm, w), OUT, beta, out,
+                  OUT);
 }
 
 /* dw (IN,OUT) += inpᵀ·dout with dout_bf the rounded dout (N,OUT) and
@@ -49,18 +54,24 @@ static void weight_gradient_bf16(uint16_t *scratch, float *dw, const uint16_t *d
 //   dinp (N,IN) = dout · wᵀ   (overwritten)
 //   dw (IN,OUT) += inpᵀ · dout
 void matmul_backward(const gpt_gemm *mm, float *dinp, float *dw, const float *dout,
-                     const float *inp, const float *w, size_t N, int IN, int OUT)
+                     const float *inp, const float *w, size_t N, int IN, int OUT,
+                     const gemm_epilogue *ep)
 {
     if (!mm->bf16) {
-        if (dinp)
+        if (dinp) {
             gemm_f32('N', 'T', (int)N, IN, OUT, 1.0f, dout, OUT, w, OUT, 0.0f, dinp, IN);
+            if (ep) gemm_epilogue_apply((int)N, IN, dinp, IN, ep);
+        }
         gemm_f32('T', 'N', IN, OUT, (int)N, 1.0f, inp, IN, dout, OUT, 1.0f, dw, OUT);
         return;
     }
     /* dout is rounded once for both products; inp again (the forward's
      * copy was overwritten by the next layer's) */
     f32_to_bf16_array(mm->xa, dout, N * (size_t)OUT);
-    if (dinp)
+    if (dinp && ep)
+        gemm_bf16_fused('N', 'T', (int)N, IN, OUT, mm->xa, OUT, weight_bf16(mm, w), OUT, 0.0f,
+                        dinp, IN, ep);
+    else if (dinp)
         gemm_bf16('N', 'T', (int)N, IN, OUT, 1.0f, mm->xa, OUT, weight_bf16(mm, w), OUT, 0.0f,
                   dinp, IN);
     weight_gradient_bf16(mm->xb, dw, mm->xa, inp, N, IN, OUT);

@@ -93,14 +93,14 @@ int multi_head_attention_forward(const gpt_dims *d, const gpt_layer_views *w, gp
 {
     int C = d->C;
     size_t N = d->N, NC = N * (size_t)C;
-    matmul_forward(&s->mm, s->heads, a->ln1, w->c_attn_w, N, C, 3 * C, 0.0f);
+    matmul_forward(&s->mm, s->heads, a->ln1, w->c_attn_w, N, C, 3 * C, 0.0f, NULL);
     split_heads(a->qkv, s->heads, w->c_attn_b, 3, d);
     slm_attn_opts o = attention_opts(drop, layer, attn_impl);
     int rc = slm_attention_forward(&o, d->B, d->H, d->T, d->T, d->D, a->qkv, a->qkv + NC,
                                    a->qkv + 2 * NC, a->atty, a->att_lse);
     if (rc) return rc;
     merge_heads(s->a, a->atty, 1, d);
-    matmul_forward(&s->mm, s->b, s->a, w->c_proj_w, N, C, C, 0.0f);
+    matmul_forward(&s->mm, s->b, s->a, w->c_proj_w, N, C, C, 0.0f, NULL);
     return SLM_OK;
 }
 
@@ -129,7 +129,7 @@ int multi_head_attention_backward(const gpt_dims *d, const gpt_layer_views *w,
     size_t N = d->N, NC = N * (size_t)C;
     bias_backward(g->c_proj_b, dbranch, N, C);
     merge_heads(s->a, a->atty, 1, d); /* recomputed: cheaper than storing it */
-    matmul_backward(&s->mm, s->big, g->c_proj_w, dbranch, s->a, w->c_proj_w, N, C, C);
+    matmul_backward(&s->mm, s->big, g->c_proj_w, dbranch, s->a, w->c_proj_w, N, C, C, NULL);
     split_heads(s->a, s->big, NULL, 1, d);
     slm_attn_opts o = attention_opts(drop, layer, attn_impl);
     int rc = slm_attention_backward(&o, d->B, d->H, d->T, d->T, d->D, a->qkv, a->qkv + NC,
@@ -138,6 +138,6 @@ int multi_head_attention_backward(const gpt_dims *d, const gpt_layer_views *w,
     if (rc) return rc;
     merge_heads(s->big, s->heads, 3, d);
     bias_backward(g->c_attn_b, s->big, N, 3 * C);
-    matmul_backward(&s->mm, s->b, g->c_attn_w, s->big, a->ln1, w->c_attn_w, N, C, 3 * C);
+    matmul_backward(&s->mm, s->b, g->c_attn_w, s->big, a->ln1, w->c_attn_w, N, C, 3 * C, NULL);
     return SLM_OK;
 }
