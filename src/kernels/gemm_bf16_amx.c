@@ -55,7 +55,10 @@ static int amx_ok;
  * a process only after it asks (arch_prctl ARCH_REQ_XCOMP_PERM). */
 static void amx_probe(void)
 {
-    if (kernel_level() != CPU_AVX512) return;
+    /* SLM_AMX=0 leaves the tiles alone (to run or time the AVX512-BF16
+     * path of a CPU without AMX on one with it) */
+    const char *off = getenv("SLM_AMX");
+    if (kernel_level() != CPU_AVX512 || (off && !strcmp(off, "0"))) return;
     unsigned a, b, c, d;
     if (__get_cpuid_max(0, NULL) < 7) return;
     __cpuid_count(7, 0, a, b, c, d);

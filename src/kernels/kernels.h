@@ -129,7 +129,8 @@ void gemm_bf16_fused(char ta, char tb, int M, int N, int K, const uint16_t *A, i
 int gemm_bf16_amx(char tb, int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B,
                   int ldb, float beta, float *C, int ldc, const gemm_epilogue *ep);
 /* 1 if AMX-BF16 runs here: CPUID, the OS's tile state, and Linux's
- * permission for this process (asked for at the first call). */
+ * permission for this process (asked for at the first call); the
+ * environment variable SLM_AMX=0 says 0 (the path of a CPU without AMX). */
 int gemm_bf16_amx_supported(void);
 /* dst (cols×rows) = the bf16 rounding of srcᵀ, src (rows×cols, ld lds):
  * what gemm_bf16 wants for an Aᵀ operand on AMX, where A must hold its
@@ -145,8 +146,9 @@ void f32_to_bf16_transposed_avx512(uint16_t *dst, const float *src, int rows, in
 /* 1 if the kernel level is avx512 and the CPU has AVX512-BF16 (vdpbf16ps). */
 int gemm_bf16_supported(void);
 /* 1 if training with dtype bf16 should run its GEMMs in bf16 in this
- * process: decided once, at the first call, by timing one 256x768x768 GEMM
- * both ways (bf16 must be >= 1.25x fp32), or forced by the environment
+ * process: decided once, at the first call, by timing a 256x768x768 and a
+ * 2048x768x256 GEMM both ways (bf16 must be >= 1.25x fp32 on both), or
+ * forced by the environment
  * variable SLM_BF16_GEMM=1 (bf16, even without AVX512-BF16: portable loops)
  * or 0 (fp32). gemm_bf16_reason() says which and why, for logs. */
 int gemm_bf16_enabled(void);
