@@ -368,10 +368,7 @@ int bench_gemm(int argc, char **argv)
         const char *coretype = getenv("OPENBLAS_CORETYPE");
         printf("sgemm C = A·B, float32, row-major; best of the timed calls\n");
         printf("slm: %s\n", kernel_path_name());
-        if (bf16)
-            printf("slm bf16: %s\n", gemm_bf16_amx_supported() ? "own AMX tiles (tdpbf16ps)"
-                                      : gemm_bf16_supported() ? "oneDNN gemm_bf16bf16f32"
-                                                              : "portable C (no AVX512-BF16)");
+        if (bf16) printf("slm bf16: %s\n", gemm_bf16_path_name());
         printf("OpenBLAS: kernel %s (OPENBLAS_CORETYPE=%s), threads %d\n          config: %s\n",
                openblas_get_corename(), coretype ? coretype : "(unset)", openblas_get_num_threads(),
                openblas_get_config());

@@ -55,6 +55,8 @@ int cmd_info(int argc, char **argv)
     }
     /* What this machine runs the model with (CPUID; SLM_CPU_LEVEL may lower it). */
     printf("kernels      %s\n", kernel_path_name());
+    printf("bf16 GEMM    %s, for --dtype bf16 training and bf16 prompts\n",
+           gemm_bf16_path_name());
     slm_model_free(m);
     return CLI_OK;
 }

@@ -153,6 +153,13 @@ void gemm_bf16_fused(char ta, char tb, int M, int N, int K, const uint16_t *A, i
     gemm_epilogue_apply(M, N, C, ldc, ep);
 }
 
+const char *gemm_bf16_path_name(void)
+{
+    return gemm_bf16_amx_supported() ? "own AMX tiles (tdpbf16ps)"
+           : gemm_bf16_supported()   ? "oneDNN gemm_bf16bf16f32 (AVX512-BF16)"
+                                     : "portable C (no AVX512-BF16 at this level)";
+}
+
 int gemm_bf16_supported(void)
 {
     return kernel_level() == CPU_AVX512 && cpu_detect().avx512_bf16;

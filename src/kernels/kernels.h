@@ -143,6 +143,8 @@ double gemm_bf16_amx_rate_run(long iters);
  * 16) and columns [j0, j1) (gemm_bf16_amx.c). */
 void f32_to_bf16_transposed_avx512(uint16_t *dst, const float *src, int rows, int lds, int i0,
                                    int i1, int j0, int j1);
+/* What gemm_bf16 runs on here (A not transposed), for reports. */
+const char *gemm_bf16_path_name(void);
 /* 1 if the kernel level is avx512 and the CPU has AVX512-BF16 (vdpbf16ps). */
 int gemm_bf16_supported(void);
 /* 1 if training with dtype bf16 should run its GEMMs in bf16 in this

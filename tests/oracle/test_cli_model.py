@@ -276,6 +276,17 @@ def test_info_names_the_kernel_path():
         got = [ln for ln in p.stdout.decode().splitlines() if ln.startswith("kernels ")]
         assert p.returncode == 0 and got and got[0].split()[1] == lower + ":", (lower, got)
         assert ("oneDNN" in got[0]) == (lower != "portable"), got
+        # the bf16 GEMM: AMX or oneDNN only at avx512, portable C below it
+        bf = [ln for ln in p.stdout.decode().splitlines() if ln.startswith("bf16 GEMM ")]
+        assert len(bf) == 1, (lower, bf)
+        if lower != "avx512":
+            assert "portable C" in bf[0], (lower, bf)
+        else:
+            assert any(k in bf[0] for k in ("AMX tiles", "oneDNN", "portable C")), bf
+    p = subprocess.run([SLM, "info", "-m", out], capture_output=True, timeout=60,
+                       env=dict(os.environ, SLM_AMX="0"))
+    assert "AMX" not in [ln for ln in p.stdout.decode().splitlines()
+                         if ln.startswith("bf16 GEMM ")][0], p.stdout
 
 
 if __name__ == "__main__":
