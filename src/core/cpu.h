@@ -12,6 +12,7 @@ typedef struct {
     int avx512_bf16; /* vdpbf16ps                                          */
     int avx512_vnni; /* vpdpbusd on zmm                                    */
     int avx_vnni;    /* vpdpbusd on ymm with the VEX encoding (Alder Lake+) */
+    int amx_bf16;    /* AMX-TILE + AMX-BF16, tile state enabled by the OS   */
 } cpu_features;
 
 /* The features of the CPU this runs on. Reading CPUID is cheap and the answer

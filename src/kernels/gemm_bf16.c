@@ -129,6 +129,7 @@ void gemm_bf16(char ta, char tb, int M, int N, int K, float alpha, const uint16_
 
 void gemm_epilogue_apply(int M, int N, float *C, int ldc, const gemm_epilogue *ep)
 {
+    if (!ep) return;
     /* column ranges in whole 64-byte lines, as the GEMVs split theirs */
     int nt = omp_get_max_threads();
     if ((size_t)M * N < 65536) nt = 1;
@@ -150,7 +151,7 @@ void gemm_bf16_fused(char ta, char tb, int M, int N, int K, const uint16_t *A, i
     if (ta == 'N' && K > 0 && gemm_bf16_amx(tb, M, N, K, A, lda, B, ldb, beta, C, ldc, ep) == 0)
         return;
     gemm_bf16(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
-    gemm_epilogue_apply(M, N, C, ldc, ep);
+    gemm_epilogue_apply(M, N, C, ldc, ep); /* nothing when ep is NULL */
 }
 
 const char *gemm_bf16_path_name(void)
@@ -242,9 +243,8 @@ static void probe(void)
     snprintf(bf16_reason, sizeof bf16_reason,
              "%s GEMMs: bf16 (%s) measured %.2fx and %.2fx fp32 at start-up (bf16 needs >= "
              "%.2fx on both)",
-             bf16_enabled ? "bf16" : "fp32",
-             gemm_bf16_amx_supported() ? "own AMX tiles" : "oneDNN gemm_bf16bf16f32", wide,
-             shallow, BF16_MIN_SPEEDUP);
+             bf16_enabled ? "bf16" : "fp32", gemm_bf16_path_name(), wide, shallow,
+             BF16_MIN_SPEEDUP);
 }
 
 int gemm_bf16_enabled(void)

@@ -24,7 +24,6 @@
 
 #include "core/cpu.h"
 
-#include <cpuid.h>
 #include <immintrin.h>
 #include <omp.h>
 #include <pthread.h>
@@ -50,22 +49,16 @@ typedef struct {
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static int amx_ok;
 
-/* CPUID.(7,0):EDX bit 24 AMX-TILE, bit 22 AMX-BF16; XCR0 bits 17-18 say the
- * OS manages tile state; Linux (5.16+) still hands the 8 KiB of tile data to
- * a process only after it asks (arch_prctl ARCH_REQ_XCOMP_PERM). */
+/* cpu_detect() says the CPU and the OS have AMX; Linux (5.16+) still hands
+ * the 8 KiB of tile data to a process only after it asks (arch_prctl
+ * ARCH_REQ_XCOMP_PERM). */
 static void amx_probe(void)
 {
     /* SLM_AMX=0 leaves the tiles alone (to run or time the AVX512-BF16
      * path of a CPU without AMX on one with it) */
     const char *off = getenv("SLM_AMX");
-    if (kernel_level() != CPU_AVX512 || (off && !strcmp(off, "0"))) return;
-    unsigned a, b, c, d;
-    if (__get_cpuid_max(0, NULL) < 7) return;
-    __cpuid_count(7, 0, a, b, c, d);
-    if (!((d >> 24) & 1) || !((d >> 22) & 1)) return;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & (3u << 17)) != (3u << 17)) return;
+    if (kernel_level() != CPU_AVX512 || (off && !strcmp(off, "0")) || !cpu_detect().amx_bf16)
+        return;
     amx_ok = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 }
 

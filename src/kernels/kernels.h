@@ -112,11 +112,12 @@ typedef struct {
 } gemm_epilogue;
 
 /* ep over all of C (M×N) in that order: threads split the columns, and each
- * walks its columns 32 rows at a time. For products that ran unfused. */
+ * walks its columns 32 rows at a time. For products that ran unfused.
+ * ep NULL: nothing. */
 void gemm_epilogue_apply(int M, int N, float *C, int ldc, const gemm_epilogue *ep);
 
-/* gemm_bf16 (alpha 1), then ep on C: inside the AMX kernel where that runs,
- * else gemm_epilogue_apply after the product. */
+/* gemm_bf16 (alpha 1), then ep (may be NULL) on C: inside the AMX kernel
+ * where that runs, else gemm_epilogue_apply after the product. */
 void gemm_bf16_fused(char ta, char tb, int M, int N, int K, const uint16_t *A, int lda,
                      const uint16_t *B, int ldb, float beta, float *C, int ldc,
                      const gemm_epilogue *ep);

@@ -23,16 +23,12 @@ void matmul_forward(const gpt_gemm *mm, float *out, const float *inp, const floa
 {
     if (!mm->bf16) {
         gemm_f32('N', 'N', (int)N, OUT, IN, 1.0f, inp, IN, w, OUT, beta, out, OUT);
-        if (ep) gemm_epilogue_apply((int)N, OUT, out, OUT, ep);
+        gemm_epilogue_apply((int)N, OUT, out, OUT, ep);
         return;
     }
     f32_to_bf16_array(mm->xa, inp, N * (size_t)IN);
-    if (ep)
-        gemm_bf16_fused('N', 'N', (int)N, OUT, IN, mm->xa, IN, weight_bf16(mm, w), OUT, beta, out,
-                        OUT, ep);
-    else
-        gemm_bf16('N', 'N', (int)N, OUT, IN, 1.0f, mm->xa, IN, weight_bf16(mm, w), OUT, beta, out,
-                  OUT);
+    gemm_bf16_fused('N', 'N', (int)N, OUT, IN, mm->xa, IN, weight_bf16(mm, w), OUT, beta, out, OUT,
+                    ep);
 }
 
 /* dw (IN,OUT) += inpᵀ·dout with dout_bf the rounded dout (N,OUT) and
@@ -60,7 +56,7 @@ void matmul_backward(const gpt_gemm *mm, float *dinp, float *dw, const float *do
     if (!mm->bf16) {
         if (dinp) {
             gemm_f32('N', 'T', (int)N, IN, OUT, 1.0f, dout, OUT, w, OUT, 0.0f, dinp, IN);
-            if (ep) gemm_epilogue_apply((int)N, IN, dinp, IN, ep);
+            gemm_epilogue_apply((int)N, IN, dinp, IN, ep);
         }
         gemm_f32('T', 'N', IN, OUT, (int)N, 1.0f, inp, IN, dout, OUT, 1.0f, dw, OUT);
         return;
@@ -68,12 +64,9 @@ void matmul_backward(const gpt_gemm *mm, float *dinp, float *dw, const float *do
     /* dout is rounded once for both products; inp again (the forward's
      * copy was overwritten by the next layer's) */
     f32_to_bf16_array(mm->xa, dout, N * (size_t)OUT);
-    if (dinp && ep)
+    if (dinp)
         gemm_bf16_fused('N', 'T', (int)N, IN, OUT, mm->xa, OUT, weight_bf16(mm, w), OUT, 0.0f,
                         dinp, IN, ep);
-    else if (dinp)
-        gemm_bf16('N', 'T', (int)N, IN, OUT, 1.0f, mm->xa, OUT, weight_bf16(mm, w), OUT, 0.0f,
-                  dinp, IN);
     weight_gradient_bf16(mm->xb, dw, mm->xa, inp, N, IN, OUT);
 }
 
