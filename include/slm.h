@@ -252,12 +252,16 @@ typedef struct {
                               row batch_offset + b of a larger batch, so a
                               shard of a global batch (data parallelism)
                               drops what the whole batch would; 0 otherwise */
-    int dtype;             /* the GEMMs' inputs: SLM_DTYPE_F32 (0, default)
-                              or SLM_DTYPE_BF16: the linear layers and the
-                              LM head (forward and this pass's backward)
-                              round both inputs to bf16 and accumulate in
-                              fp32, where the CPU runs that faster than fp32
-                              (measured once per process; else fp32).
+    int dtype;             /* SLM_DTYPE_F32 (0, default) or SLM_DTYPE_BF16:
+                              where the CPU runs bf16 GEMMs faster than fp32
+                              (measured once per process), the linear layers
+                              and the LM head (forward and this pass's
+                              backward) round both inputs to bf16 and
+                              accumulate in fp32; elsewhere the math stays
+                              fp32 and what backward reads of each layer is
+                              stored in bf16 (about half the activation
+                              memory; forward's values and the loss are
+                              fp32's, the gradients see the rounded copies).
                               Weights, LayerNorm, attention, softmax and
                               loss stay fp32.                               */
 } slm_forward_opts;
@@ -273,6 +277,12 @@ SLM_API int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_fo
 /* Logits [B][T][vocab_size] of the last forward pass (NULL before the first).
  * slm_model_backward overwrites them (the buffer becomes d loss/d logits). */
 SLM_API const float *slm_model_logits(const slm_model *m);
+/* Bytes of working memory the last forward pass held for backward: the
+ * activations, the logits and the scratch both passes share, plus the bf16
+ * copies of weights and GEMM operands under dtype bf16 (0 before the first
+ * pass). Under dtype bf16 on a CPU whose GEMMs stay fp32 the activations
+ * are stored in bf16 (slm_forward_opts.dtype). */
+SLM_API size_t slm_model_activation_bytes(const slm_model *m);
 /* Adds d(loss·loss_scale)/dθ into the gradient buffer (loss_scale = 1/accum
  * for gradient accumulation). Needs a training forward pass with targets,
  * once per forward pass (SLM_EINVAL otherwise). */
@@ -703,9 +713,10 @@ typedef struct {
     int dtype;           /* SLM_DTYPE_F32 (default) or SLM_DTYPE_BF16: the
                             GEMMs of every training forward and backward
                             take bf16 inputs with fp32 accumulation where
-                            this CPU runs them faster (slm_forward_opts),
-                            else fp32. Master weights, AdamW moments,
-                            checkpoints and validation stay fp32.         */
+                            this CPU runs them faster, else fp32 GEMMs with
+                            activations stored in bf16 (slm_forward_opts).
+                            Master weights, AdamW moments, checkpoints and
+                            validation stay fp32.                         */
     const char *const *data; /* names of the data sources, recorded in the  */
     int n_data;              /*   checkpoint for resuming (may be NULL, 0)   */
 

@@ -7,6 +7,7 @@
 #include "core/alloc.h"
 #include "core/cpu.h"
 #include "kernels/quant.h"
+#include "kernels/kernels.h"
 #include "model/quant_model.h"
 #include "slm.h"
 #include "test.h"
@@ -51,8 +52,8 @@ static void test_quantize_int8_known_answer(void)
     float st[2];
     quantize_int8(Wt, 32, 2, 1, 32, qt, st);
     CHECK(st[0] == 1.0f && qt[31] == 127 && qt[3] == q[3 * 2], "transposed layout");
-    CHECK(f32_to_bf16(1.0f) == 0x3f80 && f32_to_bf16(1.00390625f) == 0x3f80 &&
-              f32_to_bf16(1.01171875f) == 0x3f82 && (f32_to_bf16(NAN) & 0x7fc0) == 0x7fc0,
+    CHECK(f32_to_bf16_one(1.0f) == 0x3f80 && f32_to_bf16_one(1.00390625f) == 0x3f80 &&
+              f32_to_bf16_one(1.01171875f) == 0x3f82 && (f32_to_bf16_one(NAN) & 0x7fc0) == 0x7fc0,
           "bf16 rounding to nearest even");
 }
 
@@ -161,7 +162,7 @@ static void check_bf16(int in, int out, int n)
     uint16_t *b = malloc((size_t)in * out * sizeof *b);
     test_fill_uniform(x, (size_t)n * in, 9, -2.0f, 2.0f);
     for (size_t i = 0; i < (size_t)in * out; i++)
-        b[i] = f32_to_bf16(W[i]);
+        b[i] = f32_to_bf16_one(W[i]);
     qmatrix m;
     CHECK(qmatrix_load_bf16(&m, in, out, 0, b) == 0, "load");
     void *work = alloc_aligned(qlinear_work_bytes(n, in));
@@ -175,7 +176,7 @@ static void check_bf16(int in, int out, int n)
                 double ref = 0, mag = 0, full = 0;
                 for (int i = 0; i < in; i++) {
                     float w = bf16_value(b[(size_t)i * out + o]), xi = x[(size_t)t * in + i];
-                    float xr = rounded ? bf16_value(f32_to_bf16(xi)) : xi;
+                    float xr = rounded ? bf16_value(f32_to_bf16_one(xi)) : xi;
                     ref += (double)w * xr;
                     mag += fabs((double)w * xr);
                     full += fabs((double)w * xi);
@@ -304,7 +305,7 @@ static void test_round_trip_is_exact(void)
             } else {
                 uint16_t *bb = malloc(t->numel * 2);
                 for (size_t i = 0; i < t->numel; i++)
-                    bb[i] = f32_to_bf16(src[i]);
+                    bb[i] = f32_to_bf16_one(src[i]);
                 qmatrix_load_bf16(&want, in, out, wte, bb);
                 mism += memcmp(want.bf, got->bf, t->numel * 2) != 0;
                 free(bb);
@@ -342,7 +343,7 @@ static void test_quantized_decode_matches_fp32_of_same_weights(void)
         const slm_tensor_info *t = slm_model_tensor(m, j);
         if (!quant_tensor_is_matrix(t)) continue;
         for (size_t i = 0; i < t->numel; i++) {
-            uint32_t u = (uint32_t)f32_to_bf16(p[t->offset + i]) << 16;
+            uint32_t u = (uint32_t)f32_to_bf16_one(p[t->offset + i]) << 16;
             memcpy(&p[t->offset + i], &u, 4);
         }
     }

@@ -10,6 +10,7 @@
 #include "cli/options.h"
 #include "core/alloc.h"
 #include "kernels/quant.h"
+#include "kernels/kernels.h"
 
 #include <omp.h>
 #include <stdio.h>
@@ -95,7 +96,7 @@ int bench_quant(int argc, char **argv)
                 rc = qmatrix_load_int8(&m, in, out, 0, 32, q, s);
             } else {
                 for (size_t i = 0; i < (size_t)in * out; i++)
-                    bf[i] = f32_to_bf16(W[i]);
+                    bf[i] = f32_to_bf16_one(W[i]);
                 rc = qmatrix_load_bf16(&m, in, out, 0, bf);
             }
             if (rc) {

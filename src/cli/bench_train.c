@@ -31,14 +31,18 @@ static const char *help =
     "12·L·C·T the attention scores and weighted sums, forward and backward,\n"
     "counted without the causal saving (PaLM, appendix B). 'sgemm' is a 2048³\n"
     "sgemm through slm's kernels (named on the 'kernels:' line) in the same\n"
-    "run; 'peak' is VmHWM; 'bound' = 4 bytes ×\n"
-    "(4·params + the activations backward needs).\n"
+    "run; 'peak' is VmHWM (with --dtype bf16 of both runs together); 'bound' =\n"
+    "4 bytes × (4·params + the fp32 activations backward needs); 'act' is the\n"
+    "working memory a step holds between forward and backward\n"
+    "(slm_model_activation_bytes).\n"
     "  --steps N     timed steps per shape (default 5)\n"
     "  --dropout F   dropout probability while training (default 0)\n"
     "  --dtype D     fp32 (default) or bf16: bf16 times each shape in fp32 and\n"
     "                then with slm train --dtype bf16 (bf16 GEMM inputs where the\n"
-    "                CPU runs them faster, named on the 'bf16:' line), and\n"
-    "                prints the ratio of the two steps\n";
+    "                CPU runs them faster, else fp32 GEMMs and activations stored\n"
+    "                in bf16; named on the 'bf16:' line), the two runs' steps\n"
+    "                interleaved, and prints the ratios of their step times\n"
+    "                and activation memory\n";
 
 typedef struct {
     const char *name;
@@ -118,7 +122,7 @@ static int cmp_double(const void *x, const void *y)
 }
 
 typedef struct {
-    double ms, gflops, peak_mib, bound_mib, loss_first, loss_last;
+    double ms, gflops, peak_mib, bound_mib, act_mib, loss_first, loss_last;
 } result;
 
 /* Random tokens to train on: a stream 8 batches long, so windows differ. */
@@ -138,20 +142,35 @@ static int random_corpus(const shape *s, slm_corpus **out, char *err, size_t err
     return rc;
 }
 
-static int run_shape(const shape *s, int steps, float dropout, int dtype, result *out)
+/* One shape's training run at one dtype: the library's training step
+ * (src/train): forward, backward, AdamW with clipping at the scheduled
+ * rate; no validation, no checkpoints. */
+typedef struct {
+    slm_model *m;
+    slm_corpus *corpus;
+    slm_trainer *t;
+    double *ms;
+    int done; /* steps taken, the warm-up step included */
+    result r;
+} run;
+
+static void run_close(run *x)
+{
+    slm_trainer_free(x->t);
+    slm_corpus_free(x->corpus);
+    slm_model_free(x->m);
+    free(x->ms);
+}
+
+static int run_open(run *x, const shape *s, int steps, float dropout, int dtype, char *err,
+                    size_t errlen)
 {
     slm_config cfg = {.n_layer = s->L, .n_head = s->H, .n_embd = s->C, .n_positions = s->P,
                       .vocab_size = s->V, .layer_norm_epsilon = 1e-5f,
                       .activation = SLM_ACT_GELU_NEW, .tokenizer = SLM_TOKENIZER_GPT2,
                       .dropout = dropout};
-    reset_peak_rss();
-    char err[256];
-    slm_model *m = NULL;
-    slm_corpus *corpus = NULL;
-    slm_trainer *t = NULL;
-    double *ms = malloc((size_t)steps * sizeof *ms);
-    /* The library's training step (src/train): forward, backward, AdamW
-     * with clipping at the scheduled rate; no validation, no checkpoints. */
+    *x = (run){0};
+    x->ms = malloc((size_t)steps * sizeof *x->ms);
     slm_train_opts o;
     slm_train_opts_default(&o);
     o.batch = s->B;
@@ -161,37 +180,68 @@ static int run_shape(const shape *s, int steps, float dropout, int dtype, result
     o.lr = 6e-4;
     o.val_fraction = 0;
     o.dtype = dtype;
-    int rc = ms ? SLM_OK : (snprintf(err, sizeof err, "out of memory"), SLM_ENOMEM);
-    if (!rc) rc = slm_model_create(&cfg, 1, &m, err, sizeof err);
-    if (!rc) rc = random_corpus(s, &corpus, err, sizeof err);
-    if (!rc) rc = slm_trainer_create(m, corpus, &o, 0, &t, err, sizeof err);
-    for (int step = 0; step <= steps && !rc; step++) { /* step 0 warms up */
-        slm_train_progress p;
-        double time = now_s();
-        rc = slm_trainer_step(t, &p, err, sizeof err);
-        time = now_s() - time;
-        if (step > 0) ms[step - 1] = time * 1e3;
-        if (step == 0) out->loss_first = p.loss;
-        out->loss_last = p.loss;
+    int rc = x->ms ? SLM_OK : (snprintf(err, errlen, "out of memory"), SLM_ENOMEM);
+    if (!rc) rc = slm_model_create(&cfg, 1, &x->m, err, errlen);
+    if (!rc) rc = random_corpus(s, &x->corpus, err, errlen);
+    if (!rc) rc = slm_trainer_create(x->m, x->corpus, &o, 0, &x->t, err, errlen);
+    return rc;
+}
+
+/* One step; the first (warm-up: allocation, first touch) is not timed. */
+static int run_step(run *x, char *err, size_t errlen)
+{
+    slm_train_progress p;
+    double time = now_s();
+    int rc = slm_trainer_step(x->t, &p, err, errlen);
+    time = now_s() - time;
+    if (rc) return rc;
+    if (x->done > 0) x->ms[x->done - 1] = time * 1e3;
+    if (x->done == 0) x->r.loss_first = p.loss;
+    x->r.loss_last = p.loss;
+    x->done++;
+    return SLM_OK;
+}
+
+/* The median step and what the run held (VmHWM is the process's: the
+ * peak of all runs so far). */
+static void run_finish(run *x, const shape *s, int steps)
+{
+    result *out = &x->r;
+    qsort(x->ms, (size_t)steps, sizeof *x->ms, cmp_double);
+    out->ms = steps % 2 ? x->ms[steps / 2] : 0.5 * (x->ms[steps / 2 - 1] + x->ms[steps / 2]);
+    double L = s->L, C = s->C, T = s->T, N = (double)s->B * s->T;
+    double n_matmul = 12.0 * L * C * C + (double)s->V * C;
+    double flops = N * (6.0 * n_matmul + 12.0 * L * C * T);
+    out->gflops = flops / (out->ms * 1e-3) / 1e9;
+    out->peak_mib = proc_status_mib("VmHWM");
+    out->act_mib = (double)slm_model_activation_bytes(x->m) / 1048576.0;
+    /* What backward needs per row (src/model/gpt.h): per layer 16·C
+     * floats + 4 statistics + H attention log-sum-exps; then the final
+     * LayerNorm (C + 2), the logits (V) and their log-sum-exp. */
+    double act = N * (C + L * (16.0 * C + 4.0 + s->H) + C + 2.0 + s->V + 1.0);
+    out->bound_mib = 4.0 * (4.0 * (double)slm_model_num_params(x->m) + act) / 1048576.0;
+}
+
+/* Times shape s at each of n dtypes, their steps interleaved (fp32, bf16,
+ * fp32, ...) so a noisy machine slows all of them alike. */
+static int run_shape(const shape *s, int steps, float dropout, const int *dtypes, int n,
+                     result *out)
+{
+    char err[256] = "";
+    run runs[2];
+    int opened = 0, rc = SLM_OK;
+    reset_peak_rss();
+    for (; opened < n && !rc; opened++)
+        rc = run_open(&runs[opened], s, steps, dropout, dtypes[opened], err, sizeof err);
+    for (int step = 0; step <= steps && !rc; step++)
+        for (int k = 0; k < n && !rc; k++) rc = run_step(&runs[k], err, sizeof err);
+    for (int k = 0; k < opened; k++) {
+        if (!rc) {
+            run_finish(&runs[k], s, steps);
+            out[k] = runs[k].r;
+        }
+        run_close(&runs[k]);
     }
-    if (!rc) {
-        qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
-        out->ms = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
-        double L = s->L, C = s->C, T = s->T, N = (double)s->B * s->T;
-        double n_matmul = 12.0 * L * C * C + (double)s->V * C;
-        double flops = N * (6.0 * n_matmul + 12.0 * L * C * T);
-        out->gflops = flops / (out->ms * 1e-3) / 1e9;
-        out->peak_mib = proc_status_mib("VmHWM");
-        /* What backward needs per row (src/model/gpt.h): per layer 16·C
-         * floats + 4 statistics + H attention log-sum-exps; then the final
-         * LayerNorm (C + 2), the logits (V) and their log-sum-exp. */
-        double act = N * (C + L * (16.0 * C + 4.0 + s->H) + C + 2.0 + s->V + 1.0);
-        out->bound_mib = 4.0 * (4.0 * (double)slm_model_num_params(m) + act) / 1048576.0;
-    }
-    slm_trainer_free(t);
-    slm_corpus_free(corpus);
-    slm_model_free(m);
-    free(ms);
     return rc ? cli_error(CLI_RUNTIME, "bench train: %s", err) : CLI_OK;
 }
 
@@ -203,15 +253,16 @@ static void print_row(const shape *s, const result *r, const char *dtype, double
         printf("{\"bench\":\"train\",\"impl\":\"slm\",\"dtype\":\"%s\",\"shape\":\"%s\","
                "\"L\":%d,\"H\":%d,\"C\":%d,\"V\":%d,\"P\":%d,\"B\":%d,\"T\":%d,\"threads\":%d,"
                "\"steps\":%d,\"dropout\":%g,\"ms\":%.1f,\"gflops\":%.1f,\"sgemm_gflops\":%.1f,"
-               "\"sgemm_share\":%.3f,\"peak_mib\":%.0f,\"bound_mib\":%.0f,"
+               "\"sgemm_share\":%.3f,\"peak_mib\":%.0f,\"bound_mib\":%.0f,\"act_mib\":%.1f,"
                "\"loss_first\":%.4f,\"loss_last\":%.4f,\"kernels\":\"%s\"}\n",
                dtype, s->name, s->L, s->H, s->C, s->V, s->P, s->B, s->T, nthreads, steps, dropout,
-               r->ms, r->gflops, peak, share, r->peak_mib, r->bound_mib, r->loss_first,
+               r->ms, r->gflops, peak, share, r->peak_mib, r->bound_mib, r->act_mib, r->loss_first,
                r->loss_last, kernel_path_name());
     else
-        printf("%-5s %-5s %3d %3d %4d %6d %5d %4d %10.1f %8.1f %8.1f%% %9.0f %10.0f  %.3f→%.3f\n",
+        printf("%-5s %-5s %3d %3d %4d %6d %5d %4d %10.1f %8.1f %8.1f%% %9.0f %10.0f %8.1f  "
+               "%.3f→%.3f\n",
                s->name, dtype, s->L, s->H, s->C, s->V, s->B, s->T, r->ms, r->gflops,
-               100.0 * share, r->peak_mib, r->bound_mib, r->loss_first, r->loss_last);
+               100.0 * share, r->peak_mib, r->bound_mib, r->act_mib, r->loss_first, r->loss_last);
     fflush(stdout);
 }
 
@@ -250,22 +301,25 @@ int bench_train(int argc, char **argv)
         printf("slm bench train: %s, %d threads, sgemm 2048³ %.1f GFLOP/s, dropout %g\n"
                "kernels: %s\n",
                bf16 ? "fp32 and bf16" : "fp32", nthreads, peak, dropout, kernel_path_name());
-        if (bf16) printf("bf16: %s\n", gemm_bf16_reason());
+        if (bf16)
+            printf("bf16: %s%s\n", gemm_bf16_reason(),
+                   gemm_bf16_enabled() ? "" : "; activations stored in bf16");
         printf("shape dtype   L   H    C      V     B    T    ms/step  GFLOP/s  of sgemm  "
-               "peak MiB  bound MiB  loss first→last\n");
+               "peak MiB  bound MiB  act MiB  loss first→last\n");
     }
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
         const shape *s = &shapes[k];
         if (only && strcmp(only, s->name)) continue;
-        result r = {0}, rb = {0};
-        rc = run_shape(s, steps, (float)dropout, SLM_DTYPE_F32, &r);
+        const int dtypes[2] = {SLM_DTYPE_F32, SLM_DTYPE_BF16};
+        result r[2] = {{0}};
+        rc = run_shape(s, steps, (float)dropout, dtypes, bf16 ? 2 : 1, r);
         if (rc) return rc;
-        print_row(s, &r, "fp32", peak, nthreads, steps, dropout, json);
+        print_row(s, &r[0], "fp32", peak, nthreads, steps, dropout, json);
         if (!bf16) continue;
-        rc = run_shape(s, steps, (float)dropout, SLM_DTYPE_BF16, &rb);
-        if (rc) return rc;
-        print_row(s, &rb, "bf16", peak, nthreads, steps, dropout, json);
-        if (!json) printf("%-5s bf16/fp32 step: %.2f\n", s->name, rb.ms / r.ms);
+        print_row(s, &r[1], "bf16", peak, nthreads, steps, dropout, json);
+        if (!json)
+            printf("%-5s bf16/fp32 step: %.2f, activation memory: %.2f\n", s->name,
+                   r[1].ms / r[0].ms, r[1].act_mib / r[0].act_mib);
     }
     return CLI_OK;
 }

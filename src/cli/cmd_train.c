@@ -45,10 +45,12 @@ static const char *help =
     "  --grad-clip F        clip the global gradient norm (default 1; 0 = off)\n"
     "  --dropout F          dropout in training (default 0)\n"
     "  --seed N             seed of initialisation, batches and dropout (default 1337)\n"
-    "  --dtype fp32|bf16    GEMM inputs of training (default fp32); bf16 rounds the\n"
+    "  --dtype fp32|bf16    training precision (default fp32); bf16 rounds the\n"
     "                       linear layers' and LM head's inputs to bfloat16 with fp32\n"
-    "                       sums where this CPU runs that faster (measured at start-up;\n"
-    "                       else fp32). Weights, moments and checkpoints stay fp32.\n"
+    "                       sums where this CPU runs that faster (measured at start-up),\n"
+    "                       else keeps fp32 math and stores the activations backward\n"
+    "                       reads in bf16 (half the memory). Weights, moments and\n"
+    "                       checkpoints stay fp32.\n"
     "  --eval-every N       validation loss every N steps (default 100; 0 = only at the end)\n"
     "  --eval-batches N     validation batches per evaluation (default 8)\n"
     "  --save-every N       checkpoint every N steps (default 250; always at the end)\n"
@@ -383,7 +385,8 @@ static int train(run *r, const slm_train_opts *opts, train_mpi *w)
                 r->start ? "resuming after" : "starting at", r->start ? r->start : 1,
                 opts->steps);
     if (opts->dtype == SLM_DTYPE_BF16 && w->rank == 0)
-        fprintf(stderr, "slm: train: dtype bf16: %s\n", gemm_bf16_reason());
+        fprintf(stderr, "slm: train: dtype bf16: %s%s\n", gemm_bf16_reason(),
+                gemm_bf16_enabled() ? "" : "; activations stored in bf16");
     progress g = {isatty(STDERR_FILENO), now_seconds(), NAN, NAN, 0, w, m, opts->save_every,
                   (double)(opts->batch / w->size) * c->n_positions * opts->grad_accum, 0.0};
     slm_train_opts o = *opts;

@@ -13,6 +13,7 @@
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "model/quant_model.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -96,7 +97,7 @@ int slm_model_save_quantized(const slm_model *m, const char *dir, int quant, int
         if (quant == SLM_QUANT_BF16) {
             uint16_t *b = data;
             for (size_t i = 0; i < t->numel; i++)
-                b[i] = f32_to_bf16(src[i]);
+                b[i] = f32_to_bf16_one(src[i]);
             e[n_out++] = (slm_safetensors_entry){name, SLM_DTYPE_BF16, 2, shape, data};
             continue;
         }

@@ -12,6 +12,7 @@
  * rate (Intel Emerald Rapids, issue 11) it would be a slowdown, so whether
  * training uses it is measured once per process (gemm_bf16_enabled).
  */
+#include "kernels/bf16.h"
 #include "kernels/kernels.h"
 
 #include "core/cpu.h"
@@ -35,34 +36,21 @@ dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dnnl_dim_t M, dnnl
  * not flip the choice between a run and its resume. */
 #define BF16_MIN_SPEEDUP 1.25
 
-/* round to nearest even on the upper 16 bits; NaN stays a (quiet) NaN */
-#pragma omp declare simd notinbranch
-static inline uint16_t round_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r);
-}
-
 uint16_t f32_to_bf16_one(float x)
 {
-    return round_bf16(x);
+    return bf16_round(x);
 }
 
 float bf16_as_f32(uint16_t h)
 {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
+    return bf16_widen(h);
 }
 
 void f32_to_bf16_array(uint16_t *dst, const float *src, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++)
-        dst[i] = round_bf16(src[i]);
+        dst[i] = bf16_round(src[i]);
 }
 
 void f32_to_bf16_transposed(uint16_t *dst, const float *src, int rows, int cols, int lds)
@@ -82,7 +70,7 @@ void f32_to_bf16_transposed(uint16_t *dst, const float *src, int rows, int cols,
             for (int j = j0; j < j1; j++)
 #pragma omp simd
                 for (int i = i0; i < i1; i++)
-                    dst[(size_t)j * rows + i] = round_bf16(src[(size_t)i * lds + j]);
+                    dst[(size_t)j * rows + i] = bf16_round(src[(size_t)i * lds + j]);
         }
 }
 

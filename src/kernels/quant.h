@@ -97,8 +97,6 @@ const char *qpath_name(int dtype, int path);
  * multiple of QBLOCK dividing in. s = max|w|/127 of the group, q =
  * round(w/s) (ties away from zero), q = 0 where s = 0. */
 void quantize_int8(const float *W, int in, int out, int transposed, int group, int8_t *q, float *s);
-/* fp32 → bf16, round to nearest even; NaN stays NaN. */
-uint16_t f32_to_bf16(float x);
 
 /* Builds the kernel form from the file form (allocating; qmatrix_free
  * releases it). Returns 0 or -1 when out of memory. Scales must already be

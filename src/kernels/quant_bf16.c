@@ -17,6 +17,7 @@
  * CPU has them: on the Emerald Rapids Xeon, whose vdpbf16ps runs at half
  * its fp32 FMA rate, it multiplies 3x faster than the tiles below.
  */
+#include "kernels/bf16.h"
 #include "kernels/quant.h"
 
 #include "kernels/kernels.h"
@@ -24,13 +25,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-static float bf16_f32(uint16_t b)
-{
-    uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
+
 
 static void rows_portable(const qmatrix *w, const float *x, const int *rows, float *out)
 {
@@ -38,7 +33,7 @@ static void rows_portable(const qmatrix *w, const float *x, const int *rows, flo
         const uint16_t *b = w->bf + (size_t)rows[r] * w->in;
         float acc = 0.0f;
         for (int i = 0; i < w->in; i++)
-            acc += bf16_f32(b[i]) * x[i];
+            acc += bf16_widen(b[i]) * x[i];
         out[r] = acc;
     }
 }
@@ -67,7 +62,7 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, cons
         h = _mm_add_ss(h, _mm_movehdup_ps(h));
         float s = _mm_cvtss_f32(h);
         for (int j = i; j < w->in; j++)
-            s += bf16_f32(b[r][j]) * x[j];
+            s += bf16_widen(b[r][j]) * x[j];
         out[r] = s;
     }
 }

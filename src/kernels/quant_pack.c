@@ -6,6 +6,7 @@
  */
 #include "core/alloc.h"
 #include "core/cpu.h"
+#include "kernels/bf16.h"
 #include "kernels/quant.h"
 
 #include <math.h>
@@ -67,15 +68,6 @@ void quantize_int8(const float *W, int in, int out, int transposed, int group, i
             }
         }
     }
-}
-
-uint16_t f32_to_bf16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
-    return (uint16_t)(u >> 16);
 }
 
 int qmatrix_load_int8(qmatrix *m, int in, int out, int transposed, int group, const int8_t *q,
@@ -156,9 +148,6 @@ void qmatrix_row(const qmatrix *w, int o, float *out)
                      qseg_scales(w, o, i / 64)[i % 64 / QBLOCK];
     } else {
         const uint16_t *b = w->bf + (size_t)o * w->in;
-        for (int i = 0; i < w->in; i++) {
-            uint32_t u = (uint32_t)b[i] << 16;
-            memcpy(&out[i], &u, sizeof u);
-        }
+        for (int i = 0; i < w->in; i++) out[i] = bf16_widen(b[i]);
     }
 }

@@ -9,6 +9,7 @@
  * derivative and c_fc's bias gradient on d(fc_act)'s GEMM the same way; the
  * output bias is added with dropout and the residual add.
  */
+#include "kernels/bf16.h"
 #include "model/layers.h"
 #include "model/vec_math.h"
 
@@ -48,17 +49,44 @@ static inline void bias_activation_row(float *p, float *a, const float *bias, in
     }
 }
 
-/* One row of n: g ← g · act'(p).
- *   gelu'(x) = s + x·s·(1−s)·2·u'(x),  s = σ(2u),  u' = sqrt(2/π)(1 + 3·0.044715·x²) */
-static inline void activation_grad_row(float *g, const float *p, int n, int activation)
+/* One row of n: a = activation(pb widened from bf16). */
+static inline void activation_row_bf16(float *a, const uint16_t *pb, int n, int activation)
 {
     if (activation == SLM_ACT_RELU) {
 #pragma omp simd
-        for (int c = 0; c < n; c++) g[c] = p[c] > 0.0f ? g[c] : 0.0f;
+        for (int c = 0; c < n; c++) {
+            float x = bf16_widen(pb[c]);
+            a[c] = x > 0.0f ? x : 0.0f;
+        }
     } else {
 #pragma omp simd
         for (int c = 0; c < n; c++) {
-            float x = p[c], s = gelu_sigmoid(x);
+            float x = bf16_widen(pb[c]);
+            a[c] = x * gelu_sigmoid(x);
+        }
+    }
+}
+
+/* Element c of a row of pre-activations: fp32 p, or bf16 pb where p is
+ * NULL. Callers pass constants, so each gets its own loop. */
+static inline __attribute__((always_inline)) float pre_at(const float *p, const uint16_t *pb,
+                                                         int c)
+{
+    return p ? p[c] : bf16_widen(pb[c]);
+}
+
+/* One row of n: g ← g · act'(pre), pre from p or (p NULL) pb.
+ *   gelu'(x) = s + x·s·(1−s)·2·u'(x),  s = σ(2u),  u' = sqrt(2/π)(1 + 3·0.044715·x²) */
+static inline __attribute__((always_inline)) void
+activation_grad_row(float *g, const float *p, const uint16_t *pb, int n, int activation)
+{
+    if (activation == SLM_ACT_RELU) {
+#pragma omp simd
+        for (int c = 0; c < n; c++) g[c] = pre_at(p, pb, c) > 0.0f ? g[c] : 0.0f;
+    } else {
+#pragma omp simd
+        for (int c = 0; c < n; c++) {
+            float x = pre_at(p, pb, c), s = gelu_sigmoid(x);
             float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
             g[c] *= s + x * s * (1.0f - s) * 2.0f * du;
         }
@@ -75,11 +103,20 @@ void bias_activation_forward(float *pre, float *act, const float *bias, size_t N
         bias_activation_row(pre + r * OC, act + r * OC, bias, OC, activation);
 }
 
+void activation_from_bf16(float *act, const uint16_t *pre_bf, size_t N, int OC, int activation)
+{
+#pragma omp parallel for schedule(static) if (N * OC > 32768)
+    for (size_t r = 0; r < N; r++)
+        activation_row_bf16(act + r * OC, pre_bf + r * OC, OC, activation);
+}
+
 /* The c_fc GEMM's epilogue (forward): a block of fc_pre gets its bias, and
- * the same block of fc_act its activation, while the block is in L1. */
+ * the same block of fc_act its activation, while the block is in L1; with
+ * bf16 activation storage also fc_pre's bf16 copy (pre_bf16, may be NULL). */
 typedef struct {
     const float *bias;
     float *act;
+    uint16_t *pre_bf16;
     size_t ld;
     int activation;
 } fc_out;
@@ -87,9 +124,16 @@ typedef struct {
 static void fc_out_block(void *ctx, float *c, int ldc, int row0, int col0, int rows, int cols)
 {
     const fc_out *x = ctx;
-    for (int r = 0; r < rows; r++)
-        bias_activation_row(c + (size_t)r * ldc, x->act + (size_t)(row0 + r) * x->ld + col0,
-                            x->bias + col0, cols, x->activation);
+    for (int r = 0; r < rows; r++) {
+        float *p = c + (size_t)r * ldc;
+        size_t at = (size_t)(row0 + r) * x->ld + col0;
+        bias_activation_row(p, x->act + at, x->bias + col0, cols, x->activation);
+        if (x->pre_bf16) {
+            uint16_t *pb = x->pre_bf16 + at;
+#pragma omp simd
+            for (int j = 0; j < cols; j++) pb[j] = bf16_round(p[j]);
+        }
+    }
 }
 
 /* The epilogue of d(fc_act) = dbranch·W_projᵀ (backward): times act'(fc_pre)
@@ -97,6 +141,7 @@ static void fc_out_block(void *ctx, float *c, int ldc, int row0, int col0, int r
  * order (kernels.h: one thread per column, rows ascending). */
 typedef struct {
     const float *pre;
+    const uint16_t *pre_bf16; /* read where pre is NULL (bf16 storage) */
     float *dbias;
     size_t ld;
     int activation;
@@ -108,7 +153,11 @@ static void fc_grad_block(void *ctx, float *c, int ldc, int row0, int col0, int 
     float *db = x->dbias + col0;
     for (int r = 0; r < rows; r++) {
         float *g = c + (size_t)r * ldc;
-        activation_grad_row(g, x->pre + (size_t)(row0 + r) * x->ld + col0, cols, x->activation);
+        size_t at = (size_t)(row0 + r) * x->ld + col0;
+        if (x->pre)
+            activation_grad_row(g, x->pre + at, NULL, cols, x->activation);
+        else
+            activation_grad_row(g, NULL, x->pre_bf16 + at, cols, x->activation);
 #pragma omp simd
         for (int j = 0; j < cols; j++) db[j] += g[j];
     }
@@ -120,7 +169,7 @@ void feed_forward_forward(const gpt_dims *d, int activation, const gpt_layer_vie
                           gpt_layer_acts *a, gpt_scratch *s)
 {
     int C = d->C;
-    fc_out out = {w->c_fc_b, a->fc_act, 4 * (size_t)C, activation};
+    fc_out out = {w->c_fc_b, a->fc_act, a->fc_pre_bf16, 4 * (size_t)C, activation};
     gemm_epilogue ep = {fc_out_block, &out};
     matmul_forward(&s->mm, a->fc_pre, a->ln2, w->c_fc_w, d->N, C, 4 * C, 0.0f, &ep);
     matmul_forward(&s->mm, s->a, a->fc_act, w->mlp_proj_w, d->N, 4 * C, C, 0.0f, NULL);
@@ -134,7 +183,7 @@ void feed_forward_backward(const gpt_dims *d, int activation, const gpt_layer_vi
 {
     int C = d->C;
     bias_backward(g->mlp_proj_b, dbranch, d->N, C);
-    fc_grad grad = {a->fc_pre, g->c_fc_b, 4 * (size_t)C, activation};
+    fc_grad grad = {a->fc_pre, a->fc_pre_bf16, g->c_fc_b, 4 * (size_t)C, activation};
     gemm_epilogue ep = {fc_grad_block, &grad};
     matmul_backward(&s->mm, s->big, g->mlp_proj_w, dbranch, a->fc_act, w->mlp_proj_w, d->N, 4 * C,
                     C, &ep);

@@ -70,6 +70,7 @@ static gpt_dims dims_of(const slm_config *c, int B, int T)
 
 static const float *layer_input(const struct gpt_train_state *t, int l)
 {
+    if (t->stash) return t->resid[l & 1];
     return l == 0 ? t->res0 : t->layer[l - 1].res_out;
 }
 
@@ -82,7 +83,8 @@ int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_op
     const int32_t *tokens = batch->tokens, *targets = batch->targets;
     int B = batch->B, T = batch->T, training = opts && opts->training;
     if (m->quant) return quant_model_forward(m, tokens, targets, B, T, training, loss, err, errlen);
-    rc = gpt_train_state_reserve(m, B, T, err, errlen);
+    int dtype = opts ? opts->dtype : SLM_DTYPE_F32;
+    rc = gpt_train_state_reserve(m, B, T, gpt_stash_wanted(dtype), err, errlen);
     if (rc) return rc;
     struct gpt_train_state *t = m->train;
     const slm_config *cfg = &m->cfg;
@@ -90,7 +92,7 @@ int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_op
     size_t N = d.N;
     int C = d.C;
     t->backward_ready = 0;
-    rc = gpt_gemm_prepare(m, opts ? opts->dtype : SLM_DTYPE_F32, N, err, errlen);
+    rc = gpt_gemm_prepare(m, dtype, N, err, errlen);
     if (rc) return rc;
     t->dims = d;
     t->have_targets = targets != NULL;
@@ -105,8 +107,9 @@ int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_op
     encoder_forward(t->res0, tokens, w->wte, w->wpe, B, T, C);
     dropout_forward(t->res0, N, C, gpt_dropout_site(&t->drop, SITE_EMBED, 0));
     float *attn_out = t->s.b, *ffn_out = t->s.a; /* branch outputs, reused per layer */
+    int keep = training && targets; /* backward follows: stash what it reads */
     for (int l = 0; l < cfg->n_layer; l++) {
-        gpt_layer_acts *a = &t->layer[l];
+        gpt_layer_acts *a = t->stash ? gpt_work_layer(t, l, keep) : &t->layer[l];
         const gpt_layer_views *lw = &w->h[l];
         const float *x = layer_input(t, l);
         /* x_{l+½} = x_l + dropout(MultiHeadAttention(LayerNorm_1(x_l))) */
@@ -122,6 +125,7 @@ int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_op
         feed_forward_forward(&d, cfg->activation, lw, a, &t->s);
         residual_forward(a->res_out, a->res_mid, ffn_out, lw->mlp_proj_b, N, C,
                          gpt_dropout_site(&t->drop, SITE_FFN_RESID, l));
+        if (t->stash && keep) gpt_stash_layer(t, l, x);
     }
     layer_norm_forward(t->lnf, t->lnf_mean, t->lnf_rstd, layer_input(t, cfg->n_layer), w->ln_f_w,
                        w->ln_f_b, N, C, cfg->layer_norm_epsilon);
@@ -143,6 +147,15 @@ int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_op
 const float *slm_model_logits(const slm_model *m)
 {
     return m && m->train && m->train->capacity ? m->train->logits : NULL;
+}
+
+size_t slm_model_activation_bytes(const slm_model *m)
+{
+    const struct gpt_train_state *t = m ? m->train : NULL;
+    if (!t || !t->capacity) return 0;
+    size_t bytes = t->block_bytes;
+    if (t->s.mm.bf16) bytes += t->bf16_bytes;
+    return bytes;
 }
 
 int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen)
@@ -171,24 +184,34 @@ int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen)
     layer_norm_backward(s->dres, g->ln_f_w, g->ln_f_b, s->a, layer_input(t, cfg->n_layer),
                         t->lnf_mean, t->lnf_rstd, w->ln_f_w, N, C);
     for (int l = cfg->n_layer - 1; l >= 0; l--) {
-        const gpt_layer_acts *a = &t->layer[l];
         const gpt_layer_views *lw = &w->h[l];
         gpt_layer_views *lg = &g->h[l];
+        const gpt_layer_acts *a = t->stash ? gpt_unstash_layer(t, l, lw, cfg->activation)
+                                           : &t->layer[l];
+        const gpt_layer_stash *st = &t->stashed[l];
         /* s->dres = d(x_{l+1}) → d(x_{l+½}): the residual passes it through,
          * the FFN branch adds its part via LayerNorm 2. */
         const float *dffn = residual_backward(s->b, s->dres, N, C,
                                               gpt_dropout_site(&t->drop, SITE_FFN_RESID, l));
         feed_forward_backward(d, cfg->activation, lw, lg, a, s, dffn);
-        layer_norm_backward(s->dres, lg->ln_2_w, lg->ln_2_b, s->a, a->res_mid, a->ln2_mean,
-                            a->ln2_rstd, lw->ln_2_w, N, C);
+        if (t->stash)
+            layer_norm_backward_xhat(s->dres, lg->ln_2_w, lg->ln_2_b, s->a, st->xhat2,
+                                     a->ln2_rstd, lw->ln_2_w, N, C);
+        else
+            layer_norm_backward(s->dres, lg->ln_2_w, lg->ln_2_b, s->a, a->res_mid, a->ln2_mean,
+                                a->ln2_rstd, lw->ln_2_w, N, C);
         /* d(x_{l+½}) → d(x_l), likewise through the attention branch. */
         const float *dattn = residual_backward(s->b, s->dres, N, C,
                                                gpt_dropout_site(&t->drop, SITE_ATTN_RESID, l));
         int rc = multi_head_attention_backward(d, lw, lg, a, s, dattn, &t->drop, l,
                                                t->attn_impl);
         if (rc) return fail(err, errlen, rc, "attention backward: %s", slm_strerror(rc));
-        layer_norm_backward(s->dres, lg->ln_1_w, lg->ln_1_b, s->b, layer_input(t, l),
-                            a->ln1_mean, a->ln1_rstd, lw->ln_1_w, N, C);
+        if (t->stash)
+            layer_norm_backward_xhat(s->dres, lg->ln_1_w, lg->ln_1_b, s->b, st->xhat1,
+                                     a->ln1_rstd, lw->ln_1_w, N, C);
+        else
+            layer_norm_backward(s->dres, lg->ln_1_w, lg->ln_1_b, s->b, layer_input(t, l),
+                                a->ln1_mean, a->ln1_rstd, lw->ln_1_w, N, C);
     }
     dropout_backward(s->dres, s->dres, N, C, gpt_dropout_site(&t->drop, SITE_EMBED, 0));
     encoder_backward(g->wte, g->wpe, s->dres, t->tokens, d->B, d->T, C);

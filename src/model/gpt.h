@@ -21,6 +21,18 @@
  *   ce_lse            [N]        log Σ exp(logits) per row (softmax denominator)
  *   scratch           10·N·C     reused by every layer (see gpt_scratch)
  *   tokens, targets   [N] int32  copies of the inputs for backward
+ *
+ * With bf16 activation storage (stash = 1: dtype bf16 where the GEMMs stay
+ * fp32, see gpt_gemm_prepare) each layer keeps for backward only
+ *   xhat1, xhat2      [N,C]  bf16  LayerNorm inputs normalised, (x − μ)·rstd
+ *   qkv [3N·C], atty [N·C], fc_pre [N,4C]  bf16
+ * plus its fp32 means, rstds and log-sum-exps. The layer itself runs in one
+ * fp32 working layer (`work`) shared by all layers, the residual stream in
+ * two fp32 buffers used in turn (resid[l & 1] is layer l's input, res0 =
+ * resid[0]). Backward widens layer l back into `work`, recomputing LN's
+ * outputs (x̂·w + b) and the activation from fc_pre. LayerNorm backward
+ * reads x̂, not x: x̂ is O(1) where x may carry a large common offset that
+ * bf16 rounding of x would turn into a large error in x − μ.
  */
 #ifndef SLM_MODEL_GPT_H
 #define SLM_MODEL_GPT_H
@@ -44,7 +56,16 @@ typedef struct {
     float *ln2, *ln2_mean, *ln2_rstd;
     float *fc_pre, *fc_act;
     float *res_out;
+    /* bf16 activation storage only (else NULL): the stash's copies of qkv
+     * and fc_pre, which forward writes as it makes them (when backward
+     * follows) and backward reads fc_pre from (then fc_pre is NULL). */
+    uint16_t *qkv_bf16, *fc_pre_bf16;
 } gpt_layer_acts;
+
+/* Layer l's bf16 copies of what backward reads (stash mode, above). */
+typedef struct {
+    uint16_t *xhat1, *qkv, *atty, *xhat2, *fc_pre;
+} gpt_layer_stash;
 
 /* How the Conv1D and LM-head GEMMs of a pass run (linear.c, lm_head.c):
  * fp32, or (bf16 = 1) with both inputs rounded to bf16 and fp32
@@ -98,6 +119,11 @@ struct gpt_train_state {
     void *block;     /* the one allocation                                   */
     size_t block_bytes;
     gpt_layer_acts *layer; /* [n_layer] views, rebound for each (B,T)        */
+    int stash;             /* 1: the block is laid out for bf16 storage     */
+    gpt_layer_stash *stashed; /* [n_layer] bf16 views (stash mode)           */
+    gpt_layer_acts work;   /* the fp32 working layer (stash mode)            */
+    float *work_fc_pre;    /* its fc_pre (forward only)                      */
+    float *resid[2];       /* the residual stream's two buffers (stash mode) */
     float *res0, *lnf, *lnf_mean, *lnf_rstd, *logits, *ce_lse;
     int32_t *tokens, *targets;
     gpt_scratch s;
@@ -113,6 +139,7 @@ struct gpt_train_state {
     /* bf16 GEMM operands (gpt_gemm), allocated on the first bf16 pass */
     void *bf16_block;
     size_t bf16_capacity; /* rows the operand buffers hold                   */
+    size_t bf16_bytes;    /* its size                                        */
 
     /* AdamW moments m, v: one allocation of 2·n_params floats */
     float *adam;
@@ -123,13 +150,32 @@ int gpt_attention_impl(void);
 
 /* The model's training state, created on first use (NULL if out of memory). */
 struct gpt_train_state *gpt_train_state_get(slm_model *m);
-/* Makes the activation block fit B·T rows (reallocates only if it grows) and
- * binds the views for (B,T). SLM_OK or SLM_ENOMEM/SLM_ERANGE with a message. */
-int gpt_train_state_reserve(slm_model *m, int B, int T, char *err, size_t errlen);
+/* Makes the activation block fit B·T rows in the layout `stash` asks for
+ * (reallocates only if it grows or the layout changes) and binds the views
+ * for (B,T). SLM_OK or SLM_ENOMEM/SLM_ERANGE with a message. */
+int gpt_train_state_reserve(slm_model *m, int B, int T, int stash, char *err, size_t errlen);
 
 /* Sets t->s.mm for a pass of N rows in fp32 (dtype SLM_DTYPE_F32) or, if
  * gemm_bf16_enabled(), bf16 (SLM_DTYPE_BF16): allocates the operand buffers
  * and rounds the weights. SLM_OK or SLM_ENOMEM with a message. */
 int gpt_gemm_prepare(slm_model *m, int dtype, size_t N, char *err, size_t errlen);
+
+/* 1 if a pass of this dtype stores activations in bf16: dtype bf16 where
+ * its GEMMs stay fp32 (gemm_bf16_enabled() is 0). */
+int gpt_stash_wanted(int dtype);
+
+/* ---- activation_stash.c --------------------------------------------------- */
+/* The working layer set up for layer l's forward (stash mode): l's means,
+ * rstds and log-sum-exps, res_out = resid[(l + 1) & 1], and if `keep`
+ * (backward follows) l's stash as the bf16 copies to write. */
+gpt_layer_acts *gpt_work_layer(struct gpt_train_state *t, int l, int keep);
+/* After layer l's forward (stash mode): rounds what backward needs from the
+ * working layer and the layer's input x into l's stash. */
+void gpt_stash_layer(struct gpt_train_state *t, int l, const float *x);
+/* Before layer l's backward (stash mode): widens l's stash into the working
+ * layer, ln1/ln2 = x̂·w + b and fc_act = activation(fc_pre), and returns it
+ * (fc_pre stays bf16: fc_pre_bf16). */
+const gpt_layer_acts *gpt_unstash_layer(struct gpt_train_state *t, int l,
+                                        const gpt_layer_views *w, int activation);
 
 #endif

@@ -3,6 +3,7 @@
  *   y = (x − μ)/sqrt(σ² + eps) · w + b,   μ, σ² the mean and (biased)
  *   variance of the row. GPT-2 applies it before each sub-layer (pre-LN).
  */
+#include "kernels/bf16.h"
 #include "model/layers.h"
 
 #include <math.h>
@@ -32,33 +33,43 @@ void layer_norm_forward(float *out, float *mean, float *rstd, const float *inp, 
     }
 }
 
-// dout, inp, dinp are (N,C); w, dw, db (C); mean, rstd (N).
+/* x̂ of element i of a row: from the stored bf16 x̂ (xh) or from x. Both
+ * callers below pass a constant for xh, so each gets a loop without it. */
+static inline __attribute__((always_inline)) float xhat_at(const float *x, const uint16_t *xh,
+                                                          float mu, float rs, int i)
+{
+    return xh ? bf16_widen(xh[i]) : (x[i] - mu) * rs;
+}
+
+// dout, dinp are (N,C); w, dw, db (C); rstd (N); x̂ from inp, mean (N,C),
+// (N) or, if xh is not NULL, read from xh (N,C).
 // With x̂ = (x − μ)·rstd and g = dout·w (the gradient w.r.t. x̂):
 //   dx = rstd · (g − mean(g) − x̂ · mean(g·x̂))
 //   dw = Σ_rows dout·x̂,   db = Σ_rows dout
 // dinp accumulates (the residual stream's gradient flows through both paths).
-void layer_norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                         const float *mean, const float *rstd, const float *w, size_t N, int C)
+static inline __attribute__((always_inline)) void
+ln_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+            const uint16_t *xh, const float *mean, const float *rstd, const float *w, size_t N,
+            int C)
 {
 #pragma omp parallel for schedule(static) if (N * C > 32768)
     for (size_t r = 0; r < N; r++) {
-        const float *x = inp + r * C, *dy = dout + r * C;
+        const float *x = inp ? inp + r * C : NULL, *dy = dout + r * C;
+        const uint16_t *xr = xh ? xh + r * C : NULL;
         float *dx = dinp + r * C;
-        float mu = mean[r], rs = rstd[r];
+        float mu = mean ? mean[r] : 0.0f, rs = rstd[r];
         float g_mean = 0.0f, gx_mean = 0.0f;
 #pragma omp simd reduction(+ : g_mean, gx_mean)
         for (int c = 0; c < C; c++) {
             float g = dy[c] * w[c];
             g_mean += g;
-            gx_mean += g * (x[c] - mu) * rs;
+            gx_mean += g * xhat_at(x, xr, mu, rs, c);
         }
         g_mean /= (float)C;
         gx_mean /= (float)C;
 #pragma omp simd
-        for (int c = 0; c < C; c++) {
-            float xh = (x[c] - mu) * rs;
-            dx[c] += rs * (dy[c] * w[c] - g_mean - xh * gx_mean);
-        }
+        for (int c = 0; c < C; c++)
+            dx[c] += rs * (dy[c] * w[c] - g_mean - xhat_at(x, xr, mu, rs, c) * gx_mean);
     }
     /* Parameter gradients sum over rows: split the channels between threads
      * so each sum runs in row order (deterministic for any thread count). */
@@ -69,11 +80,12 @@ void layer_norm_backward(float *dinp, float *dw, float *db, const float *dout, c
         int c0 = cb * block, c1 = c0 + block < C ? c0 + block : C;
         float sw[64] = {0}, sb[64] = {0};
         for (size_t r = 0; r < N; r++) {
-            const float *x = inp + r * C, *dy = dout + r * C;
-            float mu = mean[r], rs = rstd[r];
+            const float *x = inp ? inp + r * C : NULL, *dy = dout + r * C;
+            const uint16_t *xr = xh ? xh + r * C : NULL;
+            float mu = mean ? mean[r] : 0.0f, rs = rstd[r];
 #pragma omp simd
             for (int c = c0; c < c1; c++) {
-                sw[c - c0] += dy[c] * (x[c] - mu) * rs;
+                sw[c - c0] += dy[c] * xhat_at(x, xr, mu, rs, c);
                 sb[c - c0] += dy[c];
             }
         }
@@ -81,5 +93,30 @@ void layer_norm_backward(float *dinp, float *dw, float *db, const float *dout, c
             dw[c] += sw[c - c0];
             db[c] += sb[c - c0];
         }
+    }
+}
+
+void layer_norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                         const float *mean, const float *rstd, const float *w, size_t N, int C)
+{
+    ln_backward(dinp, dw, db, dout, inp, NULL, mean, rstd, w, N, C);
+}
+
+void layer_norm_backward_xhat(float *dinp, float *dw, float *db, const float *dout,
+                              const uint16_t *xhat, const float *rstd, const float *w, size_t N,
+                              int C)
+{
+    ln_backward(dinp, dw, db, dout, NULL, xhat, NULL, rstd, w, N, C);
+}
+
+void layer_norm_from_xhat(float *out, const uint16_t *xhat, const float *w, const float *b,
+                          size_t N, int C)
+{
+#pragma omp parallel for schedule(static) if (N * C > 32768)
+    for (size_t r = 0; r < N; r++) {
+        const uint16_t *xr = xhat + r * C;
+        float *y = out + r * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) y[c] = bf16_widen(xr[c]) * w[c] + b[c];
     }
 }

@@ -30,10 +30,23 @@ void layer_norm_forward(float *out, float *mean, float *rstd, const float *inp, 
 void layer_norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                          const float *mean, const float *rstd, const float *w, size_t N, int C);
 
+/* dinp (N,C) += ..., dw, db (C) += ... as layer_norm_backward, from the
+ * normalised input x̂ = (x − μ)·rstd stored in bf16 (N,C) (gpt.h) */
+void layer_norm_backward_xhat(float *dinp, float *dw, float *db, const float *dout,
+                              const uint16_t *xhat, const float *rstd, const float *w, size_t N,
+                              int C);
+/* out (N,C) = x̂·w + b from x̂ stored in bf16 (N,C): LayerNorm's output again */
+void layer_norm_from_xhat(float *out, const uint16_t *xhat, const float *w, const float *b,
+                          size_t N, int C);
+
 /* ---- feed_forward.c -------------------------------------------------------- */
 /* pre (N,OC) += bias (OC); act (N,OC) = GELU(pre) or ReLU(pre); may alias */
 void bias_activation_forward(float *pre, float *act, const float *bias, size_t N, int OC,
                              int activation);
+
+/* act (N,OC) = GELU or ReLU of pre_bf (N,OC) widened from bf16 (bf16
+ * activation storage recomputes fc_act in backward, gpt.h) */
+void activation_from_bf16(float *act, const uint16_t *pre_bf, size_t N, int OC, int activation);
 
 /* ---- linear.c: Conv1D layers, y = x·W + b with W (IN,OUT) ---------------- */
 /* mm (gpt_gemm) says whether the GEMMs run in fp32 or bf16; in bf16 w must

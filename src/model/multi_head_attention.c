@@ -12,6 +12,7 @@
  * core (slm_attention_forward/backward, which applies the mask and the
  * attention dropout); concatenation is the transpose back.
  */
+#include "kernels/bf16.h"
 #include "model/layers.h"
 
 #include <stdlib.h>
@@ -34,9 +35,10 @@ int gpt_attention_impl(void)
 }
 
 // rows is (B,T,S·C), heads (S,B,H,T,D) with C = H·D; bias (S·C) or NULL.
-// heads[s][b][h][t][:] = rows[b][t][s·C + h·D : s·C + (h+1)·D] + bias[...]
-static void split_heads(float *heads, const float *rows, const float *bias, int S,
-                        const gpt_dims *d)
+// heads[s][b][h][t][:] = rows[b][t][s·C + h·D : s·C + (h+1)·D] + bias[...],
+// and its bf16 rounding in heads_bf16 (same layout) unless that is NULL.
+static void split_heads(float *heads, uint16_t *heads_bf16, const float *rows, const float *bias,
+                        int S, const gpt_dims *d)
 {
     int B = d->B, T = d->T, H = d->H, D = d->D, C = d->C;
     size_t N = d->N;
@@ -47,12 +49,18 @@ static void split_heads(float *heads, const float *rows, const float *bias, int 
             for (int h = 0; h < H; h++) {
                 const float *src = rows + r * S * C + (size_t)s * C + (size_t)h * D;
                 const float *bs = bias ? bias + (size_t)s * C + (size_t)h * D : NULL;
-                float *dst = heads + ((((size_t)s * B + b) * H + h) * T + t) * D;
+                size_t at = ((((size_t)s * B + b) * H + h) * T + t) * D;
+                float *dst = heads + at;
                 if (bs) {
 #pragma omp simd
                     for (int k = 0; k < D; k++) dst[k] = src[k] + bs[k];
                 } else {
                     memcpy(dst, src, (size_t)D * sizeof *dst);
+                }
+                if (heads_bf16) {
+                    uint16_t *hb = heads_bf16 + at;
+#pragma omp simd
+                    for (int k = 0; k < D; k++) hb[k] = bf16_round(dst[k]);
                 }
             }
     }
@@ -94,7 +102,7 @@ int multi_head_attention_forward(const gpt_dims *d, const gpt_layer_views *w, gp
     int C = d->C;
     size_t N = d->N, NC = N * (size_t)C;
     matmul_forward(&s->mm, s->heads, a->ln1, w->c_attn_w, N, C, 3 * C, 0.0f, NULL);
-    split_heads(a->qkv, s->heads, w->c_attn_b, 3, d);
+    split_heads(a->qkv, a->qkv_bf16, s->heads, w->c_attn_b, 3, d);
     slm_attn_opts o = attention_opts(drop, layer, attn_impl);
     int rc = slm_attention_forward(&o, d->B, d->H, d->T, d->T, d->D, a->qkv, a->qkv + NC,
                                    a->qkv + 2 * NC, a->atty, a->att_lse);
@@ -130,7 +138,7 @@ int multi_head_attention_backward(const gpt_dims *d, const gpt_layer_views *w,
     bias_backward(g->c_proj_b, dbranch, N, C);
     merge_heads(s->a, a->atty, 1, d); /* recomputed: cheaper than storing it */
     matmul_backward(&s->mm, s->big, g->c_proj_w, dbranch, s->a, w->c_proj_w, N, C, C, NULL);
-    split_heads(s->a, s->big, NULL, 1, d);
+    split_heads(s->a, NULL, s->big, NULL, 1, d);
     slm_attn_opts o = attention_opts(drop, layer, attn_impl);
     int rc = slm_attention_backward(&o, d->B, d->H, d->T, d->T, d->D, a->qkv, a->qkv + NC,
                                     a->qkv + 2 * NC, a->atty, a->att_lse, s->a, s->heads,

@@ -21,7 +21,10 @@ struct gpt_train_state *gpt_train_state_get(slm_model *m)
     struct gpt_train_state *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->layer = calloc((size_t)m->cfg.n_layer, sizeof *t->layer);
-    if (!t->layer) {
+    t->stashed = calloc((size_t)m->cfg.n_layer, sizeof *t->stashed);
+    if (!t->layer || !t->stashed) {
+        free(t->layer);
+        free(t->stashed);
         free(t);
         return NULL;
     }
@@ -37,6 +40,7 @@ void gpt_train_state_free(struct gpt_train_state *t)
     free_aligned(t->adam);
     free_aligned(t->bf16_block);
     free(t->layer);
+    free(t->stashed);
     free(t);
 }
 
@@ -55,26 +59,78 @@ static void *take(carver *k, size_t floats)
     return p;
 }
 
-static void layout(struct gpt_train_state *t, const slm_config *cfg, size_t cap, carver *k)
+static uint16_t *take_bf16(carver *k, size_t n)
 {
-    size_t C = (size_t)cfg->n_embd, NC = cap * C;
+    return take(k, (n + 1) / 2);
+}
+
+/* The per-row (mean, rstd, log-sum-exp) arrays of layer l, in both layouts. */
+static void take_row_stats(gpt_layer_acts *a, size_t cap, int n_head, carver *k)
+{
+    a->ln1_mean = take(k, cap);
+    a->ln1_rstd = take(k, cap);
+    a->att_lse = take(k, cap * (size_t)n_head);
+    a->ln2_mean = take(k, cap);
+    a->ln2_rstd = take(k, cap);
+}
+
+/* fp32 layout (gpt.h): every layer's activations in full. */
+static void layout_layers_f32(struct gpt_train_state *t, const slm_config *cfg, size_t NC,
+                              size_t cap, carver *k)
+{
     t->res0 = take(k, NC);
     for (int l = 0; l < cfg->n_layer; l++) {
         gpt_layer_acts *a = &t->layer[l];
+        take_row_stats(a, cap, cfg->n_head, k);
         a->ln1 = take(k, NC);
-        a->ln1_mean = take(k, cap);
-        a->ln1_rstd = take(k, cap);
         a->qkv = take(k, 3 * NC);
         a->atty = take(k, NC);
-        a->att_lse = take(k, cap * (size_t)cfg->n_head);
         a->res_mid = take(k, NC);
         a->ln2 = take(k, NC);
-        a->ln2_mean = take(k, cap);
-        a->ln2_rstd = take(k, cap);
         a->fc_pre = take(k, 4 * NC);
         a->fc_act = take(k, 4 * NC);
         a->res_out = take(k, NC);
     }
+}
+
+/* bf16 storage (gpt.h): per layer its stash and row statistics, one fp32
+ * working layer, two residual buffers. */
+static void layout_layers_stash(struct gpt_train_state *t, const slm_config *cfg, size_t NC,
+                                size_t cap, carver *k)
+{
+    t->resid[0] = take(k, NC);
+    t->resid[1] = take(k, NC);
+    t->res0 = t->resid[0];
+    for (int l = 0; l < cfg->n_layer; l++) {
+        gpt_layer_acts *a = &t->layer[l];
+        gpt_layer_stash *st = &t->stashed[l];
+        *a = (gpt_layer_acts){0};
+        take_row_stats(a, cap, cfg->n_head, k);
+        st->xhat1 = take_bf16(k, NC);
+        st->qkv = take_bf16(k, 3 * NC);
+        st->atty = take_bf16(k, NC);
+        st->xhat2 = take_bf16(k, NC);
+        st->fc_pre = take_bf16(k, 4 * NC);
+    }
+    gpt_layer_acts *w = &t->work;
+    *w = (gpt_layer_acts){0};
+    w->ln1 = take(k, NC);
+    w->qkv = take(k, 3 * NC);
+    w->atty = take(k, NC);
+    w->res_mid = take(k, NC);
+    w->ln2 = take(k, NC);
+    t->work_fc_pre = take(k, 4 * NC);
+    w->fc_act = take(k, 4 * NC);
+}
+
+static void layout(struct gpt_train_state *t, const slm_config *cfg, size_t cap, int stash,
+                   carver *k)
+{
+    size_t C = (size_t)cfg->n_embd, NC = cap * C;
+    if (stash)
+        layout_layers_stash(t, cfg, NC, cap, k);
+    else
+        layout_layers_f32(t, cfg, NC, cap, k);
     t->lnf = take(k, NC);
     t->lnf_mean = take(k, cap);
     t->lnf_rstd = take(k, cap);
@@ -89,12 +145,12 @@ static void layout(struct gpt_train_state *t, const slm_config *cfg, size_t cap,
     t->targets = take(k, cap);
 }
 
-int gpt_train_state_reserve(slm_model *m, int B, int T, char *err, size_t errlen)
+int gpt_train_state_reserve(slm_model *m, int B, int T, int stash, char *err, size_t errlen)
 {
     struct gpt_train_state *t = gpt_train_state_get(m);
     if (!t) return fail(err, errlen, SLM_ENOMEM, "out of memory");
     size_t N = (size_t)B * (size_t)T;
-    if (t->block && N <= t->capacity) return SLM_OK;
+    if (t->block && N <= t->capacity && stash == t->stash) return SLM_OK;
     const slm_config *c = &m->cfg;
     /* Rough size in double first: the exact count below cannot overflow. */
     double est = (double)N * 4.0 *
@@ -104,7 +160,7 @@ int gpt_train_state_reserve(slm_model *m, int B, int T, char *err, size_t errlen
         return fail(err, errlen, SLM_ERANGE,
                         "activations for B·T = %zu would take %.0f GiB", N, est / 1073741824.0);
     carver count = {NULL, 0};
-    layout(t, c, N, &count);
+    layout(t, c, N, stash, &count);
     int rc = check_memory((double)count.used, "the activations", err, errlen);
     if (rc) return rc;
     free_aligned(t->block);
@@ -116,8 +172,9 @@ int gpt_train_state_reserve(slm_model *m, int B, int T, char *err, size_t errlen
                         (double)count.used / 1048576.0);
     t->block_bytes = count.used;
     t->capacity = N;
+    t->stash = stash;
     carver bind = {t->block, 0};
-    layout(t, c, N, &bind);
+    layout(t, c, N, stash, &bind);
     return SLM_OK;
 }
 
@@ -132,6 +189,11 @@ float *slm_model_adam_state(slm_model *m, int which)
         memset(t->adam, 0, 2 * m->n_params * sizeof(float));
     }
     return t->adam + (size_t)which * m->n_params;
+}
+
+int gpt_stash_wanted(int dtype)
+{
+    return dtype == SLM_DTYPE_BF16 && !gemm_bf16_enabled();
 }
 
 int gpt_gemm_prepare(slm_model *m, int dtype, size_t N, char *err, size_t errlen)
@@ -155,6 +217,7 @@ int gpt_gemm_prepare(slm_model *m, int dtype, size_t N, char *err, size_t errlen
             return fail(err, errlen, SLM_ENOMEM, "out of memory for bf16 operands (%.1f MiB)",
                         (double)bytes / 1048576.0);
         t->bf16_capacity = N;
+        t->bf16_bytes = bytes;
         mm->wbf = t->bf16_block;
         mm->xa = (uint16_t *)((char *)t->bf16_block + wbytes);
         mm->xb = (uint16_t *)((char *)t->bf16_block + wbytes + abytes);
