@@ -4,8 +4,9 @@
  * computed from the stored bf16 copies, stay within bf16 rounding of fp32's
  * (GELU and ReLU, with and without dropout); the activation memory is at
  * most 0.6× fp32's on a 6-layer model; a 50-step loss curve follows fp32's;
- * a resumed run is byte-identical; and an fp32 pass after a bf16 one (the
- * layout changes back) gives fp32's attention weights exactly. */
+ * a resumed run is byte-identical; evaluation between steps keeps the bf16
+ * layout; and attention weights after a bf16 pass (the layout changes back
+ * to fp32's) are fp32's exactly. */
 #include "io_util.h"
 #include "kernels/kernels.h"
 #include "slm.h"
@@ -264,6 +265,32 @@ out:
     slm_model_free(ref);
 }
 
+/* An inference pass (validation) after a bf16-storage training pass stays
+ * in the bf16 layout — the activation memory does not grow back to fp32's —
+ * and gives fp32's loss bit for bit. */
+static void test_evaluation_keeps_the_bf16_layout(void)
+{
+    slm_model *m = model_of(2, SLM_ACT_GELU_NEW, 0.0f);
+    if (!m) return;
+    size_t n = slm_model_num_params(m);
+    float *g = malloc(n * sizeof *g), loss, l16, l32;
+    int32_t tok[B * CTX], tgt[B * CTX];
+    for (int i = 0; i < B * CTX; i++)
+        tok[i] = (i * 3) % V, tgt[i] = (i * 3 + 2) % V;
+    slm_batch batch = {tok, tgt, B, CTX};
+    char err[256];
+    size_t f32 = pass(m, SLM_DTYPE_F32, g, &loss);
+    CHECK(slm_model_forward(m, &batch, NULL, &l32, err, sizeof err) == SLM_OK, "%s", err);
+    size_t bf16 = pass(m, SLM_DTYPE_BF16, g, &loss);
+    CHECK(slm_model_forward(m, &batch, NULL, &l16, err, sizeof err) == SLM_OK, "%s", err);
+    CHECK(slm_model_activation_bytes(m) == bf16 && bf16 < f32,
+          "after evaluation %zu bytes (bf16 storage %zu, fp32 %zu)", slm_model_activation_bytes(m),
+          bf16, f32);
+    CHECK(l16 == l32, "evaluation loss %.9g in the bf16 layout, %.9g in fp32's", l16, l32);
+    free(g);
+    slm_model_free(m);
+}
+
 int main(void)
 {
     setenv("SLM_BF16_GEMM", "0", 1);
@@ -273,6 +300,7 @@ int main(void)
     RUN(test_activation_memory_at_most_0_6);
     RUN(test_loss_curve_follows_fp32);
     RUN(test_resume_is_byte_identical);
+    RUN(test_evaluation_keeps_the_bf16_layout);
     RUN(test_attention_weights_after_bf16_pass);
     return test_summary();
 }

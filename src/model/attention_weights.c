@@ -18,7 +18,7 @@ int slm_model_attention_weights(slm_model *m, const int32_t *tokens, int T, int 
         return fail(err, errlen, SLM_ERANGE,
                     "attention weights: layer %d is outside [0, %d) (or -1 for all)", layer,
                     c->n_layer);
-    int rc = slm_model_forward(m, &(slm_batch){.tokens = tokens, .B = 1, .T = T}, NULL, NULL, err, errlen);
+    int rc = gpt_forward_keeping_layers(m, tokens, T, err, errlen);
     if (rc) return rc;
     const struct gpt_train_state *t = m->train;
     size_t per_layer = (size_t)c->n_head * (size_t)T * (size_t)T;

@@ -17,7 +17,7 @@ int slm_model_ffn_activations(slm_model *m, const int32_t *tokens, int T, int la
     if (layer < 0 || layer >= m->cfg.n_layer)
         return fail(err, errlen, SLM_ERANGE, "ffn activations: layer %d is outside [0, %d)",
                     layer, m->cfg.n_layer);
-    int rc = slm_model_forward(m, &(slm_batch){.tokens = tokens, .B = 1, .T = T}, NULL, NULL, err, errlen);
+    int rc = gpt_forward_keeping_layers(m, tokens, T, err, errlen);
     if (rc) return rc;
     memcpy(act, m->train->layer[layer].fc_act, (size_t)T * 4 * m->cfg.n_embd * sizeof *act);
     return SLM_OK;

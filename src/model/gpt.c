@@ -74,8 +74,21 @@ static const float *layer_input(const struct gpt_train_state *t, int l)
     return l == 0 ? t->res0 : t->layer[l - 1].res_out;
 }
 
-int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_opts *opts,
-                      float *loss, char *err, size_t errlen)
+/* The block's layout for a pass of N rows: bf16 storage where dtype asks
+ * for it (gpt_stash_wanted); a pass that keeps nothing for backward (no
+ * training, or no targets) and needs no layer's fp32 activations afterwards
+ * stays in the layout the block has, so evaluation between bf16-storage
+ * training steps neither reallocates nor grows the memory it saves. */
+static int pass_layout(const slm_model *m, int dtype, int backward_follows, int need_layers,
+                       size_t N)
+{
+    const struct gpt_train_state *t = m->train;
+    if (gpt_stash_wanted(dtype)) return 1;
+    return !backward_follows && !need_layers && t && t->stash && t->block && N <= t->capacity;
+}
+
+static int forward_pass(slm_model *m, const slm_batch *batch, const slm_forward_opts *opts,
+                        int need_layers, float *loss, char *err, size_t errlen)
 {
     if (!m) return fail(err, errlen, SLM_EINVAL, "forward: no model");
     int rc = validate_forward(m, batch, opts, err, errlen);
@@ -84,7 +97,9 @@ int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_op
     int B = batch->B, T = batch->T, training = opts && opts->training;
     if (m->quant) return quant_model_forward(m, tokens, targets, B, T, training, loss, err, errlen);
     int dtype = opts ? opts->dtype : SLM_DTYPE_F32;
-    rc = gpt_train_state_reserve(m, B, T, gpt_stash_wanted(dtype), err, errlen);
+    int keep = training && targets; /* backward follows: stash what it reads */
+    int stash = pass_layout(m, dtype, keep, need_layers, (size_t)B * (size_t)T);
+    rc = gpt_train_state_reserve(m, B, T, stash, err, errlen);
     if (rc) return rc;
     struct gpt_train_state *t = m->train;
     const slm_config *cfg = &m->cfg;
@@ -107,7 +122,6 @@ int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_op
     encoder_forward(t->res0, tokens, w->wte, w->wpe, B, T, C);
     dropout_forward(t->res0, N, C, gpt_dropout_site(&t->drop, SITE_EMBED, 0));
     float *attn_out = t->s.b, *ffn_out = t->s.a; /* branch outputs, reused per layer */
-    int keep = training && targets; /* backward follows: stash what it reads */
     for (int l = 0; l < cfg->n_layer; l++) {
         gpt_layer_acts *a = t->stash ? gpt_work_layer(t, l, keep) : &t->layer[l];
         const gpt_layer_views *lw = &w->h[l];
@@ -142,6 +156,19 @@ int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_op
         *loss = 0.0f;
     }
     return SLM_OK;
+}
+
+int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_opts *opts,
+                      float *loss, char *err, size_t errlen)
+{
+    return forward_pass(m, batch, opts, 0, loss, err, errlen);
+}
+
+int gpt_forward_keeping_layers(slm_model *m, const int32_t *tokens, int T, char *err,
+                               size_t errlen)
+{
+    slm_batch b = {.tokens = tokens, .B = 1, .T = T};
+    return forward_pass(m, &b, NULL, 1, NULL, err, errlen);
 }
 
 const float *slm_model_logits(const slm_model *m)

@@ -160,6 +160,12 @@ int gpt_train_state_reserve(slm_model *m, int B, int T, int stash, char *err, si
  * and rounds the weights. SLM_OK or SLM_ENOMEM with a message. */
 int gpt_gemm_prepare(slm_model *m, int dtype, size_t N, char *err, size_t errlen);
 
+/* An fp32 inference pass over one sequence (B = 1) that leaves every
+ * layer's activations in t->layer (the fp32 layout), for readers of them
+ * (attention weights, FFN activations). As slm_model_forward. */
+int gpt_forward_keeping_layers(slm_model *m, const int32_t *tokens, int T, char *err,
+                               size_t errlen);
+
 /* 1 if a pass of this dtype stores activations in bf16: dtype bf16 where
  * its GEMMs stay fp32 (gemm_bf16_enabled() is 0). */
 int gpt_stash_wanted(int dtype);
