@@ -7,7 +7,7 @@
  * a resumed run is byte-identical; evaluation between steps keeps the bf16
  * layout; and attention weights after a bf16 pass (the layout changes back
  * to fp32's) are fp32's exactly. */
-#include "io_util.h"
+#include "common/bf16_train_case.h"
 #include "kernels/kernels.h"
 #include "slm.h"
 #include "test.h"
@@ -19,43 +19,7 @@
 /* bf16's unit roundoff (8 significant bits, round to nearest) */
 #define U_BF16 (1.0 / 256.0)
 
-enum { V = 48, CTX = 16, B = 4 };
-
-static slm_model *model_of(int layers, int activation, float dropout)
-{
-    slm_config cfg = {.n_layer = layers,
-                      .n_head = 2,
-                      .n_embd = 32,
-                      .n_positions = CTX,
-                      .vocab_size = V,
-                      .layer_norm_epsilon = 1e-5f,
-                      .activation = activation,
-                      .tokenizer = SLM_TOKENIZER_GPT2,
-                      .dropout = dropout};
-    slm_model *m = NULL;
-    char err[256];
-    CHECK(slm_model_create(&cfg, 21, &m, err, sizeof err) == SLM_OK, "model: %s", err);
-    return m;
-}
-
-/* Text with structure to learn: token i+1 mostly follows token i. */
-static slm_corpus *corpus_of(size_t n)
-{
-    int32_t *ids = malloc(n * sizeof *ids);
-    uint64_t x = 99;
-    int32_t t = 0;
-    for (size_t i = 0; i < n; i++) {
-        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-        t = (x >> 60) < 3 ? (int32_t)((x >> 33) % V) : (t + 1) % V;
-        ids[i] = t;
-    }
-    slm_corpus_opts co = {CTX, 0.1, NULL};
-    slm_corpus *c = NULL;
-    char err[256];
-    CHECK(slm_corpus_from_tokens(ids, n, V, &co, &c, err, sizeof err) == SLM_OK, "%s", err);
-    free(ids);
-    return c;
-}
+enum { V = BTC_V, CTX = BTC_CTX, B = BTC_B };
 
 /* One training pass at dtype on a batch; the gradients into g (n floats),
  * the loss into *loss, the activation bytes returned. */
@@ -82,7 +46,7 @@ static size_t pass(slm_model *m, int dtype, float *g, float *loss)
 static void check_gradients(int activation, float dropout, const char *what)
 {
     enum { LAYERS = 2 };
-    slm_model *m = model_of(LAYERS, activation, dropout);
+    slm_model *m = btc_model(LAYERS, activation, dropout);
     if (!m) return;
     size_t n = slm_model_num_params(m);
     float *g32 = malloc(n * sizeof *g32), *g16 = malloc(n * sizeof *g16), l32, l16, again;
@@ -121,7 +85,7 @@ static void test_gradients_relu_with_dropout(void)
  * scratch and logits included). */
 static void test_activation_memory_at_most_0_6(void)
 {
-    slm_model *m = model_of(6, SLM_ACT_GELU_NEW, 0.0f);
+    slm_model *m = btc_model(6, SLM_ACT_GELU_NEW, 0.0f);
     if (!m) return;
     size_t n = slm_model_num_params(m);
     float *g = malloc(n * sizeof *g), loss;
@@ -135,134 +99,22 @@ static void test_activation_memory_at_most_0_6(void)
     slm_model_free(m);
 }
 
-static slm_train_opts run_opts(int dtype, int steps)
-{
-    slm_train_opts o;
-    slm_train_opts_default(&o);
-    o.batch = B;
-    o.steps = steps;
-    o.warmup = 2;
-    o.lr = 3e-3;
-    o.eval_every = 0;
-    o.save_every = 0;
-    o.dtype = dtype;
-    return o;
-}
-
-static int record_loss(void *ctx, const slm_train_progress *p)
-{
-    ((double *)ctx)[p->step - 1] = p->loss;
-    return 0;
-}
-
 /* 50 steps in fp32 and with bf16 storage from the same start: step 1's
  * losses are equal (fp32 forward), later ones within 1 % (the updates
- * differ by bf16 rounding of the gradients' inputs), and training works. */
+ * differ by bf16 rounding of the gradients' inputs), and training works
+ * (btc_check_loss_curves). */
 static void test_loss_curve_follows_fp32(void)
 {
-    enum { STEPS = 50 };
-    double curve[2][STEPS];
-    slm_corpus *c = corpus_of(4000);
-    for (int k = 0; k < 2 && c; k++) {
-        slm_model *m = model_of(2, SLM_ACT_GELU_NEW, 0.0f);
-        slm_train_opts o = run_opts(k ? SLM_DTYPE_BF16 : SLM_DTYPE_F32, STEPS);
-        o.on_progress = record_loss;
-        o.callback_ctx = curve[k];
-        slm_trainer *t = NULL;
-        char err[256];
-        CHECK(m && slm_trainer_create(m, c, &o, 0, &t, err, sizeof err) == SLM_OK, "%s", err);
-        CHECK(t && slm_trainer_run(t, err, sizeof err) == SLM_OK, "%s", err);
-        slm_trainer_free(t);
-        slm_model_free(m);
-    }
-    double worst = 0.0;
-    int same = 1;
-    for (int s = 0; s < STEPS; s++) {
-        double r = fabs(curve[1][s] - curve[0][s]) / curve[0][s];
-        worst = r > worst ? r : worst;
-        same &= curve[1][s] == curve[0][s];
-    }
-    CHECK(curve[1][0] == curve[0][0], "step 1: %.9g vs %.9g", curve[1][0], curve[0][0]);
-    CHECK(worst <= 0.01, "bf16 storage loss differs from fp32 by up to %.2f %%", 100 * worst);
-    CHECK(curve[0][STEPS - 1] < 0.75 * curve[0][0], "fp32 did not learn: %g → %g", curve[0][0],
-          curve[0][STEPS - 1]);
-    CHECK(!same, "curve equals fp32's: the bf16 copies were not used");
-    printf("# bf16 storage vs fp32 loss over %d steps: worst %.3f %%, last %.4f vs %.4f\n",
-           STEPS, 100 * worst, curve[1][STEPS - 1], curve[0][STEPS - 1]);
-    slm_corpus_free(c);
+    double f32, bf16;
+    btc_check_loss_curves(50, "bf16 storage", &f32, &bf16);
+    CHECK(bf16 == f32, "step 1: %.9g vs %.9g", bf16, f32);
 }
 
-static int train_into(slm_model *m, const slm_corpus *c, const char *dir, int start, int stop)
-{
-    char err[256];
-    slm_train_opts o = run_opts(SLM_DTYPE_BF16, 7);
-    o.save_every = 2;
-    o.out_dir = dir;
-    o.stop_after = stop;
-    slm_trainer *t = NULL;
-    int rc = slm_trainer_create(m, c, &o, start, &t, err, sizeof err);
-    if (!rc) rc = slm_trainer_run(t, err, sizeof err);
-    CHECK(rc == SLM_OK, "train: %s", err);
-    slm_trainer_free(t);
-    return rc;
-}
-
-/* Stopped at step 3 and resumed: the uninterrupted run's files, byte for
- * byte (the evaluation passes in between switch no state that matters). */
+/* Stopped at step 3 and resumed (with dropout): the uninterrupted run's
+ * files, byte for byte. */
 static void test_resume_is_byte_identical(void)
 {
-    char *a = strdup(tmpdir_make()), *b = tmpdir_make();
-    slm_corpus *c = corpus_of(2000);
-    slm_model *straight = model_of(2, SLM_ACT_GELU_NEW, 0.1f);
-    slm_model *first = model_of(2, SLM_ACT_GELU_NEW, 0.1f);
-    slm_checkpoint ck = {0};
-    char err[256];
-    if (!a || !b || !c || !straight || !first) goto out;
-    if (train_into(straight, c, a, 0, 0) || train_into(first, c, b, 0, 3)) goto out;
-    CHECK(slm_checkpoint_load(b, &ck, err, sizeof err) == SLM_OK && ck.step == 3, "step %d: %s",
-          ck.step, err);
-    if (!ck.model || train_into(ck.model, c, b, 3, 0)) goto out;
-    const char *files[] = {"model.safetensors", "training_state.safetensors"};
-    for (int i = 0; i < 2; i++) {
-        size_t la = 0, lb = 0;
-        unsigned char *x = read_bytes(path_in(a, files[i], 0), &la);
-        unsigned char *y = read_bytes(path_in(b, files[i], 1), &lb);
-        CHECK(x && y && la == lb && !memcmp(x, y, la), "%s differs", files[i]);
-        free(x);
-        free(y);
-    }
-out:
-    slm_checkpoint_free(&ck);
-    slm_model_free(straight);
-    slm_model_free(first);
-    slm_corpus_free(c);
-    tmpdir_remove(a);
-    tmpdir_remove(b);
-    free(a);
-}
-
-/* Attention weights (an fp32 inference pass) after a bf16-storage training
- * pass equal those of a model that never left fp32. */
-static void test_attention_weights_after_bf16_pass(void)
-{
-    slm_model *m = model_of(2, SLM_ACT_GELU_NEW, 0.0f), *ref = model_of(2, SLM_ACT_GELU_NEW, 0.0f);
-    if (!m || !ref) goto out;
-    int32_t tok[CTX];
-    for (int i = 0; i < CTX; i++) tok[i] = (i * 5) % V;
-    size_t n = slm_model_num_params(m), per = 2 * 2 * (size_t)CTX * CTX;
-    float *g = malloc(n * sizeof *g), loss, *wa = malloc(per * 4), *wb = malloc(per * 4);
-    char err[256];
-    pass(m, SLM_DTYPE_BF16, g, &loss);
-    CHECK(slm_model_attention_weights(m, tok, CTX, -1, wa, err, sizeof err) == SLM_OK, "%s", err);
-    CHECK(slm_model_attention_weights(ref, tok, CTX, -1, wb, err, sizeof err) == SLM_OK, "%s",
-          err);
-    CHECK(!memcmp(wa, wb, per * 4), "attention weights differ after a bf16-storage pass");
-    free(g);
-    free(wa);
-    free(wb);
-out:
-    slm_model_free(m);
-    slm_model_free(ref);
+    btc_check_resume(0.1f);
 }
 
 /* An inference pass (validation) after a bf16-storage training pass stays
@@ -270,7 +122,7 @@ out:
  * and gives fp32's loss bit for bit. */
 static void test_evaluation_keeps_the_bf16_layout(void)
 {
-    slm_model *m = model_of(2, SLM_ACT_GELU_NEW, 0.0f);
+    slm_model *m = btc_model(2, SLM_ACT_GELU_NEW, 0.0f);
     if (!m) return;
     size_t n = slm_model_num_params(m);
     float *g = malloc(n * sizeof *g), loss, l16, l32;
@@ -289,6 +141,30 @@ static void test_evaluation_keeps_the_bf16_layout(void)
     CHECK(l16 == l32, "evaluation loss %.9g in the bf16 layout, %.9g in fp32's", l16, l32);
     free(g);
     slm_model_free(m);
+}
+
+/* Attention weights (an fp32 inference pass) after a bf16-storage training
+ * pass equal those of a model that never left fp32. */
+static void test_attention_weights_after_bf16_pass(void)
+{
+    slm_model *m = btc_model(2, SLM_ACT_GELU_NEW, 0.0f), *ref = btc_model(2, SLM_ACT_GELU_NEW, 0.0f);
+    if (!m || !ref) goto out;
+    int32_t tok[CTX];
+    for (int i = 0; i < CTX; i++) tok[i] = (i * 5) % V;
+    size_t n = slm_model_num_params(m), per = 2 * 2 * (size_t)CTX * CTX;
+    float *g = malloc(n * sizeof *g), loss, *wa = malloc(per * 4), *wb = malloc(per * 4);
+    char err[256];
+    pass(m, SLM_DTYPE_BF16, g, &loss);
+    CHECK(slm_model_attention_weights(m, tok, CTX, -1, wa, err, sizeof err) == SLM_OK, "%s", err);
+    CHECK(slm_model_attention_weights(ref, tok, CTX, -1, wb, err, sizeof err) == SLM_OK, "%s",
+          err);
+    CHECK(!memcmp(wa, wb, per * 4), "attention weights differ after a bf16-storage pass");
+    free(g);
+    free(wa);
+    free(wb);
+out:
+    slm_model_free(m);
+    slm_model_free(ref);
 }
 
 int main(void)
