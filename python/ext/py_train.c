@@ -127,13 +127,13 @@ static PyObject *opts_to_dict(const slm_train_opts *o)
         Py_XDECREF(s);
     }
     if (!data) return NULL;
-    return Py_BuildValue("{s:i,s:i,s:i,s:i,s:i,s:d,s:d,s:d,s:d,s:K,s:i,s:i,s:i,s:N}", "batch",
+    return Py_BuildValue("{s:i,s:i,s:i,s:i,s:i,s:d,s:d,s:d,s:d,s:K,s:i,s:i,s:i,s:i,s:N}", "batch",
                          o->batch, "context", o->context, "grad_accum", o->grad_accum, "steps",
                          o->steps, "warmup", o->warmup, "lr", o->lr, "weight_decay",
                          o->weight_decay, "grad_clip", o->grad_clip, "val_fraction",
                          o->val_fraction, "seed", (unsigned long long)o->seed, "eval_every",
                          o->eval_every, "eval_batches", o->eval_batches, "save_every",
-                         o->save_every, "data", data);
+                         o->save_every, "dtype", o->dtype, "data", data);
 }
 
 static int get_int(PyObject *d, const char *key, int *out)
@@ -190,7 +190,8 @@ static int opts_from_dict(PyObject *d, slm_train_opts *o, opts_storage *s)
         get_double(d, "grad_clip", &o->grad_clip) ||
         get_double(d, "val_fraction", &o->val_fraction) ||
         get_int(d, "eval_every", &o->eval_every) || get_int(d, "eval_batches", &o->eval_batches) ||
-        get_int(d, "save_every", &o->save_every) || get_int(d, "stop_after", &o->stop_after))
+        get_int(d, "save_every", &o->save_every) || get_int(d, "stop_after", &o->stop_after) ||
+        get_int(d, "dtype", &o->dtype))
         return -1;
     if ((v = PyDict_GetItemString(d, "seed"))) {
         seed = PyLong_AsUnsignedLongLong(v);

@@ -100,6 +100,10 @@ def _run(model: Model, corpus: "_slm.Corpus", opts: dict, start: int, out: str,
     return TrainResult(out, step, opts["steps"], last[0], last[1], interrupted)
 
 
+# slm_train_opts.dtype: SLM_DTYPE_F32 and SLM_DTYPE_BF16 (include/slm.h)
+_DTYPES = {"fp32": 0, "bf16": 2}
+
+
 def train(data: Union[PathLike, Sequence[PathLike]], out: PathLike, *,
           tokenizer: str = "byte", layers: int = 4, heads: int = 4, dim: int = 128,
           context: int = 128, batch: int = 16, grad_accum: int = 1, steps: int = 1000,
@@ -107,7 +111,7 @@ def train(data: Union[PathLike, Sequence[PathLike]], out: PathLike, *,
           grad_clip: float = 1.0, dropout: float = 0.0, seed: int = 1337,
           eval_every: int = 100, eval_batches: int = 8, save_every: int = 250,
           val_fraction: float = 0.1, stop_after: Optional[int] = None, force: bool = False,
-          callback: Optional[Callable[[TrainProgress], object]] = None) -> TrainResult:
+          dtype: str = "fp32", callback: Optional[Callable[[TrainProgress], object]] = None) -> TrainResult:
     """Trains a GPT from scratch on text files, checkpointing into ``out``:
     ``slm train --data FILE... --out DIR`` with the same options (same names
     without dashes, same defaults).
@@ -121,6 +125,10 @@ def train(data: Union[PathLike, Sequence[PathLike]], out: PathLike, *,
         batch, grad_accum, steps, lr, warmup (None: steps/20), weight_decay,
         grad_clip, dropout, seed, eval_every, eval_batches, save_every,
         val_fraction, stop_after: as ``slm train --help`` says.
+        dtype: ``"fp32"`` or ``"bf16"`` (``slm train --dtype``): bf16 GEMM
+            inputs with fp32 sums where this CPU runs that faster, else fp32
+            math with the activations stored in bf16; weights, moments and
+            checkpoints stay fp32, and a resumed run keeps the dtype.
         callback: called with a :class:`TrainProgress` after every step; a
             true return value stops the run (with a checkpoint).
 
@@ -144,6 +152,8 @@ def train(data: Union[PathLike, Sequence[PathLike]], out: PathLike, *,
     out = os.fspath(out)
     if tokenizer not in ("byte", "gpt2"):
         raise InvalidArgumentError(f"tokenizer must be 'byte' or 'gpt2', got {tokenizer!r}")
+    if dtype not in _DTYPES:
+        raise InvalidArgumentError(f"dtype must be 'fp32' or 'bf16', got {dtype!r}")
     opts = dict(
         # The windows are n_positions long: the trainer's context stays 0 (as
         # the CLI's), so the checkpoint records the same run.
@@ -159,7 +169,7 @@ def train(data: Union[PathLike, Sequence[PathLike]], out: PathLike, *,
         eval_batches=_int("eval_batches", eval_batches, 1, 1 << 20),
         save_every=_int("save_every", save_every, 0, 1 << 30),
         stop_after=0 if stop_after is None else _int("stop_after", stop_after, 1, 1 << 30),
-        data=files, out_dir=out)
+        dtype=_DTYPES[dtype], data=files, out_dir=out)
     _float("dropout", dropout, 0, 0.999)
     _check_out_dir(out, force)
     vocab_dir = GPT2_VOCAB_DIR if tokenizer == "gpt2" else None

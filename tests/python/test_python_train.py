@@ -90,6 +90,25 @@ def test_cli_run_resumes_in_python_and_python_run_in_cli(tmp_root, data, cli_run
     same_files(cli_run, b)
 
 
+def test_bf16_matches_cli_and_resumes_as_bf16(tmp_root, data):
+    """dtype="bf16" is `slm train --dtype bf16`, byte for byte, and a bf16
+    CLI run stopped and resumed in Python stays bf16 (the checkpoint's dtype
+    reaches the trainer), ending with the uninterrupted run's bytes."""
+    ref = tmp_root / "bf16-cli"
+    cli("train", "--data", data, "--out", ref, "--steps", 12, "--eval-every", 6, "--dtype",
+        "bf16", *cli_flags(**ARCH))
+    assert json.loads(state_meta(ref)["args"])["dtype"] == 2
+    r = slm.train(data, tmp_root / "bf16-py", steps=12, eval_every=6, dtype="bf16", **ARCH)
+    same_files(ref, r.out)
+    a = tmp_root / "bf16-cli-then-py"
+    cli("train", "--data", data, "--out", a, "--steps", 12, "--eval-every", 6, "--dtype",
+        "bf16", "--stop-after", 5, *cli_flags(**ARCH))
+    slm.resume_training(a)
+    same_files(ref, a)
+    with pytest.raises(slm.InvalidArgumentError, match="dtype"):
+        slm.train(data, tmp_root / "bf16-bad", steps=2, dtype="f16", **ARCH)
+
+
 def test_callback_stops_and_exceptions_propagate(tmp_root, data):
     r = slm.train(data, tmp_root / "cb-stop", steps=STEPS, callback=lambda p: p.step == 7,
                   **ARCH)
