@@ -62,8 +62,7 @@ static void check_gradients(int activation, float dropout, const char *what)
     printf("# %s: gradients vs fp32 relative L2 %.3g (bound %.3g)\n", what, rel, bound);
     /* and back to fp32: the same gradients as the first pass, bit for bit */
     pass(m, SLM_DTYPE_F32, g16, &again);
-    CHECK(again == l32 && !memcmp(g16, g32, n * sizeof *g32), "%s: fp32 after bf16 differs",
-          what);
+    CHECK(again == l32 && !memcmp(g16, g32, n * sizeof *g32), "%s: fp32 after bf16 differs", what);
     free(g32);
     free(g16);
     slm_model_free(m);
@@ -93,8 +92,8 @@ static void test_activation_memory_at_most_0_6(void)
     double r = (double)bf16 / (double)f32;
     CHECK(f32 > 0 && r <= 0.6 && r >= 0.45, "activation memory bf16/fp32 = %zu/%zu = %.3f", bf16,
           f32, r);
-    printf("# activation memory on 6 layers: %zu bytes fp32, %zu bf16 storage (%.2f)\n", f32,
-           bf16, r);
+    printf("# activation memory on 6 layers: %zu bytes fp32, %zu bf16 storage (%.2f)\n", f32, bf16,
+           r);
     free(g);
     slm_model_free(m);
 }
@@ -147,17 +146,18 @@ static void test_evaluation_keeps_the_bf16_layout(void)
  * pass equal those of a model that never left fp32. */
 static void test_attention_weights_after_bf16_pass(void)
 {
-    slm_model *m = btc_model(2, SLM_ACT_GELU_NEW, 0.0f), *ref = btc_model(2, SLM_ACT_GELU_NEW, 0.0f);
+    slm_model *m = btc_model(2, SLM_ACT_GELU_NEW, 0.0f),
+              *ref = btc_model(2, SLM_ACT_GELU_NEW, 0.0f);
     if (!m || !ref) goto out;
     int32_t tok[CTX];
-    for (int i = 0; i < CTX; i++) tok[i] = (i * 5) % V;
+    for (int i = 0; i < CTX; i++)
+        tok[i] = (i * 5) % V;
     size_t n = slm_model_num_params(m), per = 2 * 2 * (size_t)CTX * CTX;
     float *g = malloc(n * sizeof *g), loss, *wa = malloc(per * 4), *wb = malloc(per * 4);
     char err[256];
     pass(m, SLM_DTYPE_BF16, g, &loss);
     CHECK(slm_model_attention_weights(m, tok, CTX, -1, wa, err, sizeof err) == SLM_OK, "%s", err);
-    CHECK(slm_model_attention_weights(ref, tok, CTX, -1, wb, err, sizeof err) == SLM_OK, "%s",
-          err);
+    CHECK(slm_model_attention_weights(ref, tok, CTX, -1, wb, err, sizeof err) == SLM_OK, "%s", err);
     CHECK(!memcmp(wa, wb, per * 4), "attention weights differ after a bf16-storage pass");
     free(g);
     free(wa);

@@ -16,12 +16,13 @@
 static void widen_array(float *dst, const uint16_t *src, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) dst[i] = bf16_widen(src[i]);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = bf16_widen(src[i]);
 }
 
 /* xh (N,C) = bf16((x − mean)·rstd): LayerNorm's normalised input */
-static void stash_xhat(uint16_t *xh, const float *x, const float *mean, const float *rstd,
-                       size_t N, int C)
+static void stash_xhat(uint16_t *xh, const float *x, const float *mean, const float *rstd, size_t N,
+                       int C)
 {
 #pragma omp parallel for schedule(static) if (N * C > 32768)
     for (size_t r = 0; r < N; r++) {
@@ -29,7 +30,8 @@ static void stash_xhat(uint16_t *xh, const float *x, const float *mean, const fl
         uint16_t *hr = xh + r * C;
         float mu = mean[r], rs = rstd[r];
 #pragma omp simd
-        for (int c = 0; c < C; c++) hr[c] = bf16_round((xr[c] - mu) * rs);
+        for (int c = 0; c < C; c++)
+            hr[c] = bf16_round((xr[c] - mu) * rs);
     }
 }
 
@@ -68,8 +70,8 @@ void gpt_stash_layer(struct gpt_train_state *t, int l, const float *x)
     f32_to_bf16_array(st->atty, w->atty, NC);
 }
 
-const gpt_layer_acts *gpt_unstash_layer(struct gpt_train_state *t, int l,
-                                        const gpt_layer_views *lw, int activation)
+const gpt_layer_acts *gpt_unstash_layer(struct gpt_train_state *t, int l, const gpt_layer_views *lw,
+                                        int activation)
 {
     gpt_layer_acts *w = bind_work(t, l);
     const gpt_layer_stash *st = &t->stashed[l];
