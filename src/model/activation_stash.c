@@ -52,7 +52,6 @@ static gpt_layer_acts *bind_work(struct gpt_train_state *t, int l)
 gpt_layer_acts *gpt_work_layer(struct gpt_train_state *t, int l, int keep)
 {
     gpt_layer_acts *w = bind_work(t, l);
-    w->fc_pre = t->work_fc_pre;
     w->qkv_bf16 = keep ? t->stashed[l].qkv : NULL;
     w->fc_pre_bf16 = keep ? t->stashed[l].fc_pre : NULL;
     return w;
@@ -82,8 +81,6 @@ const gpt_layer_acts *gpt_unstash_layer(struct gpt_train_state *t, int l, const 
     widen_array(w->qkv, st->qkv, 3 * NC);
     widen_array(w->atty, st->atty, NC);
     activation_from_bf16(w->fc_act, st->fc_pre, N, 4 * C, activation);
-    w->fc_pre = NULL;
-    w->fc_pre_bf16 = st->fc_pre;
-    w->qkv_bf16 = NULL;
+    w->fc_pre_bf16 = st->fc_pre; /* backward reads fc_pre from here */
     return w;
 }

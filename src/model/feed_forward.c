@@ -183,7 +183,9 @@ void feed_forward_backward(const gpt_dims *d, int activation, const gpt_layer_vi
 {
     int C = d->C;
     bias_backward(g->mlp_proj_b, dbranch, d->N, C);
-    fc_grad grad = {a->fc_pre, a->fc_pre_bf16, g->c_fc_b, 4 * (size_t)C, activation};
+    /* with bf16 storage the pre-activation is read in bf16 (gpt.h) */
+    fc_grad grad = {a->fc_pre_bf16 ? NULL : a->fc_pre, a->fc_pre_bf16, g->c_fc_b, 4 * (size_t)C,
+                    activation};
     gemm_epilogue ep = {fc_grad_block, &grad};
     matmul_backward(&s->mm, s->big, g->mlp_proj_w, dbranch, a->fc_act, w->mlp_proj_w, d->N, 4 * C,
                     C, &ep);

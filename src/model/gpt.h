@@ -58,7 +58,7 @@ typedef struct {
     float *res_out;
     /* bf16 activation storage only (else NULL): the stash's copies of qkv
      * and fc_pre, which forward writes as it makes them (when backward
-     * follows) and backward reads fc_pre from (then fc_pre is NULL). */
+     * follows); backward reads fc_pre from fc_pre_bf16 where it is set. */
     uint16_t *qkv_bf16, *fc_pre_bf16;
 } gpt_layer_acts;
 
@@ -122,7 +122,6 @@ struct gpt_train_state {
     int stash;             /* 1: the block is laid out for bf16 storage     */
     gpt_layer_stash *stashed; /* [n_layer] bf16 views (stash mode)           */
     gpt_layer_acts work;   /* the fp32 working layer (stash mode)            */
-    float *work_fc_pre;    /* its fc_pre (forward only)                      */
     float *resid[2];       /* the residual stream's two buffers (stash mode) */
     float *res0, *lnf, *lnf_mean, *lnf_rstd, *logits, *ce_lse;
     int32_t *tokens, *targets;

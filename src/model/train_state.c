@@ -119,7 +119,7 @@ static void layout_layers_stash(struct gpt_train_state *t, const slm_config *cfg
     w->atty = take(k, NC);
     w->res_mid = take(k, NC);
     w->ln2 = take(k, NC);
-    t->work_fc_pre = take(k, 4 * NC);
+    w->fc_pre = take(k, 4 * NC);
     w->fc_act = take(k, 4 * NC);
 }
 
