@@ -165,7 +165,7 @@ static void test_layer_norm_backward_matches_finite_differences(void)
     test_fill_uniform(w, K, 2, 0.5f, 1.5f);
     test_fill_uniform(b, K, 3, -0.5f, 0.5f);
     test_fill_uniform(R, N * K, 4, -1.0f, 1.0f);
-    layer_norm_forward(y, mean, rstd, x, w, b, N, K, 1e-5f);
+    layer_norm_forward(y, mean, rstd, NULL, x, w, b, N, K, 1e-5f);
     layer_norm_backward(dx, dw, db, R, x, mean, rstd, w, N, K);
     float *params[3] = {x, w, b}, *grads[3] = {dx, dw, db};
     int sizes[3] = {N * K, K, K};
@@ -175,7 +175,7 @@ static void test_layer_norm_backward_matches_finite_differences(void)
             double f[2];
             for (int s = 0; s < 2; s++) {
                 params[which][e] = keep + (s ? -1e-2f : 1e-2f);
-                layer_norm_forward(y, mean, rstd, x, w, b, N, K, 1e-5f);
+                layer_norm_forward(y, mean, rstd, NULL, x, w, b, N, K, 1e-5f);
                 f[s] = 0.0;
                 for (int i = 0; i < N * K; i++) f[s] += (double)y[i] * R[i];
             }

@@ -2,9 +2,9 @@
  * bf16 activation storage for training (gpt.h, "stash mode"): on CPUs where
  * bf16 GEMMs do not outrun fp32 ones, `--dtype bf16` keeps the math in fp32
  * and halves what a training step holds between forward and backward.
- * Each layer runs in one fp32 working layer; afterwards what backward needs
- * is rounded to bf16 (gpt_stash_layer), and backward widens it again
- * (gpt_unstash_layer). Forward's own values are never rounded: the loss is
+ * Each layer runs in one fp32 working layer; what backward needs is rounded
+ * to bf16 where forward makes it (gpt_work_layer hands out the copies), and
+ * backward widens it again (gpt_unstash_layer). Forward's own values are never rounded: the loss is
  * fp32's; only the gradients see the bf16 copies (relative error ≤ 2⁻⁹ per
  * stored element, as bf16 GEMM inputs would).
  */
@@ -18,21 +18,6 @@ static void widen_array(float *dst, const uint16_t *src, size_t n)
 #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++)
         dst[i] = bf16_widen(src[i]);
-}
-
-/* xh (N,C) = bf16((x − mean)·rstd): LayerNorm's normalised input */
-static void stash_xhat(uint16_t *xh, const float *x, const float *mean, const float *rstd, size_t N,
-                       int C)
-{
-#pragma omp parallel for schedule(static) if (N * C > 32768)
-    for (size_t r = 0; r < N; r++) {
-        const float *xr = x + r * C;
-        uint16_t *hr = xh + r * C;
-        float mu = mean[r], rs = rstd[r];
-#pragma omp simd
-        for (int c = 0; c < C; c++)
-            hr[c] = bf16_round((xr[c] - mu) * rs);
-    }
 }
 
 /* The working layer's views for layer l (both passes). */
@@ -52,25 +37,16 @@ static gpt_layer_acts *bind_work(struct gpt_train_state *t, int l)
 gpt_layer_acts *gpt_work_layer(struct gpt_train_state *t, int l, int keep)
 {
     gpt_layer_acts *w = bind_work(t, l);
-    w->qkv_bf16 = keep ? t->stashed[l].qkv : NULL;
-    w->fc_pre_bf16 = keep ? t->stashed[l].fc_pre : NULL;
+    const gpt_layer_stash *st = keep ? &t->stashed[l] : &(gpt_layer_stash){0};
+    w->xhat1_bf16 = st->xhat1;
+    w->qkv_bf16 = st->qkv;
+    w->atty_bf16 = st->atty;
+    w->xhat2_bf16 = st->xhat2;
+    w->fc_pre_bf16 = st->fc_pre;
     return w;
 }
 
-void gpt_stash_layer(struct gpt_train_state *t, int l, const float *x)
-{
-    const gpt_layer_acts *w = &t->work;
-    const gpt_layer_stash *st = &t->stashed[l];
-    size_t N = t->dims.N, NC = N * (size_t)t->dims.C;
-    int C = t->dims.C;
-    /* qkv and fc_pre were rounded as they were made (qkv_bf16, fc_pre_bf16) */
-    stash_xhat(st->xhat1, x, w->ln1_mean, w->ln1_rstd, N, C);
-    stash_xhat(st->xhat2, w->res_mid, w->ln2_mean, w->ln2_rstd, N, C);
-    f32_to_bf16_array(st->atty, w->atty, NC);
-}
-
-const gpt_layer_acts *gpt_unstash_layer(struct gpt_train_state *t, int l, const gpt_layer_views *lw,
-                                        int activation)
+const gpt_layer_acts *gpt_unstash_layer(struct gpt_train_state *t, int l, const gpt_layer_views *lw)
 {
     gpt_layer_acts *w = bind_work(t, l);
     const gpt_layer_stash *st = &t->stashed[l];
@@ -80,7 +56,6 @@ const gpt_layer_acts *gpt_unstash_layer(struct gpt_train_state *t, int l, const 
     layer_norm_from_xhat(w->ln2, st->xhat2, lw->ln_2_w, lw->ln_2_b, N, C);
     widen_array(w->qkv, st->qkv, 3 * NC);
     widen_array(w->atty, st->atty, NC);
-    activation_from_bf16(w->fc_act, st->fc_pre, N, 4 * C, activation);
     w->fc_pre_bf16 = st->fc_pre; /* backward reads fc_pre from here */
     return w;
 }

@@ -196,7 +196,8 @@ static int decode_chunk(slm_model *m, slm_kv_cache *c, const int32_t *tokens, in
     }
     for (int l = 0; l < cfg->n_layer; l++) {
         const gpt_layer_views *w = &m->w.h[l];
-        layer_norm_forward(c->h, c->mean, c->rstd, c->x, w->ln_1_w, w->ln_1_b, (size_t)n, C, eps);
+        layer_norm_forward(c->h, c->mean, c->rstd, NULL, c->x, w->ln_1_w, w->ln_1_b, (size_t)n, C,
+                           eps);
         project(m, c, quant_matrix(m, l, QW_ATTN), c->h, w->c_attn_w, w->c_attn_b, c->qkv, n, C,
                 3 * C);
         int rc = cached_attention(c, l, n, start, C);
@@ -204,7 +205,8 @@ static int decode_chunk(slm_model *m, slm_kv_cache *c, const int32_t *tokens, in
         project(m, c, quant_matrix(m, l, QW_PROJ), c->cat, w->c_proj_w, w->c_proj_b, c->h, n, C,
                 C);
         add_residual(c->x, c->h, (size_t)n * C);
-        layer_norm_forward(c->h, c->mean, c->rstd, c->x, w->ln_2_w, w->ln_2_b, (size_t)n, C, eps);
+        layer_norm_forward(c->h, c->mean, c->rstd, NULL, c->x, w->ln_2_w, w->ln_2_b, (size_t)n, C,
+                           eps);
         project(m, c, quant_matrix(m, l, QW_FC), c->h, w->c_fc_w, NULL, c->ff, n, C, 4 * C);
         bias_activation_forward(c->ff, c->ff, w->c_fc_b, (size_t)n, 4 * C, cfg->activation);
         project(m, c, quant_matrix(m, l, QW_MLP_PROJ), c->ff, w->mlp_proj_w, w->mlp_proj_b, c->h,
@@ -221,8 +223,8 @@ static void output_logits(slm_model *m, slm_kv_cache *c, int r0, int n, float *l
 {
     const slm_config *cfg = &m->cfg;
     int C = cfg->n_embd;
-    layer_norm_forward(c->h, c->mean, c->rstd, c->x + (size_t)r0 * C, m->w.ln_f_w, m->w.ln_f_b,
-                       (size_t)n, C, cfg->layer_norm_epsilon);
+    layer_norm_forward(c->h, c->mean, c->rstd, NULL, c->x + (size_t)r0 * C, m->w.ln_f_w,
+                       m->w.ln_f_b, (size_t)n, C, cfg->layer_norm_epsilon);
     if (m->quant)
         qlinear_forward(m->quant->path, logits, c->h, &m->quant->wte, NULL, n, c->qwork);
     else

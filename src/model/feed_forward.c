@@ -49,45 +49,42 @@ static inline void bias_activation_row(float *p, float *a, const float *bias, in
     }
 }
 
-/* One row of n: a = activation(pb widened from bf16). */
-static inline void activation_row_bf16(float *a, const uint16_t *pb, int n, int activation)
+/* One row of n: g ← g · act'(p).
+ *   gelu'(x) = s + x·s·(1−s)·2·u'(x),  s = σ(2u),  u' = sqrt(2/π)(1 + 3·0.044715·x²) */
+static inline void activation_grad_row(float *g, const float *p, int n, int activation)
+{
+    if (activation == SLM_ACT_RELU) {
+#pragma omp simd
+        for (int c = 0; c < n; c++) g[c] = p[c] > 0.0f ? g[c] : 0.0f;
+    } else {
+#pragma omp simd
+        for (int c = 0; c < n; c++) {
+            float x = p[c], s = gelu_sigmoid(x);
+            float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+            g[c] *= s + x * s * (1.0f - s) * 2.0f * du;
+        }
+    }
+}
+
+/* activation_grad_row from bf16 pb, and a = act(pb) on the way: bf16
+ * storage keeps only the pre-activation, and gelu(x) = x·s reuses the
+ * derivative's s, so recomputing it here costs a store. */
+static inline void activation_grad_row_recompute(float *g, float *a, const uint16_t *pb, int n,
+                                                 int activation)
 {
     if (activation == SLM_ACT_RELU) {
 #pragma omp simd
         for (int c = 0; c < n; c++) {
             float x = bf16_widen(pb[c]);
             a[c] = x > 0.0f ? x : 0.0f;
+            g[c] = x > 0.0f ? g[c] : 0.0f;
         }
     } else {
 #pragma omp simd
         for (int c = 0; c < n; c++) {
-            float x = bf16_widen(pb[c]);
-            a[c] = x * gelu_sigmoid(x);
-        }
-    }
-}
-
-/* Element c of a row of pre-activations: fp32 p, or bf16 pb where p is
- * NULL. Callers pass constants, so each gets its own loop. */
-static inline __attribute__((always_inline)) float pre_at(const float *p, const uint16_t *pb,
-                                                         int c)
-{
-    return p ? p[c] : bf16_widen(pb[c]);
-}
-
-/* One row of n: g ← g · act'(pre), pre from p or (p NULL) pb.
- *   gelu'(x) = s + x·s·(1−s)·2·u'(x),  s = σ(2u),  u' = sqrt(2/π)(1 + 3·0.044715·x²) */
-static inline __attribute__((always_inline)) void
-activation_grad_row(float *g, const float *p, const uint16_t *pb, int n, int activation)
-{
-    if (activation == SLM_ACT_RELU) {
-#pragma omp simd
-        for (int c = 0; c < n; c++) g[c] = pre_at(p, pb, c) > 0.0f ? g[c] : 0.0f;
-    } else {
-#pragma omp simd
-        for (int c = 0; c < n; c++) {
-            float x = pre_at(p, pb, c), s = gelu_sigmoid(x);
+            float x = bf16_widen(pb[c]), s = gelu_sigmoid(x);
             float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+            a[c] = x * s;
             g[c] *= s + x * s * (1.0f - s) * 2.0f * du;
         }
     }
@@ -101,13 +98,6 @@ void bias_activation_forward(float *pre, float *act, const float *bias, size_t N
 #pragma omp parallel for schedule(static) if (N * OC > 32768)
     for (size_t r = 0; r < N; r++)
         bias_activation_row(pre + r * OC, act + r * OC, bias, OC, activation);
-}
-
-void activation_from_bf16(float *act, const uint16_t *pre_bf, size_t N, int OC, int activation)
-{
-#pragma omp parallel for schedule(static) if (N * OC > 32768)
-    for (size_t r = 0; r < N; r++)
-        activation_row_bf16(act + r * OC, pre_bf + r * OC, OC, activation);
 }
 
 /* The c_fc GEMM's epilogue (forward): a block of fc_pre gets its bias, and
@@ -142,6 +132,8 @@ static void fc_out_block(void *ctx, float *c, int ldc, int row0, int col0, int r
 typedef struct {
     const float *pre;
     const uint16_t *pre_bf16; /* read where pre is NULL (bf16 storage) */
+    float *act;               /* with pre_bf16: fc_act = act(pre_bf16) is written
+                                 here, for W_proj's gradient that follows */
     float *dbias;
     size_t ld;
     int activation;
@@ -155,9 +147,10 @@ static void fc_grad_block(void *ctx, float *c, int ldc, int row0, int col0, int 
         float *g = c + (size_t)r * ldc;
         size_t at = (size_t)(row0 + r) * x->ld + col0;
         if (x->pre)
-            activation_grad_row(g, x->pre + at, NULL, cols, x->activation);
+            activation_grad_row(g, x->pre + at, cols, x->activation);
         else
-            activation_grad_row(g, NULL, x->pre_bf16 + at, cols, x->activation);
+            activation_grad_row_recompute(g, x->act + at, x->pre_bf16 + at, cols,
+                                          x->activation);
 #pragma omp simd
         for (int j = 0; j < cols; j++) db[j] += g[j];
     }
@@ -183,9 +176,11 @@ void feed_forward_backward(const gpt_dims *d, int activation, const gpt_layer_vi
 {
     int C = d->C;
     bias_backward(g->mlp_proj_b, dbranch, d->N, C);
-    /* with bf16 storage the pre-activation is read in bf16 (gpt.h) */
-    fc_grad grad = {a->fc_pre_bf16 ? NULL : a->fc_pre, a->fc_pre_bf16, g->c_fc_b, 4 * (size_t)C,
-                    activation};
+    /* With bf16 storage only fc_pre is kept, in bf16 (gpt.h): the epilogue
+     * of d(fc_act)'s GEMM remakes fc_act before W_proj's gradient reads it
+     * (matmul_backward runs d(input) first). */
+    fc_grad grad = {a->fc_pre_bf16 ? NULL : a->fc_pre, a->fc_pre_bf16, a->fc_act, g->c_fc_b,
+                    4 * (size_t)C, activation};
     gemm_epilogue ep = {fc_grad_block, &grad};
     matmul_backward(&s->mm, s->big, g->mlp_proj_w, dbranch, a->fc_act, w->mlp_proj_w, d->N, 4 * C,
                     C, &ep);

@@ -127,22 +127,21 @@ static int forward_pass(slm_model *m, const slm_batch *batch, const slm_forward_
         const gpt_layer_views *lw = &w->h[l];
         const float *x = layer_input(t, l);
         /* x_{l+½} = x_l + dropout(MultiHeadAttention(LayerNorm_1(x_l))) */
-        layer_norm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, lw->ln_1_w, lw->ln_1_b, N, C,
-                           cfg->layer_norm_epsilon);
+        layer_norm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->xhat1_bf16, x, lw->ln_1_w,
+                           lw->ln_1_b, N, C, cfg->layer_norm_epsilon);
         rc = multi_head_attention_forward(&d, lw, a, &t->s, &t->drop, l, t->attn_impl);
         if (rc) return fail(err, errlen, rc, "attention: %s", slm_strerror(rc));
         residual_forward(a->res_mid, x, attn_out, lw->c_proj_b, N, C,
                          gpt_dropout_site(&t->drop, SITE_ATTN_RESID, l));
         /* x_{l+1} = x_{l+½} + dropout(FeedForward(LayerNorm_2(x_{l+½}))) */
-        layer_norm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res_mid, lw->ln_2_w, lw->ln_2_b,
-                           N, C, cfg->layer_norm_epsilon);
+        layer_norm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->xhat2_bf16, a->res_mid,
+                           lw->ln_2_w, lw->ln_2_b, N, C, cfg->layer_norm_epsilon);
         feed_forward_forward(&d, cfg->activation, lw, a, &t->s);
         residual_forward(a->res_out, a->res_mid, ffn_out, lw->mlp_proj_b, N, C,
                          gpt_dropout_site(&t->drop, SITE_FFN_RESID, l));
-        if (t->stash && keep) gpt_stash_layer(t, l, x);
     }
-    layer_norm_forward(t->lnf, t->lnf_mean, t->lnf_rstd, layer_input(t, cfg->n_layer), w->ln_f_w,
-                       w->ln_f_b, N, C, cfg->layer_norm_epsilon);
+    layer_norm_forward(t->lnf, t->lnf_mean, t->lnf_rstd, NULL, layer_input(t, cfg->n_layer),
+                       w->ln_f_w, w->ln_f_b, N, C, cfg->layer_norm_epsilon);
     lm_head_forward(&t->s.mm, t->logits, t->lnf, w->wte, N, C, d.V);
 
     t->n_valid = 0;
@@ -213,7 +212,7 @@ int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen)
     for (int l = cfg->n_layer - 1; l >= 0; l--) {
         const gpt_layer_views *lw = &w->h[l];
         gpt_layer_views *lg = &g->h[l];
-        const gpt_layer_acts *a = t->stash ? gpt_unstash_layer(t, l, lw, cfg->activation)
+        const gpt_layer_acts *a = t->stash ? gpt_unstash_layer(t, l, lw)
                                            : &t->layer[l];
         const gpt_layer_stash *st = &t->stashed[l];
         /* s->dres = d(x_{l+1}) → d(x_{l+½}): the residual passes it through,

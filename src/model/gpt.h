@@ -30,7 +30,8 @@
  * fp32 working layer (`work`) shared by all layers, the residual stream in
  * two fp32 buffers used in turn (resid[l & 1] is layer l's input, res0 =
  * resid[0]). Backward widens layer l back into `work`, recomputing LN's
- * outputs (x̂·w + b) and the activation from fc_pre. LayerNorm backward
+ * outputs (x̂·w + b); the activation is remade from fc_pre by the epilogue
+ * of d(fc_act)'s GEMM, which reads fc_pre for act' anyway. LayerNorm backward
  * reads x̂, not x: x̂ is O(1) where x may carry a large common offset that
  * bf16 rounding of x would turn into a large error in x − μ.
  */
@@ -56,10 +57,11 @@ typedef struct {
     float *ln2, *ln2_mean, *ln2_rstd;
     float *fc_pre, *fc_act;
     float *res_out;
-    /* bf16 activation storage only (else NULL): the stash's copies of qkv
-     * and fc_pre, which forward writes as it makes them (when backward
-     * follows); backward reads fc_pre from fc_pre_bf16 where it is set. */
-    uint16_t *qkv_bf16, *fc_pre_bf16;
+    /* bf16 activation storage only (else NULL): the stash's copies, which
+     * forward rounds as it makes each value (when backward follows):
+     * LayerNorm's x̂ (xhat1/xhat2), qkv, atty and fc_pre; backward reads
+     * fc_pre from fc_pre_bf16 where it is set. */
+    uint16_t *xhat1_bf16, *qkv_bf16, *atty_bf16, *xhat2_bf16, *fc_pre_bf16;
 } gpt_layer_acts;
 
 /* Layer l's bf16 copies of what backward reads (stash mode, above). */
@@ -172,15 +174,13 @@ int gpt_stash_wanted(int dtype);
 /* ---- activation_stash.c --------------------------------------------------- */
 /* The working layer set up for layer l's forward (stash mode): l's means,
  * rstds and log-sum-exps, res_out = resid[(l + 1) & 1], and if `keep`
- * (backward follows) l's stash as the bf16 copies to write. */
+ * (backward follows) l's stash as the bf16 copies that LayerNorm, the head
+ * split and merge and c_fc's epilogue write as they make each value. */
 gpt_layer_acts *gpt_work_layer(struct gpt_train_state *t, int l, int keep);
-/* After layer l's forward (stash mode): rounds what backward needs from the
- * working layer and the layer's input x into l's stash. */
-void gpt_stash_layer(struct gpt_train_state *t, int l, const float *x);
 /* Before layer l's backward (stash mode): widens l's stash into the working
- * layer, ln1/ln2 = x̂·w + b and fc_act = activation(fc_pre), and returns it
- * (fc_pre stays bf16: fc_pre_bf16). */
+ * layer and ln1/ln2 = x̂·w + b, and returns it. fc_pre stays bf16
+ * (fc_pre_bf16); fc_act is remade from it in feed_forward_backward. */
 const gpt_layer_acts *gpt_unstash_layer(struct gpt_train_state *t, int l,
-                                        const gpt_layer_views *w, int activation);
+                                        const gpt_layer_views *w);
 
 #endif

@@ -8,9 +8,9 @@
 
 #include <math.h>
 
-// inp, out are (N,C); w, b (C); mean, rstd (N)
-void layer_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                        const float *b, size_t N, int C, float eps)
+// inp, out, xhat are (N,C); w, b (C); mean, rstd (N)
+void layer_norm_forward(float *out, float *mean, float *rstd, uint16_t *xhat, const float *inp,
+                        const float *w, const float *b, size_t N, int C, float eps)
 {
 #pragma omp parallel for schedule(static) if (N * C > 32768)
     for (size_t r = 0; r < N; r++) {
@@ -26,8 +26,18 @@ void layer_norm_forward(float *out, float *mean, float *rstd, const float *inp, 
 #pragma omp simd reduction(+ : v)
         for (int c = 0; c < C; c++) v += (x[c] - mu) * (x[c] - mu);
         float rs = 1.0f / sqrtf(v / (float)C + eps);
+        if (xhat) {
+            uint16_t *xh = xhat + r * C;
 #pragma omp simd
-        for (int c = 0; c < C; c++) y[c] = (x[c] - mu) * rs * w[c] + b[c];
+            for (int c = 0; c < C; c++) {
+                float n = (x[c] - mu) * rs;
+                y[c] = n * w[c] + b[c];
+                xh[c] = bf16_round(n);
+            }
+        } else {
+#pragma omp simd
+            for (int c = 0; c < C; c++) y[c] = (x[c] - mu) * rs * w[c] + b[c];
+        }
         mean[r] = mu;
         rstd[r] = rs;
     }

@@ -23,9 +23,10 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t
                       int T, int C);
 
 /* ---- layer_norm.c --------------------------------------------------------- */
-/* out (N,C) = (inp - mean)·rstd·w + b; mean, rstd (N) kept for backward */
-void layer_norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                        const float *b, size_t N, int C, float eps);
+/* out (N,C) = (inp - mean)·rstd·w + b; mean, rstd (N) kept for backward,
+ * and x̂ = (inp - mean)·rstd rounded to bf16 in xhat (N,C) unless NULL */
+void layer_norm_forward(float *out, float *mean, float *rstd, uint16_t *xhat, const float *inp,
+                        const float *w, const float *b, size_t N, int C, float eps);
 /* dinp (N,C) += ..., dw, db (C) += ...; dout (N,C) */
 void layer_norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                          const float *mean, const float *rstd, const float *w, size_t N, int C);
@@ -44,9 +45,6 @@ void layer_norm_from_xhat(float *out, const uint16_t *xhat, const float *w, cons
 void bias_activation_forward(float *pre, float *act, const float *bias, size_t N, int OC,
                              int activation);
 
-/* act (N,OC) = GELU or ReLU of pre_bf (N,OC) widened from bf16 (bf16
- * activation storage recomputes fc_act in backward, gpt.h) */
-void activation_from_bf16(float *act, const uint16_t *pre_bf, size_t N, int OC, int activation);
 
 /* ---- linear.c: Conv1D layers, y = x·W + b with W (IN,OUT) ---------------- */
 /* mm (gpt_gemm) says whether the GEMMs run in fp32 or bf16; in bf16 w must

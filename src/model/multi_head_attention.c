@@ -67,8 +67,10 @@ static void split_heads(float *heads, uint16_t *heads_bf16, const float *rows, c
 }
 
 // heads is (S,B,H,T,D), rows (B,T,S·C): the inverse of split_heads (no bias);
-// for S = 1 this is Concat(head_1, ..., head_h).
-static void merge_heads(float *rows, const float *heads, int S, const gpt_dims *d)
+// for S = 1 this is Concat(head_1, ..., head_h). heads_bf16 (heads' layout)
+// gets heads rounded to bf16 on the way unless it is NULL.
+static void merge_heads(float *rows, uint16_t *heads_bf16, const float *heads, int S,
+                        const gpt_dims *d)
 {
     int B = d->B, T = d->T, H = d->H, D = d->D, C = d->C;
     size_t N = d->N;
@@ -76,10 +78,16 @@ static void merge_heads(float *rows, const float *heads, int S, const gpt_dims *
     for (size_t r = 0; r < N; r++) {
         size_t b = r / T, t = r % T;
         for (int s = 0; s < S; s++)
-            for (int h = 0; h < H; h++)
-                memcpy(rows + r * S * C + (size_t)s * C + (size_t)h * D,
-                       heads + ((((size_t)s * B + b) * H + h) * T + t) * D,
+            for (int h = 0; h < H; h++) {
+                size_t at = ((((size_t)s * B + b) * H + h) * T + t) * D;
+                memcpy(rows + r * S * C + (size_t)s * C + (size_t)h * D, heads + at,
                        (size_t)D * sizeof *rows);
+                if (heads_bf16) {
+                    uint16_t *hb = heads_bf16 + at;
+#pragma omp simd
+                    for (int k = 0; k < D; k++) hb[k] = bf16_round(heads[at + k]);
+                }
+            }
     }
 }
 
@@ -107,7 +115,7 @@ int multi_head_attention_forward(const gpt_dims *d, const gpt_layer_views *w, gp
     int rc = slm_attention_forward(&o, d->B, d->H, d->T, d->T, d->D, a->qkv, a->qkv + NC,
                                    a->qkv + 2 * NC, a->atty, a->att_lse);
     if (rc) return rc;
-    merge_heads(s->a, a->atty, 1, d);
+    merge_heads(s->a, a->atty_bf16, a->atty, 1, d);
     matmul_forward(&s->mm, s->b, s->a, w->c_proj_w, N, C, C, 0.0f, NULL);
     return SLM_OK;
 }
@@ -136,7 +144,7 @@ int multi_head_attention_backward(const gpt_dims *d, const gpt_layer_views *w,
     int C = d->C;
     size_t N = d->N, NC = N * (size_t)C;
     bias_backward(g->c_proj_b, dbranch, N, C);
-    merge_heads(s->a, a->atty, 1, d); /* recomputed: cheaper than storing it */
+    merge_heads(s->a, NULL, a->atty, 1, d); /* recomputed: cheaper than storing it */
     matmul_backward(&s->mm, s->big, g->c_proj_w, dbranch, s->a, w->c_proj_w, N, C, C, NULL);
     split_heads(s->a, NULL, s->big, NULL, 1, d);
     slm_attn_opts o = attention_opts(drop, layer, attn_impl);
@@ -144,7 +152,7 @@ int multi_head_attention_backward(const gpt_dims *d, const gpt_layer_views *w,
                                     a->qkv + 2 * NC, a->atty, a->att_lse, s->a, s->heads,
                                     s->heads + NC, s->heads + 2 * NC);
     if (rc) return rc;
-    merge_heads(s->big, s->heads, 3, d);
+    merge_heads(s->big, NULL, s->heads, 3, d);
     bias_backward(g->c_attn_b, s->big, N, 3 * C);
     matmul_backward(&s->mm, s->b, g->c_attn_w, s->big, a->ln1, w->c_attn_w, N, C, 3 * C, NULL);
     return SLM_OK;
