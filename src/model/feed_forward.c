@@ -102,7 +102,8 @@ void bias_activation_forward(float *pre, float *act, const float *bias, size_t N
 
 /* The c_fc GEMM's epilogue (forward): a block of fc_pre gets its bias, and
  * the same block of fc_act its activation, while the block is in L1; with
- * bf16 activation storage also fc_pre's bf16 copy (pre_bf16, may be NULL). */
+ * bf16 activation storage also fc_pre's bf16 copy (pre_bf16, may be NULL),
+ * made first, since there fc_act is fc_pre's buffer (gpt.h). */
 typedef struct {
     const float *bias;
     float *act;
@@ -117,12 +118,13 @@ static void fc_out_block(void *ctx, float *c, int ldc, int row0, int col0, int r
     for (int r = 0; r < rows; r++) {
         float *p = c + (size_t)r * ldc;
         size_t at = (size_t)(row0 + r) * x->ld + col0;
-        bias_activation_row(p, x->act + at, x->bias + col0, cols, x->activation);
+        const float *bias = x->bias + col0;
         if (x->pre_bf16) {
             uint16_t *pb = x->pre_bf16 + at;
 #pragma omp simd
-            for (int j = 0; j < cols; j++) pb[j] = bf16_round(p[j]);
+            for (int j = 0; j < cols; j++) pb[j] = bf16_round(p[j] + bias[j]);
         }
+        bias_activation_row(p, x->act + at, bias, cols, x->activation);
     }
 }
 

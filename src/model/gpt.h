@@ -27,7 +27,8 @@
  *   xhat1, xhat2      [N,C]  bf16  LayerNorm inputs normalised, (x − μ)·rstd
  *   qkv [3N·C], atty [N·C], fc_pre [N,4C]  bf16
  * plus its fp32 means, rstds and log-sum-exps. The layer itself runs in one
- * fp32 working layer (`work`) shared by all layers, the residual stream in
+ * fp32 working layer (`work`, where fc_pre and fc_act share one buffer: the
+ * activation is made in place) shared by all layers, the residual stream in
  * two fp32 buffers used in turn (resid[l & 1] is layer l's input, res0 =
  * resid[0]). Backward widens layer l back into `work`, recomputing LN's
  * outputs (x̂·w + b); the activation is remade from fc_pre by the epilogue

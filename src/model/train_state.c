@@ -119,8 +119,10 @@ static void layout_layers_stash(struct gpt_train_state *t, const slm_config *cfg
     w->atty = take(k, NC);
     w->res_mid = take(k, NC);
     w->ln2 = take(k, NC);
-    w->fc_pre = take(k, 4 * NC);
+    /* c_fc's output becomes the activation in place: backward reads fc_pre
+     * only from its bf16 copy, so no fp32 fc_pre is kept. */
     w->fc_act = take(k, 4 * NC);
+    w->fc_pre = w->fc_act;
 }
 
 static void layout(struct gpt_train_state *t, const slm_config *cfg, size_t cap, int stash,
