@@ -184,7 +184,43 @@ size_t slm_model_activation_bytes(const slm_model *m)
     return bytes;
 }
 
+/* 1 if g is the gradient of a weight matrix: wte (the LM head's product,
+ * then the embedding's sum) or one of a layer's four Conv1D weights, which
+ * each get one GEMM in backward. */
+static int is_matrix_grad(const slm_model *m, const float *g)
+{
+    if (g == m->g.wte) return 1;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        const gpt_layer_views *h = &m->g.h[l];
+        if (g == h->c_attn_w || g == h->c_proj_w || g == h->c_fc_w || g == h->mlp_proj_w)
+            return 1;
+    }
+    return 0;
+}
+
+/* Zeroes every gradient but the weight matrices' (≈1 % of them for GPT-2):
+ * an overwriting backward writes those with beta = 0 GEMMs. */
+static void zero_other_grads(slm_model *m)
+{
+    for (int j = 0; j < m->n_tensors; j++) {
+        float *g = m->grads + m->tensors[j].offset;
+        if (!is_matrix_grad(m, g)) memset(g, 0, m->tensors[j].numel * sizeof *g);
+    }
+}
+
+static int backward_pass(slm_model *m, float loss_scale, int overwrite, char *err, size_t errlen);
+
 int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen)
+{
+    return backward_pass(m, loss_scale, 0, err, errlen);
+}
+
+int gpt_backward_overwrite(slm_model *m, float loss_scale, char *err, size_t errlen)
+{
+    return backward_pass(m, loss_scale, 1, err, errlen);
+}
+
+static int backward_pass(slm_model *m, float loss_scale, int overwrite, char *err, size_t errlen)
 {
     if (!m) return fail(err, errlen, SLM_EINVAL, "backward: no model");
     struct gpt_train_state *t = m->train;
@@ -203,6 +239,8 @@ int slm_model_backward(slm_model *m, float loss_scale, char *err, size_t errlen)
     gpt_views *g = &m->g;
     gpt_scratch *s = &t->s;
 
+    if (overwrite) zero_other_grads(m);
+    s->mm.grad_beta = overwrite ? 0.0f : 1.0f;
     float scale = t->n_valid ? loss_scale / (float)t->n_valid : 0.0f;
     cross_entropy_backward(t->logits, t->ce_lse, t->targets, N, d->V, scale);
     lm_head_backward(&s->mm, s->a, g->wte, t->logits, t->lnf, w->wte, N, C, d->V);

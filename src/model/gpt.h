@@ -74,9 +74,12 @@ typedef struct {
  * fp32, or (bf16 = 1) with both inputs rounded to bf16 and fp32
  * accumulation. Weights are rounded once per forward pass into wbf (laid
  * out like params); activation operands when a GEMM reads them, into xa
- * (N·max(4C,V)) and xb (N·4C). Attention stays fp32. */
+ * (N·max(4C,V)) and xb (N·4C). Attention stays fp32.
+ * grad_beta is the weight gradients' GEMMs' beta: 1 (add, as backward
+ * does), 0 while a backward overwrites them (gpt_backward). */
 typedef struct {
     int bf16;
+    float grad_beta;
     const float *params; /* the fp32 parameters wbf mirrors */
     size_t n_params;
     uint16_t *wbf, *xa, *xb;
@@ -167,6 +170,13 @@ int gpt_gemm_prepare(slm_model *m, int dtype, size_t N, char *err, size_t errlen
  * (attention weights, FFN activations). As slm_model_forward. */
 int gpt_forward_keeping_layers(slm_model *m, const int32_t *tokens, int T, char *err,
                                size_t errlen);
+
+/* slm_model_backward that writes the gradients instead of adding to them,
+ * as if slm_model_zero_grad had come first but without its pass over the
+ * buffer: the weight matrices' GEMMs run with beta = 0 (so they do not read
+ * the old values either) and only the small tensors are zeroed. For the
+ * trainer's first micro-batch of a step. */
+int gpt_backward_overwrite(slm_model *m, float loss_scale, char *err, size_t errlen);
 
 /* 1 if a pass of this dtype stores activations in bf16: dtype bf16 where
  * its GEMMs stay fp32 (gemm_bf16_enabled() is 0). */

@@ -54,7 +54,7 @@ void bias_activation_forward(float *pre, float *act, const float *bias, size_t N
 void matmul_forward(const gpt_gemm *mm, float *out, const float *inp, const float *w, size_t N,
                     int IN, int OUT, float beta, const gemm_epilogue *ep);
 /* dinp (N,IN) = dout·wᵀ (overwritten; skipped if dinp is NULL), then ep
- * (may be NULL) on dinp; dw (IN,OUT) += inpᵀ·dout */
+ * (may be NULL) on dinp; dw (IN,OUT) = inpᵀ·dout + mm->grad_beta·dw */
 void matmul_backward(const gpt_gemm *mm, float *dinp, float *dw, const float *dout,
                      const float *inp, const float *w, size_t N, int IN, int OUT,
                      const gemm_epilogue *ep);

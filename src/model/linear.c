@@ -31,24 +31,24 @@ void matmul_forward(const gpt_gemm *mm, float *out, const float *inp, const floa
                     ep);
 }
 
-/* dw (IN,OUT) += inpᵀ·dout with dout_bf the rounded dout (N,OUT) and
- * scratch room for N·IN bf16. AMX reads A with its depth contiguous, so
+/* dw (IN,OUT) = inpᵀ·dout + beta·dw with dout_bf the rounded dout (N,OUT)
+ * and scratch room for N·IN bf16. AMX reads A with its depth contiguous, so
  * there inpᵀ is rounded and turned over in one pass. */
-static void weight_gradient_bf16(uint16_t *scratch, float *dw, const uint16_t *dout_bf, const float *inp,
-                          size_t N, int IN, int OUT)
+static void weight_gradient_bf16(uint16_t *scratch, float *dw, const uint16_t *dout_bf,
+                                 const float *inp, size_t N, int IN, int OUT, float beta)
 {
     if (gemm_bf16_amx_supported()) {
         f32_to_bf16_transposed(scratch, inp, (int)N, IN, IN);
-        gemm_bf16('N', 'N', IN, OUT, (int)N, 1.0f, scratch, (int)N, dout_bf, OUT, 1.0f, dw, OUT);
+        gemm_bf16('N', 'N', IN, OUT, (int)N, 1.0f, scratch, (int)N, dout_bf, OUT, beta, dw, OUT);
     } else {
         f32_to_bf16_array(scratch, inp, N * (size_t)IN);
-        gemm_bf16('T', 'N', IN, OUT, (int)N, 1.0f, scratch, IN, dout_bf, OUT, 1.0f, dw, OUT);
+        gemm_bf16('T', 'N', IN, OUT, (int)N, 1.0f, scratch, IN, dout_bf, OUT, beta, dw, OUT);
     }
 }
 
 // dout is (N,OUT), inp (N,IN), w (IN,OUT):
 //   dinp (N,IN) = dout · wᵀ   (overwritten)
-//   dw (IN,OUT) += inpᵀ · dout
+//   dw (IN,OUT) = inpᵀ · dout + mm->grad_beta·dw
 void matmul_backward(const gpt_gemm *mm, float *dinp, float *dw, const float *dout,
                      const float *inp, const float *w, size_t N, int IN, int OUT,
                      const gemm_epilogue *ep)
@@ -58,7 +58,7 @@ void matmul_backward(const gpt_gemm *mm, float *dinp, float *dw, const float *do
             gemm_f32('N', 'T', (int)N, IN, OUT, 1.0f, dout, OUT, w, OUT, 0.0f, dinp, IN);
             gemm_epilogue_apply((int)N, IN, dinp, IN, ep);
         }
-        gemm_f32('T', 'N', IN, OUT, (int)N, 1.0f, inp, IN, dout, OUT, 1.0f, dw, OUT);
+        gemm_f32('T', 'N', IN, OUT, (int)N, 1.0f, inp, IN, dout, OUT, mm->grad_beta, dw, OUT);
         return;
     }
     /* dout is rounded once for both products; inp again (the forward's
@@ -67,7 +67,7 @@ void matmul_backward(const gpt_gemm *mm, float *dinp, float *dw, const float *do
     if (dinp)
         gemm_bf16_fused('N', 'T', (int)N, IN, OUT, mm->xa, OUT, weight_bf16(mm, w), OUT, 0.0f,
                         dinp, IN, ep);
-    weight_gradient_bf16(mm->xb, dw, mm->xa, inp, N, IN, OUT);
+    weight_gradient_bf16(mm->xb, dw, mm->xa, inp, N, IN, OUT, mm->grad_beta);
 }
 
 // dout is (N,OUT), db (OUT) += Σ_rows dout.

@@ -31,13 +31,13 @@ void lm_head_forward(const gpt_gemm *mm, float *logits, const float *x, const fl
 }
 
 // dlogits is (N,V), x (N,C), wte (V,C):
-//   dx (N,C) = dlogits·wte (overwritten),  dwte (V,C) += dlogitsᵀ·x
+//   dx (N,C) = dlogits·wte (overwritten),  dwte (V,C) = dlogitsᵀ·x + grad_beta·dwte
 void lm_head_backward(const gpt_gemm *mm, float *dx, float *dwte, const float *dlogits,
                       const float *x, const float *wte, size_t N, int C, int V)
 {
     if (!mm->bf16) {
         gemm_f32('N', 'N', (int)N, C, V, 1.0f, dlogits, V, wte, C, 0.0f, dx, C);
-        gemm_f32('T', 'N', V, C, (int)N, 1.0f, dlogits, V, x, C, 1.0f, dwte, C);
+        gemm_f32('T', 'N', V, C, (int)N, 1.0f, dlogits, V, x, C, mm->grad_beta, dwte, C);
         return;
     }
     f32_to_bf16_array(mm->xa, dlogits, N * (size_t)V);
@@ -48,10 +48,11 @@ void lm_head_backward(const gpt_gemm *mm, float *dx, float *dwte, const float *d
          * rounded dlogits the product above has used */
         f32_to_bf16_transposed(mm->xa, dlogits, (int)N, V, V);
         f32_to_bf16_array(mm->xb, x, N * (size_t)C);
-        gemm_bf16('N', 'N', V, C, (int)N, 1.0f, mm->xa, (int)N, mm->xb, C, 1.0f, dwte, C);
+        gemm_bf16('N', 'N', V, C, (int)N, 1.0f, mm->xa, (int)N, mm->xb, C, mm->grad_beta, dwte,
+                  C);
     } else {
         f32_to_bf16_array(mm->xb, x, N * (size_t)C);
-        gemm_bf16('T', 'N', V, C, (int)N, 1.0f, mm->xa, V, mm->xb, C, 1.0f, dwte, C);
+        gemm_bf16('T', 'N', V, C, (int)N, 1.0f, mm->xa, V, mm->xb, C, mm->grad_beta, dwte, C);
     }
 }
 

@@ -203,6 +203,7 @@ int gpt_gemm_prepare(slm_model *m, int dtype, size_t N, char *err, size_t errlen
     struct gpt_train_state *t = m->train;
     gpt_gemm *mm = &t->s.mm;
     mm->bf16 = dtype == SLM_DTYPE_BF16 && gemm_bf16_enabled();
+    mm->grad_beta = 1.0f;
     if (!mm->bf16) return SLM_OK;
     size_t C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size;
     size_t wide = 4 * C > V ? 4 * C : V;

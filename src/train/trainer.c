@@ -10,6 +10,7 @@
  * (parameters + AdamW moments + step) continues bit for bit.
  */
 #include "core/error.h"
+#include "model/gpt.h"
 #include "train/train_log.h"
 
 #include <math.h>
@@ -154,7 +155,6 @@ static int accumulate(slm_trainer *t, int step, float *loss, char *err, size_t e
     slm_batch_opts bo = {o->batch, t->T, o->seed, o->shard, o->n_shards};
     slm_batch batch = {t->in, t->tgt, t->rows, t->T};
     float scale = 1.0f / (float)(o->grad_accum * o->n_shards);
-    slm_model_zero_grad(t->m);
     double sum = 0.0;
     for (int micro = 0; micro < o->grad_accum; micro++) {
         if (o->should_stop && o->should_stop(o->callback_ctx))
@@ -165,7 +165,10 @@ static int accumulate(slm_trainer *t, int step, float *loss, char *err, size_t e
         float l;
         int rc = slm_corpus_batch(t->c, &bo, step, micro, t->in, t->tgt, err, errlen);
         if (!rc) rc = slm_model_forward(t->m, &batch, &fo, &l, err, errlen);
-        if (!rc) rc = slm_model_backward(t->m, scale, err, errlen);
+        /* The first micro-batch writes the gradients (no zeroing pass) */
+        if (!rc)
+            rc = micro == 0 ? gpt_backward_overwrite(t->m, scale, err, errlen)
+                            : slm_model_backward(t->m, scale, err, errlen);
         if (rc) return rc;
         sum += l;
     }
