@@ -1,7 +1,8 @@
 /* The training library (src/train): the corpus split and its edges, batch
  * windows and shards, validation against the definition of the eval rule,
- * checkpoint round trip, resume equality, stopping, and data parallelism
- * (two shards with a gradient sum equal one process with the whole batch). */
+ * checkpoint round trip, resume equality, stopping, data parallelism
+ * (two shards with a gradient sum equal one process with the whole batch),
+ * and a step's gradients whatever the buffer held before. */
 #include "io_util.h"
 #include "slm.h"
 #include "test.h"
@@ -598,6 +599,47 @@ out:
     slm_corpus_free(c);
 }
 
+/* A step's gradients are the sum over its micro-batches, whatever the
+ * buffer held before: the trainer's first backward writes them (no zeroing
+ * pass), so NaN left there must not survive, and they equal zero_grad +
+ * slm_model_backward of each micro-batch on a second copy of the model. */
+static void test_step_writes_the_gradients(void)
+{
+    slm_corpus *c = corpus_of(N_TOK, 0.1);
+    slm_model *m = tiny_model(0.0f), *ref = tiny_model(0.0f);
+    int32_t in[4 * CTX], tgt[4 * CTX];
+    if (!c || !m || !ref) goto out;
+    char err[256];
+    slm_train_opts o = tiny_opts();
+    o.steps = 1;
+    o.grad_accum = 2;
+    size_t n = slm_model_num_params(m);
+    float *g = slm_model_grads(m);
+    for (size_t i = 0; g && i < n; i++) g[i] = NAN;
+    slm_trainer *t = NULL;
+    slm_train_progress p;
+    CHECK(slm_trainer_create(m, c, &o, 0, &t, err, sizeof err) == SLM_OK &&
+              slm_trainer_step(t, &p, err, sizeof err) == SLM_OK,
+          "%s", err);
+    slm_trainer_free(t);
+    slm_batch_opts bo = {o.batch, CTX, o.seed, 0, 1};
+    slm_batch b = {in, tgt, o.batch, CTX};
+    slm_forward_opts fo = {.training = 1};
+    slm_model_zero_grad(ref);
+    for (int micro = 0; micro < 2; micro++)
+        CHECK(slm_corpus_batch(c, &bo, 1, micro, in, tgt, err, sizeof err) == SLM_OK &&
+                  slm_model_forward(ref, &b, &fo, NULL, err, sizeof err) == SLM_OK &&
+                  slm_model_backward(ref, 0.5f, err, sizeof err) == SLM_OK,
+              "reference micro-batch %d: %s", micro, err);
+    /* The same sums; a GEMM may order them differently with beta 0 and 1 */
+    double e = test_max_err_f(slm_model_grads(m), slm_model_grads(ref), n, 1e-5, 1e-7);
+    CHECK(e <= 1.0, "trainer vs zero_grad + backward: max error %.3g of tolerance", e);
+out:
+    slm_model_free(m);
+    slm_model_free(ref);
+    slm_corpus_free(c);
+}
+
 /* Divergence is an error naming the step; nothing after it is taken. */
 static void test_divergence_is_an_error(void)
 {
@@ -642,6 +684,7 @@ int main(void)
     RUN(test_resume_is_byte_identical);
     RUN(test_stop_saves_the_last_step);
     RUN(test_two_shards_equal_one_process);
+    RUN(test_step_writes_the_gradients);
     RUN(test_divergence_is_an_error);
     return test_summary();
 }
