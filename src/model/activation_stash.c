@@ -4,9 +4,9 @@
  * and halves what a training step holds between forward and backward.
  * Each layer runs in one fp32 working layer; what backward needs is rounded
  * to bf16 where forward makes it (gpt_work_layer hands out the copies), and
- * backward widens it again (gpt_unstash_layer). Forward's own values are never rounded: the loss is
- * fp32's; only the gradients see the bf16 copies (relative error ≤ 2⁻⁹ per
- * stored element, as bf16 GEMM inputs would).
+ * backward widens it again (gpt_unstash_layer). Forward's own values are
+ * never rounded: the loss is fp32's; only the gradients see the bf16 copies
+ * (relative error ≤ 2⁻⁹ per stored element, as bf16 GEMM inputs would).
  */
 #include "kernels/bf16.h"
 #include "kernels/kernels.h"

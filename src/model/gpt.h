@@ -76,7 +76,7 @@ typedef struct {
  * out like params); activation operands when a GEMM reads them, into xa
  * (N·max(4C,V)) and xb (N·4C). Attention stays fp32.
  * grad_beta is the weight gradients' GEMMs' beta: 1 (add, as backward
- * does), 0 while a backward overwrites them (gpt_backward). */
+ * does), 0 while a backward overwrites them (gpt_backward_overwrite). */
 typedef struct {
     int bf16;
     float grad_beta;
