@@ -622,10 +622,12 @@ def main():
                     help="comma-separated sections: " + ",".join(SECTIONS))
     ap.add_argument("--threads", type=int, default=2, help="threads for every program (default 2)")
     ap.add_argument("--shapes", default="a,b", help="training shapes (default a,b)")
-    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "1")),
+    ap.add_argument("--rounds", type=int, default=os.environ.get("BENCH_ROUNDS", "1"),
                     help="attention and training: run every program this many times, taking "
                          "turns, and keep each one's best (default 1; a noisy host wants 3)")
     a = ap.parse_args()
+    if a.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {a.rounds}")
     build = os.path.join(ROOT, a.build) if not os.path.isabs(a.build) else a.build
     a.slm, a.decode = os.path.join(build, "slm"), os.path.join(build, "bench/decode")
     only = [s for s in a.only.split(",") if s] or list(SECTIONS)
