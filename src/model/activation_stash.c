@@ -37,12 +37,7 @@ static gpt_layer_acts *bind_work(struct gpt_train_state *t, int l)
 gpt_layer_acts *gpt_work_layer(struct gpt_train_state *t, int l, int keep)
 {
     gpt_layer_acts *w = bind_work(t, l);
-    const gpt_layer_stash *st = keep ? &t->stashed[l] : &(gpt_layer_stash){0};
-    w->xhat1_bf16 = st->xhat1;
-    w->qkv_bf16 = st->qkv;
-    w->atty_bf16 = st->atty;
-    w->xhat2_bf16 = st->xhat2;
-    w->fc_pre_bf16 = st->fc_pre;
+    w->bf16 = keep ? t->stashed[l] : (gpt_layer_stash){0};
     return w;
 }
 
@@ -56,6 +51,6 @@ const gpt_layer_acts *gpt_unstash_layer(struct gpt_train_state *t, int l, const 
     layer_norm_from_xhat(w->ln2, st->xhat2, lw->ln_2_w, lw->ln_2_b, N, C);
     widen_array(w->qkv, st->qkv, 3 * NC);
     widen_array(w->atty, st->atty, NC);
-    w->fc_pre_bf16 = st->fc_pre; /* backward reads fc_pre from here */
+    w->bf16 = *st; /* backward reads fc_pre from bf16.fc_pre */
     return w;
 }

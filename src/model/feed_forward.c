@@ -164,7 +164,7 @@ void feed_forward_forward(const gpt_dims *d, int activation, const gpt_layer_vie
                           gpt_layer_acts *a, gpt_scratch *s)
 {
     int C = d->C;
-    fc_out out = {w->c_fc_b, a->fc_act, a->fc_pre_bf16, 4 * (size_t)C, activation};
+    fc_out out = {w->c_fc_b, a->fc_act, a->bf16.fc_pre, 4 * (size_t)C, activation};
     gemm_epilogue ep = {fc_out_block, &out};
     matmul_forward(&s->mm, a->fc_pre, a->ln2, w->c_fc_w, d->N, C, 4 * C, 0.0f, &ep);
     matmul_forward(&s->mm, s->a, a->fc_act, w->mlp_proj_w, d->N, 4 * C, C, 0.0f, NULL);
@@ -181,7 +181,7 @@ void feed_forward_backward(const gpt_dims *d, int activation, const gpt_layer_vi
     /* With bf16 storage only fc_pre is kept, in bf16 (gpt.h): the epilogue
      * of d(fc_act)'s GEMM remakes fc_act before W_proj's gradient reads it
      * (matmul_backward runs d(input) first). */
-    fc_grad grad = {a->fc_pre_bf16 ? NULL : a->fc_pre, a->fc_pre_bf16, a->fc_act, g->c_fc_b,
+    fc_grad grad = {a->bf16.fc_pre ? NULL : a->fc_pre, a->bf16.fc_pre, a->fc_act, g->c_fc_b,
                     4 * (size_t)C, activation};
     gemm_epilogue ep = {fc_grad_block, &grad};
     matmul_backward(&s->mm, s->big, g->mlp_proj_w, dbranch, a->fc_act, w->mlp_proj_w, d->N, 4 * C,

@@ -127,14 +127,14 @@ static int forward_pass(slm_model *m, const slm_batch *batch, const slm_forward_
         const gpt_layer_views *lw = &w->h[l];
         const float *x = layer_input(t, l);
         /* x_{l+½} = x_l + dropout(MultiHeadAttention(LayerNorm_1(x_l))) */
-        layer_norm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->xhat1_bf16, x, lw->ln_1_w,
+        layer_norm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->bf16.xhat1, x, lw->ln_1_w,
                            lw->ln_1_b, N, C, cfg->layer_norm_epsilon);
         rc = multi_head_attention_forward(&d, lw, a, &t->s, &t->drop, l, t->attn_impl);
         if (rc) return fail(err, errlen, rc, "attention: %s", slm_strerror(rc));
         residual_forward(a->res_mid, x, attn_out, lw->c_proj_b, N, C,
                          gpt_dropout_site(&t->drop, SITE_ATTN_RESID, l));
         /* x_{l+1} = x_{l+½} + dropout(FeedForward(LayerNorm_2(x_{l+½}))) */
-        layer_norm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->xhat2_bf16, a->res_mid,
+        layer_norm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->bf16.xhat2, a->res_mid,
                            lw->ln_2_w, lw->ln_2_b, N, C, cfg->layer_norm_epsilon);
         feed_forward_forward(&d, cfg->activation, lw, a, &t->s);
         residual_forward(a->res_out, a->res_mid, ffn_out, lw->mlp_proj_b, N, C,

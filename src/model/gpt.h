@@ -49,6 +49,11 @@ typedef struct {
     size_t N;
 } gpt_dims;
 
+/* Layer l's bf16 copies of what backward reads (stash mode, above). */
+typedef struct {
+    uint16_t *xhat1, *qkv, *atty, *xhat2, *fc_pre;
+} gpt_layer_stash;
+
 typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd;
     float *qkv;     /* q at 0, k at N·C, v at 2·N·C, each [B,H,T,D]        */
@@ -58,17 +63,11 @@ typedef struct {
     float *ln2, *ln2_mean, *ln2_rstd;
     float *fc_pre, *fc_act;
     float *res_out;
-    /* bf16 activation storage only (else NULL): the stash's copies, which
-     * forward rounds as it makes each value (when backward follows):
-     * LayerNorm's x̂ (xhat1/xhat2), qkv, atty and fc_pre; backward reads
-     * fc_pre from fc_pre_bf16 where it is set. */
-    uint16_t *xhat1_bf16, *qkv_bf16, *atty_bf16, *xhat2_bf16, *fc_pre_bf16;
+    /* bf16 activation storage only (else all NULL): the layer's stash,
+     * which forward rounds each value into as it makes it (when backward
+     * follows); backward reads fc_pre from bf16.fc_pre where it is set. */
+    gpt_layer_stash bf16;
 } gpt_layer_acts;
-
-/* Layer l's bf16 copies of what backward reads (stash mode, above). */
-typedef struct {
-    uint16_t *xhat1, *qkv, *atty, *xhat2, *fc_pre;
-} gpt_layer_stash;
 
 /* How the Conv1D and LM-head GEMMs of a pass run (linear.c, lm_head.c):
  * fp32, or (bf16 = 1) with both inputs rounded to bf16 and fp32
@@ -190,7 +189,7 @@ int gpt_stash_wanted(int dtype);
 gpt_layer_acts *gpt_work_layer(struct gpt_train_state *t, int l, int keep);
 /* Before layer l's backward (stash mode): widens l's stash into the working
  * layer and ln1/ln2 = x̂·w + b, and returns it. fc_pre stays bf16
- * (fc_pre_bf16); fc_act is remade from it in feed_forward_backward. */
+ * (bf16.fc_pre); fc_act is remade from it in feed_forward_backward. */
 const gpt_layer_acts *gpt_unstash_layer(struct gpt_train_state *t, int l,
                                         const gpt_layer_views *w);
 

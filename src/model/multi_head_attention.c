@@ -110,12 +110,12 @@ int multi_head_attention_forward(const gpt_dims *d, const gpt_layer_views *w, gp
     int C = d->C;
     size_t N = d->N, NC = N * (size_t)C;
     matmul_forward(&s->mm, s->heads, a->ln1, w->c_attn_w, N, C, 3 * C, 0.0f, NULL);
-    split_heads(a->qkv, a->qkv_bf16, s->heads, w->c_attn_b, 3, d);
+    split_heads(a->qkv, a->bf16.qkv, s->heads, w->c_attn_b, 3, d);
     slm_attn_opts o = attention_opts(drop, layer, attn_impl);
     int rc = slm_attention_forward(&o, d->B, d->H, d->T, d->T, d->D, a->qkv, a->qkv + NC,
                                    a->qkv + 2 * NC, a->atty, a->att_lse);
     if (rc) return rc;
-    merge_heads(s->a, a->atty_bf16, a->atty, 1, d);
+    merge_heads(s->a, a->bf16.atty, a->atty, 1, d);
     matmul_forward(&s->mm, s->b, s->a, w->c_proj_w, N, C, C, 0.0f, NULL);
     return SLM_OK;
 }
