@@ -9,7 +9,6 @@
  * (relative error ≤ 2⁻⁹ per stored element, as bf16 GEMM inputs would).
  */
 #include "kernels/bf16.h"
-#include "kernels/kernels.h"
 #include "model/layers.h"
 
 /* dst (n) = widened src (n) */
