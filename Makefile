@@ -43,7 +43,7 @@ ISA_avx2     := $(ISA_portable) -mavx2 -mfma
 ISA_avx512   := $(ISA_avx2) -mavx512f -mavx512bw -mavx512dq -mavx512vl
 %_avx512.o: ISAFLAGS = $(ISA_avx512)
 %_avx2.o: ISAFLAGS = $(ISA_avx2)
-%_amx.o: ISAFLAGS = $(ISA_avx512) -mamx-tile -mamx-bf16
+%_amx.o: ISAFLAGS = $(ISA_avx512) -mamx-tile -mamx-bf16 -mprfchw
 %_portable.o %/attention/flash_forward.o %/attention/flash_backward.o \
     %/attention/flash_gemm.o: ISAFLAGS = $(ISA_portable)
 # Cairo draws the CLI's PNG pictures (slm attention / plot / mask -o); only
