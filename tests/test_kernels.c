@@ -336,25 +336,32 @@ static void test_gemm_survives_a_signal_storm(void)
 /* The transposing bf16 rounding (the Aᵀ operands of bf16 training on AMX)
  * equals f32_to_bf16_one element by element at this level: ties, NaN, ±inf,
  * values past bf16's range, and rows and columns that are not multiples of
- * the 16-wide blocks, with a source stride wider than its rows. */
+ * the 16-wide blocks, with a source stride wider than its rows and the
+ * destination's stride bf16_transposed_ld. */
 static void test_bf16_transposed_rounding(void)
 {
-    const int shapes[][3] = {{37, 29, 31}, {16, 16, 16}, {64, 48, 50},
-                             {1, 5, 5},    {5, 1, 3},    {300, 270, 275}};
+    const int shapes[][3] = {{37, 29, 31}, {16, 16, 16}, {64, 48, 50},    {1, 5, 5},
+                             {5, 1, 3},    {300, 270, 275}, {512, 20, 24}};
+    /* whole lines, and one more where the stride would be a multiple of 1 KiB */
+    CHECK(bf16_transposed_ld(37) == 64 && bf16_transposed_ld(256) == 256 &&
+              bf16_transposed_ld(512) == 544 && bf16_transposed_ld(2048) == 2080,
+          "bf16_transposed_ld: %d %d %d %d", bf16_transposed_ld(37), bf16_transposed_ld(256),
+          bf16_transposed_ld(512), bf16_transposed_ld(2048));
     for (size_t s = 0; s < N(shapes); s++) {
         int rows = shapes[s][0], cols = shapes[s][1], lds = shapes[s][2];
+        int ldd = bf16_transposed_ld(rows);
         float *src = malloc(sizeof(float) * rows * lds);
-        uint16_t *dst = malloc(2 * (size_t)rows * cols);
+        uint16_t *dst = malloc(2 * (size_t)ldd * cols);
         test_fill_uniform(src, (size_t)rows * lds, 11 + s, -3.0f, 3.0f);
         const float special[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, NAN, INFINITY, -INFINITY,
                                  3.4e38f, -0.0f, 1e-40f};
         for (size_t k = 0; k < N(special) && k < (size_t)rows * cols; k++)
             src[(k % rows) * lds + (k * 7) % cols] = special[k];
-        f32_to_bf16_transposed(dst, src, rows, cols, lds);
+        f32_to_bf16_transposed(dst, ldd, src, rows, cols, lds);
         int bad = 0;
         for (int i = 0; i < rows; i++)
             for (int j = 0; j < cols; j++)
-                bad += dst[(size_t)j * rows + i] != f32_to_bf16_one(src[(size_t)i * lds + j]);
+                bad += dst[(size_t)j * ldd + i] != f32_to_bf16_one(src[(size_t)i * lds + j]);
         CHECK(bad == 0, "%dx%d (ld %d): %d elements differ from f32_to_bf16_one", rows, cols, lds,
               bad);
         free(src), free(dst);

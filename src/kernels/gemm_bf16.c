@@ -53,7 +53,13 @@ void f32_to_bf16_array(uint16_t *dst, const float *src, size_t n)
         dst[i] = bf16_round(src[i]);
 }
 
-void f32_to_bf16_transposed(uint16_t *dst, const float *src, int rows, int cols, int lds)
+int bf16_transposed_ld(int rows)
+{
+    int ld = (rows + 31) / 32 * 32;
+    return ld % 512 == 0 ? ld + 32 : ld;
+}
+
+void f32_to_bf16_transposed(uint16_t *dst, int ldd, const float *src, int rows, int cols, int lds)
 {
     enum { TILE = 256 };
     int row_tiles = (rows + TILE - 1) / TILE, col_tiles = (cols + TILE - 1) / TILE;
@@ -64,13 +70,13 @@ void f32_to_bf16_transposed(uint16_t *dst, const float *src, int rows, int cols,
             int i0 = rt * TILE, i1 = i0 + TILE < rows ? i0 + TILE : rows;
             int j0 = ct * TILE, j1 = j0 + TILE < cols ? j0 + TILE : cols;
             if (avx512) {
-                f32_to_bf16_transposed_avx512(dst, src, rows, lds, i0, i1, j0, j1);
+                f32_to_bf16_transposed_avx512(dst, ldd, src, lds, i0, i1, j0, j1);
                 continue;
             }
             for (int j = j0; j < j1; j++)
 #pragma omp simd
                 for (int i = i0; i < i1; i++)
-                    dst[(size_t)j * rows + i] = bf16_round(src[(size_t)i * lds + j]);
+                    dst[(size_t)j * ldd + i] = bf16_round(src[(size_t)i * lds + j]);
         }
 }
 

@@ -325,7 +325,7 @@ static inline void transpose_16x16(__m512 r[16])
 /* Source rows [i0, i1) (i0 a multiple of 16) by columns [jb, jb + w),
  * w <= 16, turned over in registers 32 (then 16) rows at a time, so each
  * destination row gets whole 64-byte lines; the last rows % 16 in scalar. */
-static void transpose_strip(uint16_t *dst, const float *src, int rows, int lds, int i0, int i1,
+static void transpose_strip(uint16_t *dst, int ldd, const float *src, int lds, int i0, int i1,
                             int jb, int w)
 {
     __mmask16 mask = (__mmask16)((1u << w) - 1);
@@ -339,7 +339,7 @@ static void transpose_strip(uint16_t *dst, const float *src, int rows, int lds, 
         transpose_16x16(r);
         transpose_16x16(q);
         for (int j = 0; j < w; j++) {
-            uint16_t *d = dst + (size_t)(jb + j) * rows + i;
+            uint16_t *d = dst + (size_t)(jb + j) * ldd + i;
             __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(round_bf16_x16(r[j])),
                                            round_bf16_x16(q[j]), 1);
             /* streaming stores where aligned: no read for ownership of a
@@ -356,13 +356,13 @@ static void transpose_strip(uint16_t *dst, const float *src, int rows, int lds, 
             r[k] = _mm512_maskz_loadu_ps(mask, src + (size_t)(i + k) * lds + jb);
         transpose_16x16(r);
         for (int j = 0; j < w; j++)
-            _mm256_storeu_si256((__m256i *)(dst + (size_t)(jb + j) * rows + i),
+            _mm256_storeu_si256((__m256i *)(dst + (size_t)(jb + j) * ldd + i),
                                 round_bf16_x16(r[j]));
     }
     for (; i < i1; i++)
         for (int j = jb; j < jb + w; j++) {
             __m512 x = _mm512_set1_ps(src[(size_t)i * lds + j]);
-            dst[(size_t)j * rows + i] =
+            dst[(size_t)j * ldd + i] =
                 (uint16_t)_mm_extract_epi16(_mm256_castsi256_si128(round_bf16_x16(x)), 0);
         }
 }
@@ -371,13 +371,13 @@ static void transpose_strip(uint16_t *dst, const float *src, int rows, int lds, 
  * multiple of 16) and columns [j0, j1) with AVX-512. The caller keeps tiles
  * small enough (256 × 256) that the pages of both sides stay in the TLB:
  * walking a whole column strip touches a new page every source row. */
-void f32_to_bf16_transposed_avx512(uint16_t *dst, const float *src, int rows, int lds, int i0,
+void f32_to_bf16_transposed_avx512(uint16_t *dst, int ldd, const float *src, int lds, int i0,
                                    int i1, int j0, int j1)
 {
     for (int i = i0; i < i1; i += 32) {
         int ie = i + 32 < i1 ? i + 32 : i1;
         for (int jb = j0; jb < j1; jb += 16)
-            transpose_strip(dst, src, rows, lds, i, ie, jb, j1 - jb < 16 ? j1 - jb : 16);
+            transpose_strip(dst, ldd, src, lds, i, ie, jb, j1 - jb < 16 ? j1 - jb : 16);
     }
     _mm_sfence(); /* the streaming stores, before another thread reads dst */
 }

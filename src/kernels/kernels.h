@@ -133,16 +133,22 @@ int gemm_bf16_amx(char tb, int M, int N, int K, const uint16_t *A, int lda, cons
  * permission for this process (asked for at the first call); the
  * environment variable SLM_AMX=0 says 0 (the path of a CPU without AMX). */
 int gemm_bf16_amx_supported(void);
-/* dst (cols×rows) = the bf16 rounding of srcᵀ, src (rows×cols, ld lds):
- * what gemm_bf16 wants for an Aᵀ operand on AMX, where A must hold its
- * depth contiguous. */
-void f32_to_bf16_transposed(uint16_t *dst, const float *src, int rows, int cols, int lds);
+/* dst (cols×rows, ld ldd >= rows) = the bf16 rounding of srcᵀ, src
+ * (rows×cols, ld lds): what gemm_bf16 wants for an Aᵀ operand on AMX, where
+ * A must hold its depth contiguous. */
+void f32_to_bf16_transposed(uint16_t *dst, int ldd, const float *src, int rows, int cols, int lds);
+/* The ldd to give such an Aᵀ of `rows` rows: rows rounded up to whole
+ * 64-byte lines, plus a line where that is a multiple of 1 KiB. A stride of
+ * 1, 2 or 4 KiB puts the 16 rows of an A tile into a few L1 sets, so the A
+ * block the AMX kernel reads again across its panel thrashes L1
+ * (1.05-1.14× on the weight gradients' GEMMs at 2048 tokens). */
+int bf16_transposed_ld(int rows);
 /* Seconds that `iters` rounds of four independent tdpbf16ps take on this
  * thread (16×16×32 multiply-adds each; bench isa), or -1 without AMX. */
 double gemm_bf16_amx_rate_run(long iters);
 /* Its AVX-512 body on the tile of source rows [i0, i1) (i0 a multiple of
  * 16) and columns [j0, j1) (gemm_bf16_amx.c). */
-void f32_to_bf16_transposed_avx512(uint16_t *dst, const float *src, int rows, int lds, int i0,
+void f32_to_bf16_transposed_avx512(uint16_t *dst, int ldd, const float *src, int lds, int i0,
                                    int i1, int j0, int j1);
 /* What gemm_bf16 runs on here (A not transposed), for reports. */
 const char *gemm_bf16_path_name(void);

@@ -32,14 +32,15 @@ void matmul_forward(const gpt_gemm *mm, float *out, const float *inp, const floa
 }
 
 /* dw (IN,OUT) = inpᵀ·dout + beta·dw with dout_bf the rounded dout (N,OUT)
- * and scratch room for N·IN bf16. AMX reads A with its depth contiguous, so
- * there inpᵀ is rounded and turned over in one pass. */
+ * and scratch room for bf16_transposed_ld(N)·IN bf16. AMX reads A with its
+ * depth contiguous, so there inpᵀ is rounded and turned over in one pass. */
 static void weight_gradient_bf16(uint16_t *scratch, float *dw, const uint16_t *dout_bf,
                                  const float *inp, size_t N, int IN, int OUT, float beta)
 {
     if (gemm_bf16_amx_supported()) {
-        f32_to_bf16_transposed(scratch, inp, (int)N, IN, IN);
-        gemm_bf16('N', 'N', IN, OUT, (int)N, 1.0f, scratch, (int)N, dout_bf, OUT, beta, dw, OUT);
+        int ld = bf16_transposed_ld((int)N);
+        f32_to_bf16_transposed(scratch, ld, inp, (int)N, IN, IN);
+        gemm_bf16('N', 'N', IN, OUT, (int)N, 1.0f, scratch, ld, dout_bf, OUT, beta, dw, OUT);
     } else {
         f32_to_bf16_array(scratch, inp, N * (size_t)IN);
         gemm_bf16('T', 'N', IN, OUT, (int)N, 1.0f, scratch, IN, dout_bf, OUT, beta, dw, OUT);

@@ -46,10 +46,10 @@ void lm_head_backward(const gpt_gemm *mm, float *dx, float *dwte, const float *d
     if (gemm_bf16_amx_supported()) {
         /* AMX wants dlogitsᵀ with its depth (N) contiguous: in xa, whose
          * rounded dlogits the product above has used */
-        f32_to_bf16_transposed(mm->xa, dlogits, (int)N, V, V);
+        int ld = bf16_transposed_ld((int)N);
+        f32_to_bf16_transposed(mm->xa, ld, dlogits, (int)N, V, V);
         f32_to_bf16_array(mm->xb, x, N * (size_t)C);
-        gemm_bf16('N', 'N', V, C, (int)N, 1.0f, mm->xa, (int)N, mm->xb, C, mm->grad_beta, dwte,
-                  C);
+        gemm_bf16('N', 'N', V, C, (int)N, 1.0f, mm->xa, ld, mm->xb, C, mm->grad_beta, dwte, C);
     } else {
         f32_to_bf16_array(mm->xb, x, N * (size_t)C);
         gemm_bf16('T', 'N', V, C, (int)N, 1.0f, mm->xa, V, mm->xb, C, mm->grad_beta, dwte, C);

@@ -207,10 +207,12 @@ int gpt_gemm_prepare(slm_model *m, int dtype, size_t N, char *err, size_t errlen
     if (!mm->bf16) return SLM_OK;
     size_t C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size;
     size_t wide = 4 * C > V ? 4 * C : V;
+    /* rows of the operands: N, or an Aᵀ's padded stride (kernels.h) */
+    size_t rows = (size_t)bf16_transposed_ld((int)N);
     if (!t->bf16_block || N > t->bf16_capacity) {
         size_t wbytes = (m->n_params * 2 + 63) & ~(size_t)63;
-        size_t abytes = (N * wide * 2 + 63) & ~(size_t)63;
-        size_t bytes = wbytes + abytes + N * 4 * C * 2;
+        size_t abytes = (rows * wide * 2 + 63) & ~(size_t)63;
+        size_t bytes = wbytes + abytes + rows * 4 * C * 2;
         int rc = check_memory((double)bytes, "the bf16 GEMM operands", err, errlen);
         if (rc) return rc;
         free_aligned(t->bf16_block);
