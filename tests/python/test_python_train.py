@@ -127,10 +127,15 @@ def test_callback_stops_and_exceptions_propagate(tmp_root, data):
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_root, data, cli_run):
     out = tmp_root / "ctrl-c"
-    script = (f"import slm\n"
+    # Each step waits 20 ms in the callback (which returns None: a true
+    # value would stop the run): 40 steps of this model take well under a
+    # second, and a loaded machine may let the run finish before this
+    # process has read "step 3" and sent the signal.
+    script = (f"import slm, time\n"
               f"try:\n"
               f"    slm.train({data!r}, {str(out)!r}, steps={STEPS}, eval_every=10,\n"
-              f"              callback=lambda p: print('step', p.step, flush=True), **{ARCH!r})\n"
+              f"              callback=lambda p: print('step', p.step, flush=True)\n"
+              f"                                 or time.sleep(0.02), **{ARCH!r})\n"
               f"    print('finished')\n"
               f"except KeyboardInterrupt:\n"
               f"    print('KeyboardInterrupt')\n")
