@@ -127,11 +127,14 @@ def test_callback_stops_and_exceptions_propagate(tmp_root, data):
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_root, data, cli_run):
     out = tmp_root / "ctrl-c"
-    # Each step waits 20 ms in the callback (which returns None: a true
-    # value would stop the run): 40 steps of this model take well under a
-    # second, and a loaded machine may let the run finish before this
+    # The child restores Python's Ctrl-C handler: a shell without job control
+    # starts background commands with SIGINT ignored, and Python keeps an
+    # inherited SIG_IGN (make test run with `&` failed here). Each step
+    # waits 20 ms in the callback (which returns None: a true value stops
+    # the run), so a loaded machine cannot finish the 40 steps before this
     # process has read "step 3" and sent the signal.
-    script = (f"import slm, time\n"
+    script = (f"import signal, slm, time\n"
+              f"signal.signal(signal.SIGINT, signal.default_int_handler)\n"
               f"try:\n"
               f"    slm.train({data!r}, {str(out)!r}, steps={STEPS}, eval_every=10,\n"
               f"              callback=lambda p: print('step', p.step, flush=True)\n"
