@@ -5,6 +5,7 @@
  * that can see it, recomputing P from the lse the forward pass saved:
  *   S   = Q_i·K_jᵀ·scale (+ mask)                  [br][bc]
  *   P   = exp(S − lse_i)                           softmax, never stored whole
+ *                                                  (as 2^(S·log2 e − lse_i·log2 e))
  *   dV_j += (P∘Z)ᵀ·dO_i                            Z = dropout keep/(1−p)
  *   dP  = dO_i·V_jᵀ                                [br][bc]
  *   dS  = P∘(dP∘Z − Δ_i),  Δ_i = rowsum(dO_i∘O_i) (Alg. 2 line 4, eq. in §3.1)
@@ -128,7 +129,7 @@ static void softmax_grad_tile(const bwd_head *g, int i0, int nr, int j0)
     int dropout = c->dropout > 0.0f;
     uint32_t threshold = dropout_threshold(c->dropout);
     vf keep_scale = vf_set1(1.0f / (1.0f - c->dropout)), scale = vf_set1(c->scale);
-    const vf zero = vf_set1(0.0f);
+    const vf zero = vf_set1(0.0f), log2e = vf_set1((float)FLASH_LOG2E);
     for (int r = 0; r < nr; r++) {
         int i = i0 + r;
         float *p_row = P + (size_t)r * bc, *ds_row = dS + (size_t)r * bc;
@@ -139,14 +140,19 @@ static void softmax_grad_tile(const bwd_head *g, int i0, int nr, int j0)
             memset(ds_row, 0, (size_t)bc * sizeof *ds_row);
             continue;
         }
-        vf l = vf_set1(row_lse), dlt = vf_set1(delta[i]);
+        /* lse·log2 e as hi + lo floats: S·log2 e − hi is one FMA, exact
+         * where P matters (S·log2 e near hi), so the change of base costs
+         * no accuracy even at scores of hundreds. */
+        double l2 = row_lse * FLASH_LOG2E;
+        float l2_hi = (float)l2;
+        vf lhi = vf_set1(l2_hi), llo = vf_set1((float)(l2 - l2_hi)), dlt = vf_set1(delta[i]);
         uint64_t key = dropout ? dropout_row_key(c->seed, c->b0 + g->b, g->h, i) : 0;
         const float *mrow = c->mask ? c->mask + (size_t)i * Tk : NULL;
         for (int v = 0; v < bc; v += VF_W) {
             int jj = j0 + v;
             vf s = vf_load(p_row + v);
             if (mrow) s = vf_add(s, vf_loadz(vm_prefix(jj, Tk), mrow + jj));
-            vf p = vf_sel(vm_prefix(jj, vis), vf_exp(vf_sub(s, l)), zero);
+            vf p = vf_sel(vm_prefix(jj, vis), vf_exp2(vf_sub(vf_fmsub(s, log2e, lhi), llo)), zero);
             vf dp = vf_load(ds_row + v);
             if (dropout) {
                 vmask keep = drop_keep_cols(key, jj, threshold);

@@ -6,7 +6,9 @@
  *   m'  = max(m, rowmax(S))                             running max
  *   P   = exp(S − m'),  l = e^(m−m')·l + rowsum(P)      running sum (pre-dropout)
  *   O   = e^(m−m')·O + (P∘Z)·V_j                        Z = dropout keep/(1−p)
- * and at the end out = O / l, lse = m + log l.
+ * and at the end out = O / l, lse = m + log l. The running max is kept in
+ * base 2, m₂ = m·log2 e, so each exponential is 2^(S·log2 e − m₂): one FMA
+ * and vf_exp2 (flash_internal.h).
  *
  * Layout choice: the query block is stored transposed and pre-scaled,
  * Qᵀ·scale [D][br], and S is computed transposed, Sᵀ [bc][br], so queries
@@ -67,7 +69,7 @@ typedef struct {
     float *qt;          /* Qᵀ·scale  [D][br]                           */
     float *st;          /* Sᵀ, then Pᵀ  [FLASH_BC][br]                 */
     float *o;           /* unnormalised output  [br][D]                */
-    float *m, *l;       /* running max and sum  [br]                   */
+    float *m, *l;       /* running max (base 2: ·log2 e) and sum  [br] */
     float *alpha;       /* e^(m_old − m_new)  [br]                     */
     int32_t *vis;       /* keys visible to each row  [br]              */
     uint32_t *key_lo;   /* dropout row keys, low 32 bits  [br]         */
@@ -93,13 +95,15 @@ static fwd_block bind_workspace(const attn_call *c, const fwd_layout *L, unsigne
 
 /*
  * Online softmax over one tile, FlashAttention-2 Alg. 1 lines 8–10: turns
- * Sᵀ [nc][br] into (dropped) Pᵀ in place and updates m, l and alpha.
- * Sixteen query rows per vector; a row whose running max is still −inf (all
- * keys so far hidden) uses 0 as its max so exp(−inf − 0) = 0, never NaN.
+ * Sᵀ [nc][br] into (dropped) Pᵀ in place and updates m (in base 2), l and
+ * alpha. Sixteen query rows per vector; a row whose running max is still
+ * −inf (all keys so far hidden) uses 0 as its max so 2^(−inf − 0) = 0,
+ * never NaN.
  */
 static void softmax_tile(const fwd_block *f, int j0, int nc, int need_vis)
 {
     const vf neg_inf = vf_set1(-INFINITY), zero = vf_set1(0.0f);
+    const vf log2e = vf_set1((float)FLASH_LOG2E);
     int dropout = f->c->dropout > 0.0f;
     uint32_t threshold = dropout_threshold(f->c->dropout);
     vf keep_scale = vf_set1(1.0f / (1.0f - f->c->dropout));
@@ -115,13 +119,13 @@ static void softmax_tile(const fwd_block *f, int j0, int nc, int need_vis)
             mt = vf_max(mt, x);
         }
         vf m_old = vf_load(f->m + r0);
-        vf m_new = vf_max(m_old, mt);
+        vf m_new = vf_max(m_old, vf_mul(mt, log2e));
         vf m_use = vf_sel(vf_eq(m_new, neg_inf), zero, m_new);
-        vf a = vf_exp(vf_sub(m_old, m_use));
+        vf a = vf_exp2(vf_sub(m_old, m_use));
         vf sum = zero;
         for (int j = 0; j < nc; j++) {
             float *s = f->st + (size_t)j * f->br + r0;
-            vf p = vf_exp(vf_sub(vf_load(s), m_use));
+            vf p = vf_exp2(vf_fmsub(vf_load(s), log2e, m_use));
             sum = vf_add(sum, p);
             if (dropout)
                 p = vf_sel(drop_keep_rows(f->key_lo + r0, f->key_hi + r0, j0 + j, threshold),
@@ -183,8 +187,10 @@ static void add_mask(const fwd_block *f, int j0, int nc)
     }
 }
 
-/* out = O / l and lse = m + log l for the block's rows; a row that saw no
- * visible key (l = 0) gets out = 0 and lse = −inf. */
+/* out = O / l and lse = m₂·ln 2 + log l for the block's rows (in double:
+ * l is relative to exactly that m₂, so the change of base adds no rounding
+ * of its own); a row that saw no visible key (l = 0) gets out = 0 and
+ * lse = −inf. */
 static void finish_rows(const fwd_block *f, float *out, float *lse)
 {
     int D = f->c->D;
@@ -197,7 +203,7 @@ static void finish_rows(const fwd_block *f, float *out, float *lse)
         } else {
             memset(dst, 0, (size_t)D * sizeof *dst);
         }
-        if (lse) lse[r] = l > 0.0f ? f->m[r] + logf(l) : -INFINITY;
+        if (lse) lse[r] = l > 0.0f ? (float)(f->m[r] * FLASH_LN2 + log(l)) : -INFINITY;
     }
 }
 

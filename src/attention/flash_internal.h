@@ -22,6 +22,14 @@
 #define FLASH_BR 64 /* query rows per tile (forward: at most; multiple of 16) */
 #define FLASH_BC 64 /* keys per tile (backward: at most; multiple of 16)      */
 
+/* Softmax's exponentials are powers of two: exp(s − m) = 2^(s·log2 e − m₂)
+ * with m₂ = m·log2 e, one FMA for the exponent (the multiply a natural exp
+ * spends on range reduction, FlashAttention-2's exp2f). Scores stay in
+ * natural units, so the scale applied to Q or K keeps its exactness (a power
+ * of two for D = 64) and lse is returned in natural log units. */
+#define FLASH_LOG2E 1.4426950408889634
+#define FLASH_LN2 0.6931471805599453
+
 /* flash_gemm modes: what happens to C before the product is added. */
 enum { FG_OVERWRITE = 0, FG_ACCUMULATE = 1, FG_ROWSCALE = 2 };
 

@@ -4,7 +4,7 @@
  * instruction set of the translation unit (FLASH_ISA, attention/flash_isa.h):
  *   - avx512: one zmm register, intrinsics.
  *   - avx2: two ymm registers, intrinsics; masks expanded to lane vectors.
- *   - portable: a struct of 16 floats with plain loops, and expf from libm.
+ *   - portable: a struct of 16 floats with plain loops, and exp2f from libm.
  * Lane masks are 16-bit integers in all three (an AVX-512 __mmask16).
  */
 #ifndef SLM_ATTENTION_FLASH_SIMD_H
@@ -17,6 +17,18 @@
 #include <stdint.h>
 
 #define VF_W 16 /* lanes per vector */
+
+/* Softmax's exponentials are taken in base 2 (flash_internal.h), so the
+ * kernels need 2^x. Coefficients of 2^f on
+ * [-1/2, 1/2] after the constant 1: a least-squares fit of the relative
+ * error reweighted towards minimax (Lawson); with fp32 FMAs the result is
+ * within 1.4·2⁻²⁴ of 2^x over [-126, 0]. */
+#define FLASH_EXP2_C1 6.931471824645996e-1f
+#define FLASH_EXP2_C2 2.4022647738456726e-1f
+#define FLASH_EXP2_C3 5.5503323674201965e-2f
+#define FLASH_EXP2_C4 9.61843691766262e-3f
+#define FLASH_EXP2_C5 1.3398875016719103e-3f
+#define FLASH_EXP2_C6 1.5353361959569156e-4f
 typedef uint16_t vmask;
 
 /* Lanes l with start + l < limit (all 16, none, or a prefix). */
@@ -69,6 +81,11 @@ static inline vf vf_fmadd(vf a, vf b, vf c)
 {
     return _mm512_fmadd_ps(a, b, c);
 }
+/* a·b − c with one rounding */
+static inline vf vf_fmsub(vf a, vf b, vf c)
+{
+    return _mm512_fmsub_ps(a, b, c);
+}
 static inline vf vf_max(vf a, vf b)
 {
     return _mm512_max_ps(a, b);
@@ -89,27 +106,24 @@ static inline vmask vi_gt(const int32_t *lim, int j)
 }
 
 /*
- * exp(x) to ~1 ulp, the Cephes expf scheme: x = n·ln2 + r with |r| <= ln2/2
- * (Cody–Waite split of ln2 so r is exact), e^r by a degree-7 polynomial,
- * then ·2^n with vscalefps. x below -103.9 (including -inf, a masked score)
- * gives exactly 0; x is clamped at 88 so garbage input cannot make inf·0.
+ * 2^x to within 1.4·2⁻²⁴ relative: x = n + f with n = round(x), |f| <= 1/2,
+ * 2^f by a degree-6 polynomial (a near-minimax fit on [-1/2, 1/2]), then
+ * ·2^n with vscalefps: ten instructions, no range reduction by ln 2 (the
+ * callers' FMA that forms the exponent does the change of base). x below
+ * -150 (including -inf, a masked score) gives exactly 0; NaN stays NaN.
  */
-static inline vf vf_exp(vf x)
+static inline vf vf_exp2(vf x)
 {
-    const vf lo = _mm512_set1_ps(-103.9f);
-    vmask zero = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-    x = _mm512_min_ps(_mm512_max_ps(x, lo), _mm512_set1_ps(88.0f));
-    vf n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    vf r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    vf p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    vmask zero = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-150.0f), _CMP_LT_OQ);
+    vf n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    vf f = _mm512_sub_ps(x, n);
+    vf p = _mm512_set1_ps(FLASH_EXP2_C6);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(FLASH_EXP2_C5));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(FLASH_EXP2_C4));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(FLASH_EXP2_C3));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(FLASH_EXP2_C2));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(FLASH_EXP2_C1));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
     return _mm512_maskz_scalef_ps((vmask)~zero, p, n);
 }
 
@@ -207,6 +221,10 @@ static inline vf vf_fmadd(vf a, vf b, vf c)
 {
     return vf_make(_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi));
 }
+static inline vf vf_fmsub(vf a, vf b, vf c)
+{
+    return vf_make(_mm256_fmsub_ps(a.lo, b.lo, c.lo), _mm256_fmsub_ps(a.hi, b.hi, c.hi));
+}
 static inline vf vf_max(vf a, vf b)
 {
     return vf_make(_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi));
@@ -229,27 +247,26 @@ static inline vmask vi_gt(const int32_t *lim, int j)
     return mask_of(_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi));
 }
 
-/* exp(x) of 8 lanes, the AVX-512 version's scheme; without vscalefps, 2^n is
+/* 2^x of 8 lanes, the AVX-512 version's scheme; without vscalefps, 2^n is
  * built in the exponent field as 2^(n/2)·2^(n−n/2), both halves normal for
- * every n >= -150 the clamp allows, so results below 2^-126 stay subnormal
- * instead of flushing (one extra rounding there, far below fp32 epsilon of
- * anything they are added to). */
-static inline __m256 exp8(__m256 x)
+ * every n in [-150, 127] the clamp allows, so results below 2^-126 stay
+ * subnormal instead of flushing (one extra rounding there, far below fp32
+ * epsilon of anything they are added to). The clamps take x second, so a
+ * NaN passes through them, as in the AVX-512 version. */
+static inline __m256 exp2_8(__m256 x)
 {
-    const __m256 lo = _mm256_set1_ps(-103.9f);
+    const __m256 lo = _mm256_set1_ps(-150.0f);
     __m256 zero = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    x = _mm256_min_ps(_mm256_set1_ps(127.0f), _mm256_max_ps(lo, x));
+    __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 f = _mm256_sub_ps(x, n);
+    __m256 p = _mm256_set1_ps(FLASH_EXP2_C6);
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(FLASH_EXP2_C5));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(FLASH_EXP2_C4));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(FLASH_EXP2_C3));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(FLASH_EXP2_C2));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(FLASH_EXP2_C1));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
     __m256i ni = _mm256_cvtps_epi32(n);
     __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
     const __m256i bias = _mm256_set1_epi32(127);
@@ -257,9 +274,9 @@ static inline __m256 exp8(__m256 x)
     __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
     return _mm256_andnot_ps(zero, _mm256_mul_ps(_mm256_mul_ps(p, s1), s2));
 }
-static inline vf vf_exp(vf x)
+static inline vf vf_exp2(vf x)
 {
-    return vf_make(exp8(x.lo), exp8(x.hi));
+    return vf_make(exp2_8(x.lo), exp2_8(x.hi));
 }
 
 /* dropout_bits() on 8 lanes of 32-bit keys (see dropout.h). */
@@ -360,6 +377,12 @@ static inline vf vf_fmadd(vf a, vf b, vf c)
 {
     VF_MAP(a.f[l] * b.f[l] + c.f[l]);
 }
+/* The product of two floats is exact in double: one rounding, as an FMA,
+ * without libm's software fmaf on CPUs that lack the instruction. */
+static inline vf vf_fmsub(vf a, vf b, vf c)
+{
+    VF_MAP((float)((double)a.f[l] * b.f[l] - c.f[l]));
+}
 static inline vf vf_max(vf a, vf b)
 {
     VF_MAP(a.f[l] > b.f[l] ? a.f[l] : b.f[l]);
@@ -368,9 +391,9 @@ static inline vf vf_sel(vmask m, vf a, vf b)
 {
     VF_MAP((m >> l) & 1u ? a.f[l] : b.f[l]);
 }
-static inline vf vf_exp(vf x)
+static inline vf vf_exp2(vf x)
 {
-    VF_MAP(x.f[l] < -103.9f ? 0.0f : expf(fminf(x.f[l], 88.0f)));
+    VF_MAP(x.f[l] < -150.0f ? 0.0f : exp2f(x.f[l] > 127.0f ? 127.0f : x.f[l]));
 }
 #undef VF_MAP
 
