@@ -72,6 +72,41 @@ static float row_max(const float *x, int n)
     return mx;
 }
 
+/* Σ_v exp(x[v] − mx): 16 partial sums (one per lane), then their total. */
+static float row_exp_sum(const float *x, int n, float mx)
+{
+#ifdef SLM_VEC512
+    __m512 m = _mm512_set1_ps(mx), acc = _mm512_setzero_ps();
+    for (int v = 0; v < n; v += 16) {
+        __mmask16 k = vec_tail16(n - v);
+        __m512 e = vec_expf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + v), m));
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, e));
+    }
+    return _mm512_reduce_add_ps(acc);
+#else
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int v = 0; v < n; v++) sum += vec_expf(x[v] - mx);
+    return sum;
+#endif
+}
+
+/* x[v] = exp(x[v] − lse)·scale over a row (softmax times the loss scale). */
+static void row_softmax_scaled(float *x, int n, float lse, float scale)
+{
+#ifdef SLM_VEC512
+    __m512 l = _mm512_set1_ps(lse), sc = _mm512_set1_ps(scale);
+    for (int v = 0; v < n; v += 16) {
+        __mmask16 k = vec_tail16(n - v);
+        __m512 e = vec_expf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + v), l));
+        _mm512_mask_storeu_ps(x + v, k, _mm512_mul_ps(e, sc));
+    }
+#else
+#pragma omp simd
+    for (int v = 0; v < n; v++) x[v] = vec_expf(x[v] - lse) * scale;
+#endif
+}
+
 // logits is (N,V), lse (N), targets (N) with SLM_IGNORE_INDEX for no loss.
 double cross_entropy_forward(float *lse, const float *logits, const int32_t *targets, size_t N,
                              int V, size_t *n_valid)
@@ -80,9 +115,7 @@ double cross_entropy_forward(float *lse, const float *logits, const int32_t *tar
     for (size_t r = 0; r < N; r++) {
         const float *x = logits + r * V;
         float mx = row_max(x, V);
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int v = 0; v < V; v++) sum += vec_expf(x[v] - mx);
+        float sum = row_exp_sum(x, V, mx);
         /* sum >= 1 since the maximum contributes exp(0); fmaxf says so to
          * the linter, which cannot see that V > 0. */
         lse[r] = mx + logf(fmaxf(sum, 1.0f));
@@ -112,9 +145,7 @@ void cross_entropy_backward(float *logits, const float *lse, const int32_t *targ
             memset(x, 0, (size_t)V * sizeof *x);
             continue;
         }
-        float l = lse[r];
-#pragma omp simd
-        for (int v = 0; v < V; v++) x[v] = vec_expf(x[v] - l) * scale;
+        row_softmax_scaled(x, V, lse[r], scale);
         x[t] -= scale;
     }
 }

@@ -48,4 +48,43 @@ static inline float vec_expf(float x)
     return in == in ? y : in;
 }
 
+/*
+ * The same exp on 16 lanes with AVX-512 intrinsics, where the build targets
+ * it (-march=native on an AVX-512 machine; PORTABLE=1 builds use the loops
+ * above): compiled from `omp declare simd`, vec_expf costs about twice as
+ * much per element (GELU forward 1.25 vs 0.65 ns per element from L1 on the
+ * Xeon). Same steps, so the same values up to the last bit (the FMAs round
+ * once where the C rounds twice): n by vrndscaleps, the Cody–Waite
+ * reduction as two FMAs, 2^n by vscalefps. The clamp takes x second, so a
+ * NaN passes through it.
+ */
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define SLM_VEC512 1
+#include <immintrin.h>
+
+static inline __m512 vec_expf16(__m512 x)
+{
+    __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_LT_OQ);
+    x = _mm512_min_ps(_mm512_set1_ps(88.37626f), x);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_maskz_scalef_ps((__mmask16)~underflow, y, n);
+}
+
+/* Lanes [0, n) of 16, n >= 1: the mask of a row's last, short vector. */
+static inline __mmask16 vec_tail16(int n)
+{
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+}
+#endif
+
 #endif
