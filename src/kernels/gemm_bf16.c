@@ -230,11 +230,12 @@ static void probe(void)
      * B·T = 256 (256×768×768), and a small model's at many rows
      * (2048×768×256, the demo's width), where a library's bf16 GEMM can
      * lose to its own sgemm (oneDNN 2.6 on the Xeon: 0.65× at K = 256).
-     * ~0.15 s. A busy moment can still sink one probe (seen once in a few
-     * hundred runs on a 2-core VM: 1.11x where the same build measures
-     * 1.7-2.6x), and a run's path should not depend on it: a probe that
-     * says fp32 is repeated, up to three times, keeping each shape's best.
-     * Where bf16 really loses, every attempt says so. */
+     * ~0.15 s. A busy moment can still sink one probe (on the 2-core VM,
+     * under `perf record`: 1.11x where the same build measures 1.7-2.6x,
+     * in 2 of 4 start-ups; none in 10 without it), and a run's path should
+     * not depend on it: a probe that says fp32 is repeated, up to three
+     * times, keeping each shape's best. Where bf16 really loses, every
+     * attempt says so. */
     double wide = 0.0, shallow = 0.0;
     for (int attempt = 0; attempt < 3; attempt++) {
         double w = probe_speedup(256, 768, 768), s = probe_speedup(2048, 768, 256);
