@@ -40,16 +40,34 @@ gpt_layer_acts *gpt_work_layer(struct gpt_train_state *t, int l, int keep)
     return w;
 }
 
-const gpt_layer_acts *gpt_unstash_layer(struct gpt_train_state *t, int l, const gpt_layer_views *lw)
+/* Layer l's working layer before its backward. */
+static gpt_layer_acts *bind_backward(struct gpt_train_state *t, int l)
 {
     gpt_layer_acts *w = bind_work(t, l);
-    const gpt_layer_stash *st = &t->stashed[l];
-    size_t N = t->dims.N, NC = N * (size_t)t->dims.C;
-    int C = t->dims.C;
-    layer_norm_from_xhat(w->ln1, st->xhat1, lw->ln_1_w, lw->ln_1_b, N, C);
-    layer_norm_from_xhat(w->ln2, st->xhat2, lw->ln_2_w, lw->ln_2_b, N, C);
-    widen_array(w->qkv, st->qkv, 3 * NC);
-    widen_array(w->atty, st->atty, NC);
-    w->bf16 = *st; /* backward reads fc_pre from bf16.fc_pre */
+    w->bf16 = t->stashed[l]; /* backward reads fc_pre from bf16.fc_pre */
+    return w;
+}
+
+const gpt_layer_acts *gpt_unstash_ffn(struct gpt_train_state *t, int l, const gpt_layer_views *lw,
+                                      int last)
+{
+    gpt_layer_acts *w = bind_backward(t, l);
+    if (!last)
+        layer_norm_from_xhat(w->ln2, t->stashed[l].xhat2, lw->ln_2_w, lw->ln_2_b, t->dims.N,
+                             t->dims.C);
+    return w;
+}
+
+const gpt_layer_acts *gpt_unstash_attention(struct gpt_train_state *t, int l,
+                                            const gpt_layer_views *lw, int last)
+{
+    gpt_layer_acts *w = bind_backward(t, l);
+    if (!last) {
+        const gpt_layer_stash *st = &t->stashed[l];
+        size_t N = t->dims.N, NC = N * (size_t)t->dims.C;
+        layer_norm_from_xhat(w->ln1, st->xhat1, lw->ln_1_w, lw->ln_1_b, N, t->dims.C);
+        widen_array(w->qkv, st->qkv, 3 * NC);
+        widen_array(w->atty, st->atty, NC);
+    }
     return w;
 }

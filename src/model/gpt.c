@@ -250,8 +250,8 @@ static int backward_pass(slm_model *m, float loss_scale, int overwrite, char *er
     for (int l = cfg->n_layer - 1; l >= 0; l--) {
         const gpt_layer_views *lw = &w->h[l];
         gpt_layer_views *lg = &g->h[l];
-        const gpt_layer_acts *a = t->stash ? gpt_unstash_layer(t, l, lw)
-                                           : &t->layer[l];
+        int last = l == cfg->n_layer - 1;
+        const gpt_layer_acts *a = t->stash ? gpt_unstash_ffn(t, l, lw, last) : &t->layer[l];
         const gpt_layer_stash *st = &t->stashed[l];
         /* s->dres = d(x_{l+1}) → d(x_{l+½}): the residual passes it through,
          * the FFN branch adds its part via LayerNorm 2. */
@@ -267,6 +267,7 @@ static int backward_pass(slm_model *m, float loss_scale, int overwrite, char *er
         /* d(x_{l+½}) → d(x_l), likewise through the attention branch. */
         const float *dattn = residual_backward(s->b, s->dres, N, C,
                                                gpt_dropout_site(&t->drop, SITE_ATTN_RESID, l));
+        if (t->stash) a = gpt_unstash_attention(t, l, lw, last);
         int rc = multi_head_attention_backward(d, lw, lg, a, s, dattn, &t->drop, l,
                                                t->attn_impl);
         if (rc) return fail(err, errlen, rc, "attention backward: %s", slm_strerror(rc));

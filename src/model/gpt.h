@@ -187,10 +187,16 @@ int gpt_stash_wanted(int dtype);
  * (backward follows) l's stash as the bf16 copies that LayerNorm, the head
  * split and merge and c_fc's epilogue write as they make each value. */
 gpt_layer_acts *gpt_work_layer(struct gpt_train_state *t, int l, int keep);
-/* Before layer l's backward (stash mode): widens l's stash into the working
- * layer and ln1/ln2 = x̂·w + b, and returns it. fc_pre stays bf16
- * (bf16.fc_pre); fc_act is remade from it in feed_forward_backward. */
-const gpt_layer_acts *gpt_unstash_layer(struct gpt_train_state *t, int l,
-                                        const gpt_layer_views *w);
+/* Layer l's working layer in backward (stash mode), each part widened
+ * right before the branch that reads it, so it is still in cache there:
+ * gpt_unstash_ffn makes ln2 = x̂₂·w + b (fc_pre stays bf16, bf16.fc_pre;
+ * fc_act is remade from it in feed_forward_backward), gpt_unstash_attention
+ * ln1 = x̂₁·w + b, qkv and atty. `last` (l is the last layer): nothing is
+ * widened, the working layer still holds that layer's exact fp32 values,
+ * since its forward ran last and backward directly follows the forward. */
+const gpt_layer_acts *gpt_unstash_ffn(struct gpt_train_state *t, int l, const gpt_layer_views *w,
+                                      int last);
+const gpt_layer_acts *gpt_unstash_attention(struct gpt_train_state *t, int l,
+                                            const gpt_layer_views *w, int last);
 
 #endif
