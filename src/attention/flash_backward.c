@@ -90,6 +90,7 @@ static void row_deltas(const bwd_head *g)
     for (int i = 0; i < Tq; i++) {
         const float *o = g->O + (size_t)i * D, *d_o = g->dO + (size_t)i * D;
         float s = 0.0f;
+#pragma omp simd reduction(+ : s)
         for (int d = 0; d < D; d++)
             s += d_o[d] * o[d];
         delta[i] = s;
