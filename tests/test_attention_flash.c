@@ -14,7 +14,9 @@
 #elif defined(__AVX2__) && defined(__FMA__)
 #define FLASH_ISA 1 /* FLASH_ISA_AVX2 */
 #endif
+#include "attention/attention_bf16.h"
 #include "attention/flash_simd.h"
+#include "kernels/bf16.h"
 #include "slm.h"
 #include "test.h"
 
@@ -372,6 +374,52 @@ static void test_threads_and_determinism(void)
     omp_set_num_threads(saved);
 }
 
+/* The backward pass from bf16 q, k, v and out (attention_bf16.h, for bf16
+ * activation storage) equals slm_attention_backward on the widened tensors
+ * bit for bit: both implementations, with dropout, on 1 thread and on 2
+ * with 3 heads (the split backward), Tq < Tk causal. */
+static void test_backward_from_bf16_inputs(void)
+{
+    enum { B = 2, H = 3, TQ = 70, TK = 90, D = 24 };
+    size_t nq = (size_t)B * H * TQ * D, nk = (size_t)B * H * TK * D, nl = (size_t)B * H * TQ;
+    float *f = malloc((2 * nq + 2 * nk) * sizeof *f), *lse = malloc(nl * sizeof *lse);
+    float *dout = malloc(nq * sizeof *dout), *g = malloc(2 * (nq + 2 * nk) * sizeof *g);
+    uint16_t *h = malloc((2 * nq + 2 * nk) * sizeof *h);
+    CHECK(f && lse && dout && g && h, "alloc");
+    if (!f || !lse || !dout || !g || !h) goto done;
+    float *fq = f, *fo = fq + nq, *fk = fo + nq, *fv = fk + nk;
+    uint16_t *hq = h, *ho = hq + nq, *hk = ho + nq, *hv = hk + nk;
+    test_fill_uniform(f, 2 * nq + 2 * nk, 81, -2.0f, 2.0f);
+    test_fill_uniform(dout, nq, 82, -1.0f, 1.0f);
+    for (size_t i = 0; i < 2 * nq + 2 * nk; i++) h[i] = bf16_round(f[i]);
+    for (size_t i = 0; i < 2 * nq + 2 * nk; i++) f[i] = bf16_widen(h[i]);
+    float *a = g, *b = g + nq + 2 * nk; /* dq, dk, dv of each route */
+    int saved = omp_get_max_threads();
+    static const int impls[2] = {SLM_ATTN_FLASH, SLM_ATTN_REFERENCE};
+    for (int nt = 1; nt <= 2; nt++)
+        for (int i = 0; i < 2; i++) {
+            omp_set_num_threads(nt);
+            slm_attn_opts o = {.impl = impls[i], .causal = 1, .dropout = 0.2f, .seed = 5};
+            float *scratch = malloc(nq * sizeof *scratch);
+            int rc = scratch ? slm_attention_forward(&o, B, H, TQ, TK, D, fq, fk, fv, scratch, lse)
+                             : SLM_ENOMEM;
+            free(scratch);
+            for (size_t e = 0; e < 2 * (nq + 2 * nk); e++) g[e] = NAN;
+            rc |= slm_attention_backward(&o, B, H, TQ, TK, D, fq, fk, fv, fo, lse, dout, a,
+                                         a + nq, a + nq + nk);
+            rc |= attention_backward_bf16_inputs(&o, B, H, TQ, TK, D, hq, hk, hv, ho, lse, dout,
+                                                 b, b + nq, b + nq + nk);
+            CHECK(rc == 0, "impl %d, %d threads: rc", impls[i], nt);
+            size_t bad = 0;
+            for (size_t e = 0; e < nq + 2 * nk; e++) bad += !(a[e] == b[e]);
+            CHECK(bad == 0, "impl %d, %d threads: %zu gradients differ from the fp32 route",
+                  impls[i], nt, bad);
+        }
+    omp_set_num_threads(saved);
+done:
+    free(f), free(lse), free(dout), free(g), free(h);
+}
+
 /* Invalid arguments return SLM_EINVAL and leave every output untouched. */
 static void test_invalid_arguments_write_nothing(void)
 {
@@ -475,6 +523,7 @@ int main(void)
     RUN(test_fully_masked_rows);
     RUN(test_gradients_overwritten);
     RUN(test_threads_and_determinism);
+    RUN(test_backward_from_bf16_inputs);
     RUN(test_invalid_arguments_write_nothing);
     RUN(test_workspace_is_linear_in_length);
     return test_summary();

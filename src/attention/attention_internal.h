@@ -15,6 +15,9 @@ typedef struct {
     float dropout;
     uint64_t seed;
     int b0;             /* dropout: batch b draws the masks of b0 + b */
+    /* Backward only, from attention_backward_bf16_inputs: q, k, v and out
+     * as bf16 (the float pointers are then NULL); NULL otherwise. */
+    const uint16_t *q16, *k16, *v16, *out16;
 } attn_call;
 
 /* Number of keys visible to query i of batch b under causal + kv_len (not the

@@ -4,7 +4,10 @@
  * implementation. AUTO is the flash kernel: it is never slower than the
  * materialised reference and needs O(Tq+Tk) memory instead of O(Tq·Tk).
  */
+#include "attention/attention_bf16.h"
 #include "attention/attention_internal.h"
+#include "core/alloc.h"
+#include "kernels/bf16.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -50,6 +53,7 @@ static int validate(const slm_attn_opts *o, int B, int H, int Tq, int Tk, int D,
     c->dropout = o->dropout;
     c->seed = o->seed;
     c->b0 = o->batch_offset;
+    c->q16 = c->k16 = c->v16 = c->out16 = NULL;
     return SLM_OK;
 }
 
@@ -77,6 +81,42 @@ int slm_attention_backward(const slm_attn_opts *o, int B, int H, int Tq, int Tk,
     if (o->impl == SLM_ATTN_REFERENCE)
         return attn_reference_backward(&c, q, k, v, out, lse, dout, dq, dk, dv);
     return attn_flash_backward(&c, q, k, v, out, lse, dout, dq, dk, dv);
+}
+
+/* The reference implementation's route for bf16 inputs: whole widened
+ * copies (it exists to be read and checked against, not to be fast). */
+static int reference_backward_bf16(const attn_call *c, const uint16_t *q, const uint16_t *k,
+                                   const uint16_t *v, const uint16_t *out, const float *lse,
+                                   const float *dout, float *dq, float *dk, float *dv)
+{
+    size_t nq = (size_t)c->B * c->H * c->Tq * c->D, nk = (size_t)c->B * c->H * c->Tk * c->D;
+    float *buf = alloc_aligned((2 * nq + 2 * nk) * sizeof *buf);
+    if (!buf) return SLM_ENOMEM;
+    float *fq = buf, *fo = fq + nq, *fk = fo + nq, *fv = fk + nk;
+    const uint16_t *src[4] = {q, out, k, v};
+    float *dst[4] = {fq, fo, fk, fv};
+    for (int t = 0; t < 4; t++) {
+        size_t n = t < 2 ? nq : nk;
+        for (size_t i = 0; i < n; i++) dst[t][i] = bf16_widen(src[t][i]);
+    }
+    int rc = attn_reference_backward(c, fq, fk, fv, fo, lse, dout, dq, dk, dv);
+    free_aligned(buf);
+    return rc;
+}
+
+int attention_backward_bf16_inputs(const slm_attn_opts *o, int B, int H, int Tq, int Tk, int D,
+                                   const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                   const uint16_t *out, const float *lse, const float *dout,
+                                   float *dq, float *dk, float *dv)
+{
+    attn_call c;
+    int rc = validate(o, B, H, Tq, Tk, D, &c);
+    if (rc) return rc;
+    if (!q || !k || !v || !out || !lse || !dout || !dq || !dk || !dv) return SLM_EINVAL;
+    if (o->impl == SLM_ATTN_REFERENCE)
+        return reference_backward_bf16(&c, q, k, v, out, lse, dout, dq, dk, dv);
+    c.q16 = q, c.k16 = k, c.v16 = v, c.out16 = out;
+    return attn_flash_backward(&c, NULL, NULL, NULL, NULL, lse, dout, dq, dk, dv);
 }
 
 size_t slm_attention_workspace_bytes(int impl, int B, int H, int Tq, int Tk, int D,

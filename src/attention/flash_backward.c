@@ -18,6 +18,11 @@
  * read P or dS as broadcast scalars (by rows or by columns) and need no
  * transposition at all.
  *
+ * bf16 inputs (attention_bf16.h): each head's Q, K, V and O are widened
+ * into the thread's workspace as the head starts, so the whole tensors are
+ * never copied to fp32 and the copies are still in L2 when the tiles read
+ * them.
+ *
  * Parallelism and dQ: with enough heads, each thread takes whole heads and
  * accumulates dQ straight into dq. With few heads (B·H not a multiple of the
  * thread count and below 4 per thread) the key blocks of one head are
@@ -31,6 +36,7 @@
 #include "attention/flash_internal.h"
 #include "attention/flash_simd.h"
 #include "core/alloc.h"
+#include "kernels/bf16.h"
 
 #include <math.h>
 #include <omp.h>
@@ -46,6 +52,8 @@ typedef struct {
     size_t ds;    /* dP, then dS·scale  [FLASH_BR][bc]                       */
     size_t delta; /* Δ = rowsum(dO∘O)  [Tq]                                  */
     size_t dq;    /* private dQ  [Tq][D] (split only)                        */
+    size_t q, o;  /* Q, O widened from bf16  [Tq][D] each (bf16 inputs only) */
+    size_t k, v;  /* K, V widened from bf16  [Tk][D] each (bf16 inputs only) */
     size_t total;
 } bwd_layout;
 
@@ -63,6 +71,12 @@ static bwd_layout bwd_plan(const attn_call *c, int nt)
     L.ds = at, at += flash_line((size_t)FLASH_BR * bc_);
     L.delta = at, at += flash_line((size_t)c->Tq);
     L.dq = at, at += L.split ? flash_line((size_t)c->Tq * D) : 0;
+    size_t widen_q = c->q16 ? flash_line((size_t)c->Tq * D) : 0;
+    size_t widen_k = c->q16 ? flash_line((size_t)c->Tk * D) : 0;
+    L.q = at, at += widen_q;
+    L.o = at, at += widen_q;
+    L.k = at, at += widen_k;
+    L.v = at, at += widen_k;
     L.total = at;
     return L;
 }
@@ -211,7 +225,16 @@ static void backward_key_block(const bwd_head *g, int kb)
     }
 }
 
-/* Points g at head `head` of the call's tensors. */
+/* dst (n) = src (n) widened from bf16 */
+static void widen(float *dst, const uint16_t *src, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        dst[i] = bf16_widen(src[i]);
+}
+
+/* Points g at head `head` of the call's tensors; with bf16 inputs, Q, K, V
+ * and O point at the head widened into the thread's workspace. */
 static void bind_head(bwd_head *g, size_t head, const float *q, const float *k, const float *v,
                       const float *out, const float *lse, const float *dout, float *dq, float *dk,
                       float *dv)
@@ -220,8 +243,19 @@ static void bind_head(bwd_head *g, size_t head, const float *q, const float *k, 
     size_t qd = (size_t)c->Tq * c->D, kd = (size_t)c->Tk * c->D;
     g->b = (int)(head / (size_t)c->H);
     g->h = (int)(head % (size_t)c->H);
-    g->Q = q + head * qd, g->O = out + head * qd, g->dO = dout + head * qd;
-    g->K = k + head * kd, g->V = v + head * kd;
+    if (c->q16) {
+        float *wq = g->ws + g->L->q, *wo = g->ws + g->L->o;
+        float *wk = g->ws + g->L->k, *wv = g->ws + g->L->v;
+        widen(wq, c->q16 + head * qd, qd);
+        widen(wo, c->out16 + head * qd, qd);
+        widen(wk, c->k16 + head * kd, kd);
+        widen(wv, c->v16 + head * kd, kd);
+        g->Q = wq, g->O = wo, g->K = wk, g->V = wv;
+    } else {
+        g->Q = q + head * qd, g->O = out + head * qd;
+        g->K = k + head * kd, g->V = v + head * kd;
+    }
+    g->dO = dout + head * qd;
     g->lse = lse + head * (size_t)c->Tq;
     g->dQ = dq ? dq + head * qd : g->ws + g->L->dq;
     g->dK = dk + head * kd, g->dV = dv + head * kd;

@@ -4,20 +4,14 @@
  * and halves what a training step holds between forward and backward.
  * Each layer runs in one fp32 working layer; what backward needs is rounded
  * to bf16 where forward makes it (gpt_work_layer hands out the copies), and
- * backward widens it again (gpt_unstash_layer). Forward's own values are
+ * backward reads it back (gpt_unstash_ffn, gpt_unstash_attention): the
+ * LayerNorm outputs remade from x̂ for the GEMMs, q, k, v and the attention
+ * output widened head by head inside the attention backward, fc_act remade
+ * in c_fc's backward epilogue. Forward's own values are
  * never rounded: the loss is fp32's; only the gradients see the bf16 copies
  * (relative error ≤ 2⁻⁹ per stored element, as bf16 GEMM inputs would).
  */
-#include "kernels/bf16.h"
 #include "model/layers.h"
-
-/* dst (n) = widened src (n) */
-static void widen_array(float *dst, const uint16_t *src, size_t n)
-{
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++)
-        dst[i] = bf16_widen(src[i]);
-}
 
 /* The working layer's views for layer l (both passes). */
 static gpt_layer_acts *bind_work(struct gpt_train_state *t, int l)
@@ -30,6 +24,7 @@ static gpt_layer_acts *bind_work(struct gpt_train_state *t, int l)
     w->ln2_mean = a->ln2_mean;
     w->ln2_rstd = a->ln2_rstd;
     w->res_out = t->resid[(l + 1) & 1];
+    w->qkv_in_bf16 = 0;
     return w;
 }
 
@@ -63,11 +58,9 @@ const gpt_layer_acts *gpt_unstash_attention(struct gpt_train_state *t, int l,
 {
     gpt_layer_acts *w = bind_backward(t, l);
     if (!last) {
-        const gpt_layer_stash *st = &t->stashed[l];
-        size_t N = t->dims.N, NC = N * (size_t)t->dims.C;
-        layer_norm_from_xhat(w->ln1, st->xhat1, lw->ln_1_w, lw->ln_1_b, N, t->dims.C);
-        widen_array(w->qkv, st->qkv, 3 * NC);
-        widen_array(w->atty, st->atty, NC);
+        layer_norm_from_xhat(w->ln1, t->stashed[l].xhat1, lw->ln_1_w, lw->ln_1_b, t->dims.N,
+                             t->dims.C);
+        w->qkv_in_bf16 = 1;
     }
     return w;
 }

@@ -67,6 +67,10 @@ typedef struct {
      * which forward rounds each value into as it makes it (when backward
      * follows); backward reads fc_pre from bf16.fc_pre where it is set. */
     gpt_layer_stash bf16;
+    /* Backward in bf16 storage: 1 where qkv and atty do not hold this
+     * layer and attention backward reads bf16.qkv and bf16.atty instead
+     * (every layer but the last, gpt_unstash_attention); 0 otherwise. */
+    int qkv_in_bf16;
 } gpt_layer_acts;
 
 /* How the Conv1D and LM-head GEMMs of a pass run (linear.c, lm_head.c):
@@ -187,11 +191,12 @@ int gpt_stash_wanted(int dtype);
  * (backward follows) l's stash as the bf16 copies that LayerNorm, the head
  * split and merge and c_fc's epilogue write as they make each value. */
 gpt_layer_acts *gpt_work_layer(struct gpt_train_state *t, int l, int keep);
-/* Layer l's working layer in backward (stash mode), each part widened
- * right before the branch that reads it, so it is still in cache there:
+/* Layer l's working layer in backward (stash mode), each part made right
+ * before the branch that reads it, so it is still in cache there:
  * gpt_unstash_ffn makes ln2 = x̂₂·w + b (fc_pre stays bf16, bf16.fc_pre;
  * fc_act is remade from it in feed_forward_backward), gpt_unstash_attention
- * ln1 = x̂₁·w + b, qkv and atty. `last` (l is the last layer): nothing is
+ * ln1 = x̂₁·w + b (q, k, v and the attention output are read from their bf16
+ * copies: qkv_in_bf16). `last` (l is the last layer): nothing is
  * widened, the working layer still holds that layer's exact fp32 values,
  * since its forward ran last and backward directly follows the forward. */
 const gpt_layer_acts *gpt_unstash_ffn(struct gpt_train_state *t, int l, const gpt_layer_views *w,

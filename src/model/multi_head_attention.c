@@ -12,6 +12,7 @@
  * core (slm_attention_forward/backward, which applies the mask and the
  * attention dropout); concatenation is the transpose back.
  */
+#include "attention/attention_bf16.h"
 #include "kernels/bf16.h"
 #include "model/layers.h"
 
@@ -91,6 +92,23 @@ static void merge_heads(float *rows, uint16_t *heads_bf16, const float *heads, i
     }
 }
 
+/* merge_heads (S = 1, no rounding) from bf16 heads, widened on the way. */
+static void merge_heads_widen(float *rows, const uint16_t *heads_bf16, const gpt_dims *d)
+{
+    int T = d->T, H = d->H, D = d->D, C = d->C;
+    size_t N = d->N;
+#pragma omp parallel for schedule(static) if (N * C > 32768)
+    for (size_t r = 0; r < N; r++) {
+        size_t b = r / T, t = r % T;
+        for (int h = 0; h < H; h++) {
+            const uint16_t *src = heads_bf16 + (((size_t)b * H + h) * T + t) * D;
+            float *dst = rows + r * C + (size_t)h * D;
+#pragma omp simd
+            for (int k = 0; k < D; k++) dst[k] = bf16_widen(src[k]);
+        }
+    }
+}
+
 static slm_attn_opts attention_opts(const gpt_dropout *drop, int layer, int impl)
 {
     slm_attn_opts o = {.impl = impl, .causal = 1};
@@ -144,13 +162,22 @@ int multi_head_attention_backward(const gpt_dims *d, const gpt_layer_views *w,
     int C = d->C;
     size_t N = d->N, NC = N * (size_t)C;
     bias_backward(g->c_proj_b, dbranch, N, C);
-    merge_heads(s->a, NULL, a->atty, 1, d); /* recomputed: cheaper than storing it */
+    /* recomputed: cheaper than storing it */
+    if (a->qkv_in_bf16)
+        merge_heads_widen(s->a, a->bf16.atty, d);
+    else
+        merge_heads(s->a, NULL, a->atty, 1, d);
     matmul_backward(&s->mm, s->big, g->c_proj_w, dbranch, s->a, w->c_proj_w, N, C, C, NULL);
     split_heads(s->a, NULL, s->big, NULL, 1, d);
     slm_attn_opts o = attention_opts(drop, layer, attn_impl);
-    int rc = slm_attention_backward(&o, d->B, d->H, d->T, d->T, d->D, a->qkv, a->qkv + NC,
-                                    a->qkv + 2 * NC, a->atty, a->att_lse, s->a, s->heads,
-                                    s->heads + NC, s->heads + 2 * NC);
+    const uint16_t *q16 = a->bf16.qkv;
+    int rc = a->qkv_in_bf16
+                 ? attention_backward_bf16_inputs(&o, d->B, d->H, d->T, d->T, d->D, q16, q16 + NC,
+                                                  q16 + 2 * NC, a->bf16.atty, a->att_lse, s->a,
+                                                  s->heads, s->heads + NC, s->heads + 2 * NC)
+                 : slm_attention_backward(&o, d->B, d->H, d->T, d->T, d->D, a->qkv, a->qkv + NC,
+                                          a->qkv + 2 * NC, a->atty, a->att_lse, s->a, s->heads,
+                                          s->heads + NC, s->heads + 2 * NC);
     if (rc) return rc;
     merge_heads(s->big, NULL, s->heads, 3, d);
     bias_backward(g->c_attn_b, s->big, N, 3 * C);
