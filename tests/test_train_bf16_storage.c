@@ -20,15 +20,19 @@
 #define U_BF16 (1.0 / 256.0)
 
 enum { V = BTC_V, CTX = BTC_CTX, B = BTC_B };
+/* A batch of more than 256 rows: the FFN's backward then runs in blocks of
+ * rows (feed_forward.c), 256 and a partial one. */
+enum { B_MANY = 20 };
 
-/* One training pass at dtype on a batch; the gradients into g (n floats),
- * the loss into *loss, the activation bytes returned. */
-static size_t pass(slm_model *m, int dtype, float *g, float *loss)
+/* One training pass at dtype on a batch of `rows_b` sequences; the
+ * gradients into g (n floats), the loss into *loss, the activation bytes
+ * returned. */
+static size_t pass_b(slm_model *m, int dtype, int rows_b, float *g, float *loss)
 {
-    int32_t tok[B * CTX], tgt[B * CTX];
-    for (int i = 0; i < B * CTX; i++)
+    int32_t tok[B_MANY * CTX], tgt[B_MANY * CTX];
+    for (int i = 0; i < rows_b * CTX; i++)
         tok[i] = (i * 7) % V, tgt[i] = (i * 7 + 1) % V;
-    slm_batch batch = {tok, tgt, B, CTX};
+    slm_batch batch = {tok, tgt, rows_b, CTX};
     slm_forward_opts o = {.training = 1, .dropout_seed = 5, .dtype = dtype};
     char err[256];
     slm_model_zero_grad(m);
@@ -38,20 +42,25 @@ static size_t pass(slm_model *m, int dtype, float *g, float *loss)
     return slm_model_activation_bytes(m);
 }
 
+static size_t pass(slm_model *m, int dtype, float *g, float *loss)
+{
+    return pass_b(m, dtype, B, g, loss);
+}
+
 /* The same pass in fp32 and with bf16 storage, alternately on one model:
  * equal losses (forward never reads the rounded copies), gradients within
  * a relative L2 difference of 4·(L+1)·u (every stored element off by at
  * most u/2, each gradient passing through at most 2·(L+1) GEMMs and
  * LayerNorms that read them), and not identical (the copies were read). */
-static void check_gradients(int activation, float dropout, const char *what)
+static void check_gradients(int activation, float dropout, int rows_b, const char *what)
 {
     enum { LAYERS = 2 };
     slm_model *m = btc_model(LAYERS, activation, dropout);
     if (!m) return;
     size_t n = slm_model_num_params(m);
     float *g32 = malloc(n * sizeof *g32), *g16 = malloc(n * sizeof *g16), l32, l16, again;
-    pass(m, SLM_DTYPE_F32, g32, &l32);
-    pass(m, SLM_DTYPE_BF16, g16, &l16);
+    pass_b(m, SLM_DTYPE_F32, rows_b, g32, &l32);
+    pass_b(m, SLM_DTYPE_BF16, rows_b, g16, &l16);
     CHECK(l16 == l32, "%s: loss %.9g with bf16 storage, %.9g in fp32", what, l16, l32);
     double d2 = 0.0, n2 = 0.0;
     for (size_t i = 0; i < n; i++)
@@ -61,7 +70,7 @@ static void check_gradients(int activation, float dropout, const char *what)
     CHECK(rel > 0.0, "%s: gradients identical to fp32: the bf16 copies were not read", what);
     printf("# %s: gradients vs fp32 relative L2 %.3g (bound %.3g)\n", what, rel, bound);
     /* and back to fp32: the same gradients as the first pass, bit for bit */
-    pass(m, SLM_DTYPE_F32, g16, &again);
+    pass_b(m, SLM_DTYPE_F32, rows_b, g16, &again);
     CHECK(again == l32 && !memcmp(g16, g32, n * sizeof *g32), "%s: fp32 after bf16 differs", what);
     free(g32);
     free(g16);
@@ -70,12 +79,17 @@ static void check_gradients(int activation, float dropout, const char *what)
 
 static void test_gradients_gelu(void)
 {
-    check_gradients(SLM_ACT_GELU_NEW, 0.0f, "GELU");
+    check_gradients(SLM_ACT_GELU_NEW, 0.0f, B, "GELU");
+}
+
+static void test_gradients_gelu_many_rows(void)
+{
+    check_gradients(SLM_ACT_GELU_NEW, 0.0f, B_MANY, "GELU, 320 rows");
 }
 
 static void test_gradients_relu_with_dropout(void)
 {
-    check_gradients(SLM_ACT_RELU, 0.2f, "ReLU, dropout 0.2");
+    check_gradients(SLM_ACT_RELU, 0.2f, B, "ReLU, dropout 0.2");
 }
 
 /* bf16 storage holds per layer 10 bf16 values per row and channel (x̂ twice,
@@ -172,6 +186,7 @@ int main(void)
     setenv("SLM_BF16_GEMM", "0", 1);
     printf("# %s\n", gemm_bf16_reason());
     RUN(test_gradients_gelu);
+    RUN(test_gradients_gelu_many_rows);
     RUN(test_gradients_relu_with_dropout);
     RUN(test_activation_memory_at_most_0_6);
     RUN(test_loss_curve_follows_fp32);

@@ -24,6 +24,8 @@ torch.set_num_threads(2)
 SHAPES = {  # name: (L, H, C, V, T, B, activation)
     "gelu": (2, 4, 64, 256, 32, 3, SLM_ACT_GELU_NEW),
     "odd_relu": (2, 3, 96, 300, 17, 2, SLM_ACT_RELU),
+    # 300 rows: the FFN's backward runs in blocks of 256 rows and a partial one
+    "many_rows_gelu": (1, 2, 32, 64, 100, 3, SLM_ACT_GELU_NEW),
 }
 
 
@@ -140,6 +142,10 @@ def test_odd_shape_relu_logits_loss_grads():
     check_forward_backward(SHAPES["odd_relu"])
 
 
+def test_many_rows_gelu_logits_loss_grads():
+    check_forward_backward(SHAPES["many_rows_gelu"])
+
+
 def check_adamw(shape, steps=10):
     L, H, C, V, T, B, act = shape
     m, params, _, _ = make_model(shape, seed=11)
@@ -209,4 +215,4 @@ def test_odd_shape_relu_adamw_10_steps():
 
 if __name__ == "__main__":
     run([test_gelu_logits_loss_grads, test_odd_shape_relu_logits_loss_grads,
-         test_gelu_adamw_10_steps, test_odd_shape_relu_adamw_10_steps])
+         test_many_rows_gelu_logits_loss_grads, test_gelu_adamw_10_steps, test_odd_shape_relu_adamw_10_steps])
