@@ -30,9 +30,11 @@
  * fp32 working layer (`work`, where fc_pre and fc_act share one buffer: the
  * activation is made in place) shared by all layers, the residual stream in
  * two fp32 buffers used in turn (resid[l & 1] is layer l's input, res0 =
- * resid[0]). Backward widens layer l back into `work`, recomputing LN's
- * outputs (x̂·w + b); the activation is remade from fc_pre by the epilogue
- * of d(fc_act)'s GEMM, which reads fc_pre for act' anyway. LayerNorm backward
+ * resid[0]). Backward recomputes LN's outputs into `work` (x̂·w + b), the
+ * attention backward reads q, k, v and atty in bf16 (widening head by head),
+ * and the activation is remade from fc_pre by the epilogue of d(fc_act)'s
+ * GEMM, which reads fc_pre for act' anyway, 256 rows at a time into the
+ * first rows of work.fc_act (feed_forward.c). LayerNorm backward
  * reads x̂, not x: x̂ is O(1) where x may carry a large common offset that
  * bf16 rounding of x would turn into a large error in x − μ.
  */
