@@ -93,12 +93,10 @@ static int reference_backward_bf16(const attn_call *c, const uint16_t *q, const 
     float *buf = alloc_aligned((2 * nq + 2 * nk) * sizeof *buf);
     if (!buf) return SLM_ENOMEM;
     float *fq = buf, *fo = fq + nq, *fk = fo + nq, *fv = fk + nk;
-    const uint16_t *src[4] = {q, out, k, v};
-    float *dst[4] = {fq, fo, fk, fv};
-    for (int t = 0; t < 4; t++) {
-        size_t n = t < 2 ? nq : nk;
-        for (size_t i = 0; i < n; i++) dst[t][i] = bf16_widen(src[t][i]);
-    }
+    bf16_widen_array(fq, q, nq);
+    bf16_widen_array(fo, out, nq);
+    bf16_widen_array(fk, k, nk);
+    bf16_widen_array(fv, v, nk);
     int rc = attn_reference_backward(c, fq, fk, fv, fo, lse, dout, dq, dk, dv);
     free_aligned(buf);
     return rc;

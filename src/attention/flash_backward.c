@@ -225,14 +225,6 @@ static void backward_key_block(const bwd_head *g, int kb)
     }
 }
 
-/* dst (n) = src (n) widened from bf16 */
-static void widen(float *dst, const uint16_t *src, size_t n)
-{
-#pragma omp simd
-    for (size_t i = 0; i < n; i++)
-        dst[i] = bf16_widen(src[i]);
-}
-
 /* Points g at head `head` of the call's tensors; with bf16 inputs, Q, K, V
  * and O point at the head widened into the thread's workspace. */
 static void bind_head(bwd_head *g, size_t head, const float *q, const float *k, const float *v,
@@ -246,10 +238,10 @@ static void bind_head(bwd_head *g, size_t head, const float *q, const float *k, 
     if (c->q16) {
         float *wq = g->ws + g->L->q, *wo = g->ws + g->L->o;
         float *wk = g->ws + g->L->k, *wv = g->ws + g->L->v;
-        widen(wq, c->q16 + head * qd, qd);
-        widen(wo, c->out16 + head * qd, qd);
-        widen(wk, c->k16 + head * kd, kd);
-        widen(wv, c->v16 + head * kd, kd);
+        bf16_widen_array(wq, c->q16 + head * qd, qd);
+        bf16_widen_array(wo, c->out16 + head * qd, qd);
+        bf16_widen_array(wk, c->k16 + head * kd, kd);
+        bf16_widen_array(wv, c->v16 + head * kd, kd);
         g->Q = wq, g->O = wo, g->K = wk, g->V = wv;
     } else {
         g->Q = q + head * qd, g->O = out + head * qd;

@@ -6,6 +6,7 @@
 #ifndef SLM_KERNELS_BF16_H
 #define SLM_KERNELS_BF16_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -25,6 +26,14 @@ static inline float bf16_widen(uint16_t h)
     float f;
     memcpy(&f, &u, sizeof f);
     return f;
+}
+
+/* dst (n) = src (n) widened; serial (callers pick the threads). */
+static inline void bf16_widen_array(float *dst, const uint16_t *src, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        dst[i] = bf16_widen(src[i]);
 }
 
 #endif
