@@ -183,7 +183,7 @@ static void test_model_weights_are_the_kernels(void)
     double far_from_uniform = 0.0;
     for (int l = 0; l < L && !rc; l++) {
         const float *W = all + l * per;
-        const float *q = t->layer[l].qkv, *v = q + 2 * (size_t)T * C;
+        const float *q = t->shard[0].layer[l].qkv, *v = q + 2 * (size_t)T * C;
         (void)q;
         for (int h = 0; h < H; h++)
             for (int i = 0; i < T; i++) {
@@ -201,7 +201,7 @@ static void test_model_weights_are_the_kernels(void)
                     double acc = 0.0;
                     for (int j = 0; j <= i; j++)
                         acc += (double)row[j] * v[((size_t)h * T + j) * (C / H) + d];
-                    float got = t->layer[l].atty[((size_t)h * T + i) * (C / H) + d];
+                    float got = t->shard[0].layer[l].atty[((size_t)h * T + i) * (C / H) + d];
                     CHECK_CLOSE(acc, got, 1e-5, 1e-5, "layer %d head %d: P·V %g vs out %g", l,
                                 h, acc, got);
                 }
@@ -292,7 +292,7 @@ static void test_model_ffn_activations(void)
     char err[256] = "";
     if (!m || !a || !b) goto done;
     CHECK(!slm_model_ffn_activations(m, prompt, T, 1, a, err, sizeof err), "%s", err);
-    CHECK(!memcmp(a, m->train->layer[1].fc_act, n * sizeof *a), "not the pass's fc_act");
+    CHECK(!memcmp(a, m->train->shard[0].layer[1].fc_act, n * sizeof *a), "not the pass's fc_act");
     /* Block 0 sees the embeddings through attention: changing the last token
      * changes only the last row of its FFN (earlier rows cannot see it). */
     int32_t changed[T];

@@ -6,8 +6,10 @@
  * most 0.6× fp32's on a 6-layer model; a 50-step loss curve follows fp32's;
  * a resumed run is byte-identical; evaluation between steps keeps the bf16
  * layout; and attention weights after a bf16 pass (the layout changes back
- * to fp32's) are fp32's exactly. */
+ * to fp32's) are fp32's exactly; a pass split into two threads' shards
+ * (each with its own working layer and stash) is one shard's. */
 #include "common/bf16_train_case.h"
+#include "common/shard_case.h"
 #include "kernels/kernels.h"
 #include "slm.h"
 #include "test.h"
@@ -181,6 +183,11 @@ out:
     slm_model_free(ref);
 }
 
+static void test_two_shards_match_one(void)
+{
+    shard_check_training(SLM_DTYPE_BF16, 0.1f, 3, 1e-3);
+}
+
 int main(void)
 {
     setenv("SLM_BF16_GEMM", "0", 1);
@@ -193,5 +200,6 @@ int main(void)
     RUN(test_resume_is_byte_identical);
     RUN(test_evaluation_keeps_the_bf16_layout);
     RUN(test_attention_weights_after_bf16_pass);
+    RUN(test_two_shards_match_one);
     return test_summary();
 }

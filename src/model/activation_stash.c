@@ -10,11 +10,12 @@
  * in c_fc's backward epilogue. Forward's own values are
  * never rounded: the loss is fp32's; only the gradients see the bf16 copies
  * (relative error ≤ 2⁻⁹ per stored element, as bf16 GEMM inputs would).
+ * Each shard of a pass (gpt.h) has its own working layer and stash.
  */
 #include "model/layers.h"
 
 /* The working layer's views for layer l (both passes). */
-static gpt_layer_acts *bind_work(struct gpt_train_state *t, int l)
+static gpt_layer_acts *bind_work(gpt_shard *t, int l)
 {
     gpt_layer_acts *w = &t->work;
     const gpt_layer_acts *a = &t->layer[l];
@@ -28,7 +29,7 @@ static gpt_layer_acts *bind_work(struct gpt_train_state *t, int l)
     return w;
 }
 
-gpt_layer_acts *gpt_work_layer(struct gpt_train_state *t, int l, int keep)
+gpt_layer_acts *gpt_work_layer(gpt_shard *t, int l, int keep)
 {
     gpt_layer_acts *w = bind_work(t, l);
     w->bf16 = keep ? t->stashed[l] : (gpt_layer_stash){0};
@@ -36,15 +37,14 @@ gpt_layer_acts *gpt_work_layer(struct gpt_train_state *t, int l, int keep)
 }
 
 /* Layer l's working layer before its backward. */
-static gpt_layer_acts *bind_backward(struct gpt_train_state *t, int l)
+static gpt_layer_acts *bind_backward(gpt_shard *t, int l)
 {
     gpt_layer_acts *w = bind_work(t, l);
     w->bf16 = t->stashed[l]; /* backward reads fc_pre from bf16.fc_pre */
     return w;
 }
 
-const gpt_layer_acts *gpt_unstash_ffn(struct gpt_train_state *t, int l, const gpt_layer_views *lw,
-                                      int last)
+const gpt_layer_acts *gpt_unstash_ffn(gpt_shard *t, int l, const gpt_layer_views *lw, int last)
 {
     gpt_layer_acts *w = bind_backward(t, l);
     if (!last)
@@ -53,8 +53,8 @@ const gpt_layer_acts *gpt_unstash_ffn(struct gpt_train_state *t, int l, const gp
     return w;
 }
 
-const gpt_layer_acts *gpt_unstash_attention(struct gpt_train_state *t, int l,
-                                            const gpt_layer_views *lw, int last)
+const gpt_layer_acts *gpt_unstash_attention(gpt_shard *t, int l, const gpt_layer_views *lw,
+                                            int last)
 {
     gpt_layer_acts *w = bind_backward(t, l);
     if (!last) {

@@ -24,7 +24,7 @@ int slm_model_attention_weights(slm_model *m, const int32_t *tokens, int T, int 
     size_t per_layer = (size_t)c->n_head * (size_t)T * (size_t)T;
     int first = layer < 0 ? 0 : layer, last = layer < 0 ? c->n_layer - 1 : layer;
     for (int l = first; l <= last; l++) {
-        rc = multi_head_attention_weights(&t->dims, &t->layer[l],
+        rc = multi_head_attention_weights(&t->shard[0].dims, &t->shard[0].layer[l],
                                           weights + (size_t)(l - first) * per_layer);
         if (rc) return fail(err, errlen, rc, "attention weights: %s", slm_strerror(rc));
     }

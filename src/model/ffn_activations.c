@@ -19,6 +19,6 @@ int slm_model_ffn_activations(slm_model *m, const int32_t *tokens, int T, int la
                     layer, m->cfg.n_layer);
     int rc = gpt_forward_keeping_layers(m, tokens, T, err, errlen);
     if (rc) return rc;
-    memcpy(act, m->train->layer[layer].fc_act, (size_t)T * 4 * m->cfg.n_embd * sizeof *act);
+    memcpy(act, m->train->shard[0].layer[layer].fc_act, (size_t)T * 4 * m->cfg.n_embd * sizeof *act);
     return SLM_OK;
 }

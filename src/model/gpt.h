@@ -3,7 +3,10 @@
  * the last forward pass, one allocation holding every activation backward
  * needs plus the scratch buffers both passes share, and the AdamW moments.
  *
- * Activation layout for B·T = N rows (llm.c style, one block, views into it):
+ * Activation layout for B·T = N rows (llm.c style, one block, views into it;
+ * a pass split into shards, gpt_shard below, has it once per shard for the
+ * shard's rows, except the logits and the token copies: the pass's rows,
+ * shard after shard):
  *
  *   res[0]            [N,C]      embeddings after dropout = residual stream in
  *   per layer l:
@@ -124,21 +127,50 @@ enum { SITE_EMBED = 0, SITE_ATTN = 1, SITE_ATTN_RESID = 2, SITE_FFN_RESID = 3 };
 /* Stream of a site in layer l (l ignored for SITE_EMBED). */
 dropout_site gpt_dropout_site(const gpt_dropout *d, int site, int layer);
 
+/* Most shards a pass is split into (gpt.c, pass_shards). */
+#define GPT_MAX_SHARDS 8
+
+/*
+ * One batch slice of a pass, a "shard": sequences b0 .. b0+dims.B-1 with
+ * activations and scratch of their own, laid out as a whole pass of its rows
+ * would be. With S > 1 shards each thread runs the whole layer stack on its
+ * own slice, its kernels single-threaded: no barrier between layers and no
+ * GEMM split between threads (gpt.c, pass_shards). With one shard it is the
+ * pass.
+ */
+typedef struct {
+    gpt_dims dims;            /* B: the shard's sequences, N = B·T its rows  */
+    int b0;                   /* its first sequence within the pass          */
+    gpt_layer_acts *layer;    /* [n_layer] views                             */
+    gpt_layer_stash *stashed; /* [n_layer] bf16 views (stash mode)           */
+    gpt_layer_acts work;      /* the fp32 working layer (stash mode)         */
+    float *resid[2];          /* the residual stream's two buffers (stash)   */
+    float *res0, *lnf, *lnf_mean, *lnf_rstd, *ce_lse;
+    float *logits;            /* its rows of the pass's logits               */
+    int32_t *tokens, *targets; /* its rows of the pass's copies              */
+    gpt_scratch s;
+    gpt_dropout drop;         /* the pass's, numbered from its first row     */
+    double ce_sum;            /* forward: Σ (lse − logit[target]), its rows  */
+    size_t n_valid;           /* its targets that are not SLM_IGNORE_INDEX   */
+    char err[192];            /* why it failed, if it did                    */
+} gpt_shard;
+
 struct gpt_train_state {
     /* activations */
-    size_t capacity; /* rows (B·T) the block is sized for; 0 = none yet      */
+    size_t capacity; /* rows (B·T) the block holds, all shards; 0 = none yet */
     void *block;     /* the one allocation                                   */
     size_t block_bytes;
-    gpt_layer_acts *layer; /* [n_layer] views, rebound for each (B,T)        */
-    int stash;             /* 1: the block is laid out for bf16 storage     */
-    gpt_layer_stash *stashed; /* [n_layer] bf16 views (stash mode)           */
-    gpt_layer_acts work;   /* the fp32 working layer (stash mode)            */
-    float *resid[2];       /* the residual stream's two buffers (stash mode) */
-    float *res0, *lnf, *lnf_mean, *lnf_rstd, *logits, *ce_lse;
+    int stash;       /* 1: the block is laid out for bf16 storage           */
+    int n_shards;    /* shards the block is laid out for                    */
+    size_t shard_rows; /* rows each shard's part holds                      */
+    gpt_shard shard[GPT_MAX_SHARDS];
+    gpt_layer_acts *layer_views;   /* [GPT_MAX_SHARDS][n_layer], the shards' */
+    gpt_layer_stash *stash_views;  /* [GPT_MAX_SHARDS][n_layer]              */
+    float *logits;   /* [capacity, V] the pass's rows, shard after shard     */
     int32_t *tokens, *targets;
-    gpt_scratch s;
 
     /* the last forward pass */
+    int shards;      /* shards it ran on (<= n_shards)                      */
     gpt_dims dims;
     int have_targets;
     size_t n_valid;  /* targets that are not SLM_IGNORE_INDEX                */
@@ -148,8 +180,17 @@ struct gpt_train_state {
 
     /* bf16 GEMM operands (gpt_gemm), allocated on the first bf16 pass */
     void *bf16_block;
-    size_t bf16_capacity; /* rows the operand buffers hold                   */
+    size_t bf16_rows;     /* rows each shard's operand buffers hold          */
+    int bf16_shards;      /* shards they are laid out for                    */
     size_t bf16_bytes;    /* its size                                        */
+
+    /* Shards 1 .. S-1's weight gradients (shard 0 writes the model's own),
+     * added into the model's at the end of backward: (S-1)·n_params floats,
+     * allocated on the first sharded backward. */
+    float *shard_grads;
+    int shard_grads_count;           /* gradient copies it holds            */
+    gpt_views shard_g[GPT_MAX_SHARDS]; /* [k-1]: views into copy k-1        */
+    gpt_layer_views *shard_g_layers; /* their per-layer views               */
 
     /* AdamW moments m, v: one allocation of 2·n_params floats */
     float *adam;
@@ -160,15 +201,23 @@ int gpt_attention_impl(void);
 
 /* The model's training state, created on first use (NULL if out of memory). */
 struct gpt_train_state *gpt_train_state_get(slm_model *m);
-/* Makes the activation block fit B·T rows in the layout `stash` asks for
- * (reallocates only if it grows or the layout changes) and binds the views
- * for (B,T). SLM_OK or SLM_ENOMEM/SLM_ERANGE with a message. */
-int gpt_train_state_reserve(slm_model *m, int B, int T, int stash, char *err, size_t errlen);
+/* Makes the activation block fit a pass of B·T rows split into `shards`
+ * batch slices, in the layout `stash` asks for (reallocates only if a
+ * shard's rows grow, or the layout or the number of shards changes; a pass
+ * on fewer shards than the block has uses the first ones) and binds each
+ * shard's rows of the pass (dims, b0, logits, tokens, targets).
+ * SLM_OK or SLM_ENOMEM/SLM_ERANGE with a message. */
+int gpt_train_state_reserve(slm_model *m, int B, int T, int stash, int shards, char *err,
+                            size_t errlen);
+/* Makes room for the weight gradients of shards 1 .. shards-1 (views in
+ * t->shard_g). SLM_OK or SLM_ENOMEM with a message. */
+int gpt_shard_grads_reserve(slm_model *m, int shards, char *err, size_t errlen);
 
-/* Sets t->s.mm for a pass of N rows in fp32 (dtype SLM_DTYPE_F32) or, if
+/* Sets each shard's s.mm for a pass in fp32 (dtype SLM_DTYPE_F32) or, if
  * gemm_bf16_enabled(), bf16 (SLM_DTYPE_BF16): allocates the operand buffers
- * and rounds the weights. SLM_OK or SLM_ENOMEM with a message. */
-int gpt_gemm_prepare(slm_model *m, int dtype, size_t N, char *err, size_t errlen);
+ * (each shard its own, for the block's shard_rows) and rounds the weights
+ * (once, shared). SLM_OK or SLM_ENOMEM with a message. */
+int gpt_gemm_prepare(slm_model *m, int dtype, char *err, size_t errlen);
 
 /* An fp32 inference pass over one sequence (B = 1) that leaves every
  * layer's activations in t->layer (the fp32 layout), for readers of them
@@ -192,7 +241,7 @@ int gpt_stash_wanted(int dtype);
  * rstds and log-sum-exps, res_out = resid[(l + 1) & 1], and if `keep`
  * (backward follows) l's stash as the bf16 copies that LayerNorm, the head
  * split and merge and c_fc's epilogue write as they make each value. */
-gpt_layer_acts *gpt_work_layer(struct gpt_train_state *t, int l, int keep);
+gpt_layer_acts *gpt_work_layer(gpt_shard *sh, int l, int keep);
 /* Layer l's working layer in backward (stash mode), each part made right
  * before the branch that reads it, so it is still in cache there:
  * gpt_unstash_ffn makes ln2 = x̂₂·w + b (fc_pre stays bf16, bf16.fc_pre;
@@ -201,9 +250,8 @@ gpt_layer_acts *gpt_work_layer(struct gpt_train_state *t, int l, int keep);
  * copies: qkv_in_bf16). `last` (l is the last layer): nothing is
  * widened, the working layer still holds that layer's exact fp32 values,
  * since its forward ran last and backward directly follows the forward. */
-const gpt_layer_acts *gpt_unstash_ffn(struct gpt_train_state *t, int l, const gpt_layer_views *w,
-                                      int last);
-const gpt_layer_acts *gpt_unstash_attention(struct gpt_train_state *t, int l,
-                                            const gpt_layer_views *w, int last);
+const gpt_layer_acts *gpt_unstash_ffn(gpt_shard *sh, int l, const gpt_layer_views *w, int last);
+const gpt_layer_acts *gpt_unstash_attention(gpt_shard *sh, int l, const gpt_layer_views *w,
+                                            int last);
 
 #endif
