@@ -271,7 +271,10 @@ typedef struct {
  * Working memory for (B,T) is allocated once and reused while B·T does not
  * grow. Returns SLM_OK; SLM_EINVAL (NULL model/tokens, B or T <= 0,
  * batch_offset < 0) or SLM_ERANGE (T > n_positions, a token or target id
- * outside [0, vocab_size)) with nothing computed; SLM_ENOMEM. */
+ * outside [0, vocab_size)) with nothing computed; SLM_ENOMEM.
+ * With several OpenMP threads and at least one sequence each, the pass may
+ * be split into per-thread batch shards (slm_model_pass_shards): the same
+ * result to float rounding. */
 SLM_API int slm_model_forward(slm_model *m, const slm_batch *batch, const slm_forward_opts *opts,
                               float *loss, char *err, size_t errlen);
 /* Logits [B][T][vocab_size] of the last forward pass (NULL before the first).
@@ -283,6 +286,14 @@ SLM_API const float *slm_model_logits(const slm_model *m);
  * pass). Under dtype bf16 on a CPU whose GEMMs stay fp32 the activations
  * are stored in bf16 (slm_forward_opts.dtype). */
 SLM_API size_t slm_model_activation_bytes(const slm_model *m);
+/* Batch shards the last forward pass (and its backward) ran on: 1, or one
+ * per thread where the pass was split, each thread running the whole layer
+ * stack on its own sequences with single-threaded kernels (no barrier
+ * between layers). A training pass is split only when each shard has at
+ * least 512 rows (B·T / threads) per extra gradient copy: shards 2.. add
+ * their weight gradients from copies of their own (n_params floats each,
+ * allocated once). 0 before the first pass. For reports. */
+SLM_API int slm_model_pass_shards(const slm_model *m);
 /* Adds d(loss·loss_scale)/dθ into the gradient buffer (loss_scale = 1/accum
  * for gradient accumulation). Needs a training forward pass with targets,
  * once per forward pass (SLM_EINVAL otherwise). */

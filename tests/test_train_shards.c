@@ -77,6 +77,7 @@ static void test_evaluation_reuses_the_shards(void)
 {
     slm_model *m = model(), *ref = model();
     if (!m || !ref) return;
+    CHECK(slm_model_pass_shards(m) == 0, "before any pass: %d shards", slm_model_pass_shards(m));
     run(m, 2, 2, 2 * T, 1);
     CHECK(m->train->shards == 2, "training pass: %d shards, want 2", m->train->shards);
     size_t bytes = slm_model_activation_bytes(m);
@@ -84,8 +85,8 @@ static void test_evaluation_reuses_the_shards(void)
     for (int s = 0; s < 2; s++) {
         int B = shapes[s][0], t = shapes[s][1];
         float got = run(m, 2, B, t, 0), want = run(ref, 1, B, t, 0);
-        CHECK(m->train->shards == shapes[s][2], "B=%d: %d shards, want %d", B, m->train->shards,
-              shapes[s][2]);
+        CHECK(slm_model_pass_shards(m) == shapes[s][2], "B=%d: %d shards, want %d", B,
+              slm_model_pass_shards(m), shapes[s][2]);
         CHECK(slm_model_activation_bytes(m) == bytes, "B=%d: the block was reallocated", B);
         CHECK_CLOSE(got, want, 1e-6, 0.0, "B=%d: loss %.9g, one thread %.9g", B, got, want);
         double e = test_max_err_f(slm_model_logits(m), slm_model_logits(ref), (size_t)B * t * V,

@@ -34,7 +34,9 @@ static const char *help =
     "run; 'peak' is VmHWM (with --dtype bf16 of both runs together); 'bound' =\n"
     "4 bytes × (4·params + the fp32 activations backward needs); 'act' is the\n"
     "working memory a step holds between forward and backward\n"
-    "(slm_model_activation_bytes).\n"
+    "(slm_model_activation_bytes); 'shards' the per-thread batch slices each\n"
+    "training pass ran on (slm_model_pass_shards: 1 = not split; split passes\n"
+    "add a copy of the weight gradients per extra shard to 'peak').\n"
     "  --steps N     timed steps per shape (default 5)\n"
     "  --dropout F   dropout probability while training (default 0)\n"
     "  --dtype D     fp32 (default) or bf16: bf16 times each shape in fp32 and\n"
@@ -123,6 +125,7 @@ static int cmp_double(const void *x, const void *y)
 
 typedef struct {
     double ms, gflops, peak_mib, bound_mib, act_mib, loss_first, loss_last;
+    int shards; /* slm_model_pass_shards of the training passes */
 } result;
 
 /* Random tokens to train on: a stream 8 batches long, so windows differ. */
@@ -215,6 +218,7 @@ static void run_finish(run *x, const shape *s, int steps)
     out->gflops = flops / (out->ms * 1e-3) / 1e9;
     out->peak_mib = proc_status_mib("VmHWM");
     out->act_mib = (double)slm_model_activation_bytes(x->m) / 1048576.0;
+    out->shards = slm_model_pass_shards(x->m);
     /* What backward needs per row (src/model/gpt.h): per layer 16·C
      * floats + 4 statistics + H attention log-sum-exps; then the final
      * LayerNorm (C + 2), the logits (V) and their log-sum-exp. */
@@ -254,14 +258,14 @@ static void print_row(const shape *s, const result *r, const char *dtype, double
                "\"L\":%d,\"H\":%d,\"C\":%d,\"V\":%d,\"P\":%d,\"B\":%d,\"T\":%d,\"threads\":%d,"
                "\"steps\":%d,\"dropout\":%g,\"ms\":%.1f,\"gflops\":%.1f,\"sgemm_gflops\":%.1f,"
                "\"sgemm_share\":%.3f,\"peak_mib\":%.0f,\"bound_mib\":%.0f,\"act_mib\":%.1f,"
-               "\"loss_first\":%.4f,\"loss_last\":%.4f,\"kernels\":\"%s\"}\n",
+               "\"loss_first\":%.4f,\"loss_last\":%.4f,\"shards\":%d,\"kernels\":\"%s\"}\n",
                dtype, s->name, s->L, s->H, s->C, s->V, s->P, s->B, s->T, nthreads, steps, dropout,
                r->ms, r->gflops, peak, share, r->peak_mib, r->bound_mib, r->act_mib, r->loss_first,
-               r->loss_last, kernel_path_name());
+               r->loss_last, r->shards, kernel_path_name());
     else
-        printf("%-5s %-5s %3d %3d %4d %6d %5d %4d %10.1f %8.1f %8.1f%% %9.0f %10.0f %8.1f  "
+        printf("%-5s %-5s %3d %3d %4d %6d %5d %4d %6d %10.1f %8.1f %8.1f%% %9.0f %10.0f %8.1f  "
                "%.3f→%.3f\n",
-               s->name, dtype, s->L, s->H, s->C, s->V, s->B, s->T, r->ms, r->gflops,
+               s->name, dtype, s->L, s->H, s->C, s->V, s->B, s->T, r->shards, r->ms, r->gflops,
                100.0 * share, r->peak_mib, r->bound_mib, r->act_mib, r->loss_first, r->loss_last);
     fflush(stdout);
 }
@@ -304,7 +308,7 @@ int bench_train(int argc, char **argv)
         if (bf16)
             printf("bf16: %s%s\n", gemm_bf16_reason(),
                    gemm_bf16_enabled() ? "" : "; activations stored in bf16");
-        printf("shape dtype   L   H    C      V     B    T    ms/step  GFLOP/s  of sgemm  "
+        printf("shape dtype   L   H    C      V     B    T shards    ms/step  GFLOP/s  of sgemm  "
                "peak MiB  bound MiB  act MiB  loss first→last\n");
     }
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {

@@ -297,6 +297,11 @@ size_t slm_model_activation_bytes(const slm_model *m)
     return bytes;
 }
 
+int slm_model_pass_shards(const slm_model *m)
+{
+    return m && m->train && m->train->capacity ? m->train->shards : 0;
+}
+
 /* 1 if g is the gradient of a weight matrix in the views gv: wte (the LM
  * head's product, then the embedding's sum) or one of a layer's four
  * Conv1D weights, which each get one GEMM in backward. */
