@@ -207,23 +207,76 @@ static void finish_rows(const fwd_block *f, float *out, float *lse)
     }
 }
 
+/* Rows per group where a tile is partly hidden (below): flash_gemm's
+ * register block height, so groups cost no extra blocks. */
+#define GROUP_ROWS 6
+
+/*
+ * A tile that some rows see only part of (the causal diagonal, kv_len):
+ * its two products skip what no row of a group of GROUP_ROWS can see.
+ *   Sᵀ: key rows m0.. start at the first query vector with a row that sees
+ *       key j0+m0; the vectors before it stay unwritten, and softmax_tile
+ *       (need_vis) makes every hidden score −inf whatever was there.
+ *   O:  query rows m0.. sum over keys j0 .. max(vis) of the group only:
+ *       the terms left out are P = 0 (hidden keys), so O is unchanged.
+ * On the causal diagonal each product does ~60 % of the tile's work.
+ * vec_vis [br/16]: the most keys any row of each query vector sees.
+ */
+static void scores_partial(const fwd_block *f, const int *vec_vis, int j0, int nc)
+{
+    int br = f->br, D = f->c->D, nv = br / VF_W;
+    for (int m0 = 0; m0 < nc; m0 += GROUP_ROWS) {
+        int mr = nc - m0 < GROUP_ROWS ? nc - m0 : GROUP_ROWS, v0 = 0;
+        while (v0 < nv && vec_vis[v0] <= j0 + m0) v0++;
+        if (v0 == nv) continue;
+        flash_gemm(mr, br - VF_W * v0, D, f->K + (size_t)(j0 + m0) * D, D, 1, f->qt + VF_W * v0,
+                   br, f->st + (size_t)m0 * br + VF_W * v0, br, FG_OVERWRITE, NULL);
+    }
+}
+
+static void values_partial(const fwd_block *f, int j0, int nc, int mode)
+{
+    int br = f->br, D = f->c->D;
+    for (int m0 = 0; m0 < f->nr; m0 += GROUP_ROWS) {
+        int mr = f->nr - m0 < GROUP_ROWS ? f->nr - m0 : GROUP_ROWS, vmax = 0;
+        for (int r = m0; r < m0 + mr; r++) vmax = f->vis[r] > vmax ? f->vis[r] : vmax;
+        int k = vmax - j0 < 0 ? 0 : vmax - j0 < nc ? vmax - j0 : nc;
+        flash_gemm(mr, D, k, f->st + m0, 1, br, f->V + (size_t)j0 * D, D, f->o + (size_t)m0 * D, D,
+                   mode, f->alpha + m0);
+    }
+}
+
 /* One query block of one head: rows i0 .. i0+nr-1. out and lse point at the
  * block's first row. */
 static void forward_block(const fwd_block *f, const float *Q, float *out, float *lse)
 {
     int br = f->br, D = f->c->D, vis_min;
     int kend = init_rows(f, &vis_min); /* keys >= kend are hidden from every row */
+    int vec_vis[FLASH_BR / VF_W];
+    for (int v = 0; v < br / VF_W; v++) {
+        vec_vis[v] = 0;
+        for (int r = VF_W * v; r < VF_W * (v + 1); r++)
+            vec_vis[v] = f->vis[r] > vec_vis[v] ? f->vis[r] : vec_vis[v];
+    }
     load_queries(f, Q);
     for (int j0 = 0; j0 < kend; j0 += FLASH_BC) {
         int nc = kend - j0 < FLASH_BC ? kend - j0 : FLASH_BC;
+        int partial = j0 + nc > vis_min; /* some row does not see every key of the tile */
+        int mode = j0 == 0 ? FG_OVERWRITE : FG_ROWSCALE;
         /* Sᵀ [nc][br] = K_j [nc][D] · Qᵀ·scale [D][br] */
-        flash_gemm(nc, br, D, f->K + (size_t)j0 * D, D, 1, f->qt, br, f->st, br, FG_OVERWRITE,
-                   NULL);
+        if (partial)
+            scores_partial(f, vec_vis, j0, nc);
+        else
+            flash_gemm(nc, br, D, f->K + (size_t)j0 * D, D, 1, f->qt, br, f->st, br,
+                       FG_OVERWRITE, NULL);
         if (f->c->mask) add_mask(f, j0, nc);
-        softmax_tile(f, j0, nc, j0 + nc > vis_min);
+        softmax_tile(f, j0, nc, partial);
         /* O [nr][D] = alpha∘O + P [nr][nc] · V_j [nc][D], P read from Pᵀ */
-        flash_gemm(f->nr, D, nc, f->st, 1, br, f->V + (size_t)j0 * D, D, f->o, D,
-                   j0 == 0 ? FG_OVERWRITE : FG_ROWSCALE, f->alpha);
+        if (partial)
+            values_partial(f, j0, nc, mode);
+        else
+            flash_gemm(f->nr, D, nc, f->st, 1, br, f->V + (size_t)j0 * D, D, f->o, D, mode,
+                       f->alpha);
     }
     finish_rows(f, out, lse);
 }
