@@ -167,7 +167,8 @@ static void softmax_grad_tile(const bwd_head *g, int i0, int nr, int j0)
             int jj = j0 + v;
             vf s = vf_load(p_row + v);
             if (mrow) s = vf_add(s, vf_loadz(vm_prefix(jj, Tk), mrow + jj));
-            vf p = vf_sel(vm_prefix(jj, vis), vf_exp2(vf_sub(vf_fmsub(s, log2e, lhi), llo)), zero);
+            vmask seen = vm_prefix(jj, vis);
+            vf p = vf_sel(seen, vf_exp2(vf_sub(vf_fmsub(s, log2e, lhi), llo)), zero);
             vf dp = vf_load(ds_row + v);
             if (dropout) {
                 vmask keep = drop_keep_cols(key, jj, threshold);
@@ -176,7 +177,9 @@ static void softmax_grad_tile(const bwd_head *g, int i0, int nr, int j0)
             } else {
                 vf_store(p_row + v, p);
             }
-            vf_store(ds_row + v, vf_mul(vf_mul(p, vf_sub(dp, dlt)), scale));
+            /* hidden lanes: 0 whatever dP held (a partial tile leaves
+             * them unwritten, below) */
+            vf_store(ds_row + v, vf_sel(seen, vf_mul(vf_mul(p, vf_sub(dp, dlt)), scale), zero));
         }
     }
 }
@@ -189,6 +192,66 @@ static int first_query(const attn_call *c, int b, int j0)
     if (!c->causal) return 0;
     long i = (long)j0 - (c->Tk - c->Tq);
     return i < 0 ? 0 : i < c->Tq ? (int)i : c->Tq;
+}
+
+/* Rows per group where a tile is partly hidden (below): flash_gemm's
+ * register block height, so groups cost no extra blocks. */
+#define GROUP_ROWS 6
+
+/* The most keys any of rows [r0, r1) sees. */
+static int group_vis(const int *vis, int r0, int r1)
+{
+    int m = 0;
+    for (int r = r0; r < r1; r++) m = vis[r] > m ? vis[r] : m;
+    return m;
+}
+
+/*
+ * The five products of a tile that some query rows see only part of (the
+ * causal diagonal, kv_len), skipping what no group of GROUP_ROWS rows can
+ * see: S and dP of a group of query rows only up to the group's last
+ * visible key (softmax_grad_tile zeroes the lanes left unwritten); dV and
+ * dK of a group of keys only from the first query that sees its first key;
+ * dQ of a group of queries only up to its last visible key. Every term
+ * left out has P = 0 and dS = 0, so the sums are unchanged. On the causal
+ * diagonal each product does ~60 % of the tile's work.
+ */
+static void tile_products_partial(const bwd_head *g, const int *vis, int i0, int nr, int j0,
+                                  int nc, int mode)
+{
+    const bwd_layout *L = g->L;
+    int bc = L->bc, D = g->c->D;
+    float *P = g->ws + L->p, *dS = g->ws + L->ds;
+    const float *Qi = g->Q + (size_t)i0 * D, *dOi = g->dO + (size_t)i0 * D;
+    const float *Kj = g->K + (size_t)j0 * D;
+    float *dK = g->dK + (size_t)j0 * D, *dV = g->dV + (size_t)j0 * D;
+    for (int m0 = 0; m0 < nr; m0 += GROUP_ROWS) {
+        int m1 = m0 + GROUP_ROWS < nr ? m0 + GROUP_ROWS : nr;
+        int n = group_vis(vis, m0, m1) - j0;
+        n = n < 0 ? 0 : n < nc ? n : nc;
+        if (n == 0) continue;
+        flash_gemm(m1 - m0, n, D, Qi + (size_t)m0 * D, D, 1, g->ws + L->kt, bc,
+                   P + (size_t)m0 * bc, bc, FG_OVERWRITE, NULL);
+        flash_gemm(m1 - m0, n, D, dOi + (size_t)m0 * D, D, 1, g->ws + L->vt, bc,
+                   dS + (size_t)m0 * bc, bc, FG_OVERWRITE, NULL);
+    }
+    softmax_grad_tile(g, i0, nr, j0);
+    for (int m0 = 0; m0 < nc; m0 += GROUP_ROWS) {
+        int mr = nc - m0 < GROUP_ROWS ? nc - m0 : GROUP_ROWS, k0 = 0;
+        while (k0 < nr && vis[k0] <= j0 + m0) k0++; /* rows before k0 see none of the group */
+        flash_gemm(mr, D, nr - k0, P + (size_t)k0 * bc + m0, 1, bc, dOi + (size_t)k0 * D, D,
+                   dV + (size_t)m0 * D, D, mode, NULL);
+        flash_gemm(mr, D, nr - k0, dS + (size_t)k0 * bc + m0, 1, bc, Qi + (size_t)k0 * D, D,
+                   dK + (size_t)m0 * D, D, mode, NULL);
+    }
+    for (int m0 = 0; m0 < nr; m0 += GROUP_ROWS) {
+        int m1 = m0 + GROUP_ROWS < nr ? m0 + GROUP_ROWS : nr;
+        int k = group_vis(vis, m0, m1) - j0;
+        k = k < 0 ? 0 : k < nc ? k : nc;
+        if (k > 0)
+            flash_gemm(m1 - m0, D, k, dS + (size_t)m0 * bc, bc, 1, Kj, D,
+                       g->dQ + (size_t)(i0 + m0) * D, D, FG_ACCUMULATE, NULL);
+    }
 }
 
 /* Key block kb of a head: writes dK, dV rows j0 .. j0+nc-1 and adds this
@@ -213,6 +276,15 @@ static void backward_key_block(const bwd_head *g, int kb)
         int nr = Tq - i0 < FLASH_BR ? Tq - i0 : FLASH_BR;
         int mode = i0 == i_first ? FG_OVERWRITE : FG_ACCUMULATE;
         const float *Qi = g->Q + (size_t)i0 * D, *dOi = g->dO + (size_t)i0 * D;
+        int vis[FLASH_BR], partial = 0;
+        for (int r = 0; r < nr; r++) {
+            vis[r] = attn_visible_keys(c, g->b, i0 + r);
+            partial |= vis[r] < j0 + nc;
+        }
+        if (partial) {
+            tile_products_partial(g, vis, i0, nr, j0, nc, mode);
+            continue;
+        }
         /* S [nr][bc] = Q_i·Kᵀ·scale;  dP [nr][bc] = dO_i·Vᵀ */
         flash_gemm(nr, bc, D, Qi, D, 1, g->ws + L->kt, bc, P, bc, FG_OVERWRITE, NULL);
         flash_gemm(nr, bc, D, dOi, D, 1, g->ws + L->vt, bc, dS, bc, FG_OVERWRITE, NULL);
