@@ -4,6 +4,7 @@
  * (two shards with a gradient sum equal one process with the whole batch),
  * and a step's gradients whatever the buffer held before. */
 #include "io_util.h"
+#include "common/tiny_gpt.h"
 #include "slm.h"
 #include "test.h"
 
@@ -39,19 +40,7 @@ static slm_corpus *corpus_of(size_t n, double val_fraction)
 
 static slm_model *tiny_model(float dropout)
 {
-    slm_config cfg = {.n_layer = 2,
-                      .n_head = 2,
-                      .n_embd = 16,
-                      .n_positions = CTX,
-                      .vocab_size = V,
-                      .layer_norm_epsilon = 1e-5f,
-                      .activation = SLM_ACT_GELU_NEW,
-                      .tokenizer = SLM_TOKENIZER_GPT2,
-                      .dropout = dropout};
-    slm_model *m = NULL;
-    char err[256];
-    CHECK(slm_model_create(&cfg, 11, &m, err, sizeof err) == SLM_OK, "model: %s", err);
-    return m;
+    return tiny_gpt(2, 16, CTX, V, SLM_ACT_GELU_NEW, dropout, 11);
 }
 
 static slm_train_opts tiny_opts(void)

@@ -6,6 +6,7 @@
  * uneven splits; evaluation reuses the training block's shards; small
  * batches stay in one shard. */
 #include "common/shard_case.h"
+#include "common/tiny_gpt.h"
 #include "model/gpt.h"
 #include "slm.h"
 #include "test.h"
@@ -37,18 +38,7 @@ enum { T = 256, V = 40 };
 
 static slm_model *model(void)
 {
-    slm_config cfg = {.n_layer = 2,
-                      .n_head = 2,
-                      .n_embd = 32,
-                      .n_positions = 2 * T,
-                      .vocab_size = V,
-                      .layer_norm_epsilon = 1e-5f,
-                      .activation = SLM_ACT_GELU_NEW,
-                      .tokenizer = SLM_TOKENIZER_GPT2};
-    slm_model *m = NULL;
-    char err[256];
-    CHECK(slm_model_create(&cfg, 5, &m, err, sizeof err) == SLM_OK, "model: %s", err);
-    return m;
+    return tiny_gpt(2, 32, 2 * T, V, SLM_ACT_GELU_NEW, 0.0f, 5);
 }
 
 /* A pass of B sequences of length t on `threads` threads; the loss. */

@@ -2,6 +2,7 @@
 #include "../io_util.h"
 
 #include "bf16_train_case.h"
+#include "tiny_gpt.h"
 
 #include "../test.h"
 
@@ -13,19 +14,7 @@
 
 slm_model *btc_model(int layers, int activation, float dropout)
 {
-    slm_config cfg = {.n_layer = layers,
-                      .n_head = 2,
-                      .n_embd = 32,
-                      .n_positions = BTC_CTX,
-                      .vocab_size = BTC_V,
-                      .layer_norm_epsilon = 1e-5f,
-                      .activation = activation,
-                      .tokenizer = SLM_TOKENIZER_GPT2,
-                      .dropout = dropout};
-    slm_model *m = NULL;
-    char err[256];
-    CHECK(slm_model_create(&cfg, 21, &m, err, sizeof err) == SLM_OK, "model: %s", err);
-    return m;
+    return tiny_gpt(layers, 32, BTC_CTX, BTC_V, activation, dropout, 21);
 }
 
 slm_corpus *btc_corpus(size_t n)

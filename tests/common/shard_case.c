@@ -3,6 +3,7 @@
 #include "../test.h"
 #include "model/gpt.h"
 #include "slm.h"
+#include "tiny_gpt.h"
 
 #include <math.h>
 #include <omp.h>
@@ -14,19 +15,7 @@ enum { SC_T = 512, SC_V = 48, SC_BMAX = 5 };
 
 static slm_model *shard_model(float dropout)
 {
-    slm_config cfg = {.n_layer = 2,
-                      .n_head = 2,
-                      .n_embd = 32,
-                      .n_positions = SC_T,
-                      .vocab_size = SC_V,
-                      .layer_norm_epsilon = 1e-5f,
-                      .activation = SLM_ACT_GELU_NEW,
-                      .tokenizer = SLM_TOKENIZER_GPT2,
-                      .dropout = dropout};
-    slm_model *m = NULL;
-    char err[256];
-    CHECK(slm_model_create(&cfg, 33, &m, err, sizeof err) == SLM_OK, "model: %s", err);
-    return m;
+    return tiny_gpt(2, 32, SC_T, SC_V, SLM_ACT_GELU_NEW, dropout, 33);
 }
 
 /* One training pass of m on `threads` threads: grads start at `start`
