@@ -134,8 +134,9 @@ static void load_keys(const bwd_head *g, int j0, int nc)
  * into dS·scale in place (Alg. 2 lines 11–14), sixteen keys per vector.
  * Hidden keys (causal, kv_len, padding past Tk, −inf mask) get P = 0, and a
  * row with lse = −inf (nothing visible) gets zeros, so no NaN is formed.
+ * vis_of [nr]: the keys each row sees (attn_visible_keys).
  */
-static void softmax_grad_tile(const bwd_head *g, int i0, int nr, int j0)
+static void softmax_grad_tile(const bwd_head *g, const int *vis_of, int i0, int nr, int j0)
 {
     const attn_call *c = g->c;
     int bc = g->L->bc, Tk = c->Tk;
@@ -148,7 +149,7 @@ static void softmax_grad_tile(const bwd_head *g, int i0, int nr, int j0)
     for (int r = 0; r < nr; r++) {
         int i = i0 + r;
         float *p_row = P + (size_t)r * bc, *ds_row = dS + (size_t)r * bc;
-        int vis = attn_visible_keys(c, g->b, i);
+        int vis = vis_of[r];
         float row_lse = g->lse[i];
         if (vis <= j0 || row_lse == -INFINITY) {
             memset(p_row, 0, (size_t)bc * sizeof *p_row);
@@ -235,7 +236,7 @@ static void tile_products_partial(const bwd_head *g, const int *vis, int i0, int
         flash_gemm(m1 - m0, n, D, dOi + (size_t)m0 * D, D, 1, g->ws + L->vt, bc,
                    dS + (size_t)m0 * bc, bc, FG_OVERWRITE, NULL);
     }
-    softmax_grad_tile(g, i0, nr, j0);
+    softmax_grad_tile(g, vis, i0, nr, j0);
     for (int m0 = 0; m0 < nc; m0 += GROUP_ROWS) {
         int mr = nc - m0 < GROUP_ROWS ? nc - m0 : GROUP_ROWS, k0 = 0;
         while (k0 < nr && vis[k0] <= j0 + m0) k0++; /* rows before k0 see none of the group */
@@ -288,7 +289,7 @@ static void backward_key_block(const bwd_head *g, int kb)
         /* S [nr][bc] = Q_i·Kᵀ·scale;  dP [nr][bc] = dO_i·Vᵀ */
         flash_gemm(nr, bc, D, Qi, D, 1, g->ws + L->kt, bc, P, bc, FG_OVERWRITE, NULL);
         flash_gemm(nr, bc, D, dOi, D, 1, g->ws + L->vt, bc, dS, bc, FG_OVERWRITE, NULL);
-        softmax_grad_tile(g, i0, nr, j0);
+        softmax_grad_tile(g, vis, i0, nr, j0);
         /* dV_j [nc][D] += (P∘Z)ᵀ·dO_i;  dK_j += (dS·scale)ᵀ·Q_i  (P, dS read by columns) */
         flash_gemm(nc, D, nr, P, 1, bc, dOi, D, dV, D, mode, NULL);
         flash_gemm(nc, D, nr, dS, 1, bc, Qi, D, dK, D, mode, NULL);

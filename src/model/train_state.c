@@ -275,6 +275,18 @@ int gpt_stash_wanted(int dtype)
     return dtype == SLM_DTYPE_BF16 && !gemm_bf16_enabled();
 }
 
+/* Bytes of one shard's bf16 operand buffers for `rows` rows: xa (rows of
+ * max(4C, V)) and xb (rows of 4C), each rounded to whole lines; rows is
+ * an Aᵀ's padded stride (kernels.h, bf16_transposed_ld), which grows with
+ * the rows. */
+static void operand_bytes(const slm_model *m, size_t rows, size_t *xa, size_t *xb)
+{
+    size_t C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size;
+    size_t wide = 4 * C > V ? 4 * C : V, ld = (size_t)bf16_transposed_ld((int)rows);
+    *xa = (ld * wide * 2 + 63) & ~(size_t)63;
+    *xb = (ld * 4 * C * 2 + 63) & ~(size_t)63;
+}
+
 int gpt_gemm_prepare(slm_model *m, int dtype, char *err, size_t errlen)
 {
     struct gpt_train_state *t = m->train;
@@ -284,16 +296,10 @@ int gpt_gemm_prepare(slm_model *m, int dtype, char *err, size_t errlen)
         t->shard[k].s.mm.grad_beta = 1.0f;
     }
     if (!bf16) return SLM_OK;
-    size_t C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size;
-    size_t wide = 4 * C > V ? 4 * C : V;
-    /* rows of each shard's operands: its rows, or an Aᵀ's padded stride
-     * (kernels.h), which grows with the rows */
-    size_t rows = (size_t)bf16_transposed_ld((int)t->shard_rows);
-    size_t wbytes = (m->n_params * 2 + 63) & ~(size_t)63;
-    size_t abytes = (rows * wide * 2 + 63) & ~(size_t)63;
-    size_t bbytes = (rows * 4 * C * 2 + 63) & ~(size_t)63;
+    size_t wbytes = (m->n_params * 2 + 63) & ~(size_t)63, xa, xb;
     if (!t->bf16_block || t->shard_rows > t->bf16_rows || t->n_shards > t->bf16_shards) {
-        size_t bytes = wbytes + (size_t)t->n_shards * (abytes + bbytes);
+        operand_bytes(m, t->shard_rows, &xa, &xb);
+        size_t bytes = wbytes + (size_t)t->n_shards * (xa + xb);
         int rc = check_memory((double)bytes, "the bf16 GEMM operands", err, errlen);
         if (rc) return rc;
         free_aligned(t->bf16_block);
@@ -307,16 +313,14 @@ int gpt_gemm_prepare(slm_model *m, int dtype, char *err, size_t errlen)
         t->bf16_shards = t->n_shards;
         t->bf16_bytes = bytes;
     }
-    /* laid out for bf16_rows: the shards' parts may be further apart */
-    rows = (size_t)bf16_transposed_ld((int)t->bf16_rows);
-    abytes = (rows * wide * 2 + 63) & ~(size_t)63;
-    bbytes = (rows * 4 * C * 2 + 63) & ~(size_t)63;
+    /* the block is laid out for bf16_rows per shard (>= this pass's) */
+    operand_bytes(m, t->bf16_rows, &xa, &xb);
     for (int k = 0; k < t->n_shards; k++) {
         gpt_gemm *mm = &t->shard[k].s.mm;
-        char *part = (char *)t->bf16_block + wbytes + (size_t)k * (abytes + bbytes);
+        char *part = (char *)t->bf16_block + wbytes + (size_t)k * (xa + xb);
         mm->wbf = t->bf16_block;
         mm->xa = (uint16_t *)(void *)part;
-        mm->xb = (uint16_t *)(void *)(part + abytes);
+        mm->xb = (uint16_t *)(void *)(part + xa);
         mm->params = m->params;
         mm->n_params = m->n_params;
     }
