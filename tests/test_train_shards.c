@@ -7,7 +7,6 @@
  * batches stay in one shard. */
 #include "common/shard_case.h"
 #include "common/tiny_gpt.h"
-#include "model/gpt.h"
 #include "slm.h"
 #include "test.h"
 
@@ -69,7 +68,8 @@ static void test_evaluation_reuses_the_shards(void)
     if (!m || !ref) return;
     CHECK(slm_model_pass_shards(m) == 0, "before any pass: %d shards", slm_model_pass_shards(m));
     run(m, 2, 2, 2 * T, 1);
-    CHECK(m->train->shards == 2, "training pass: %d shards, want 2", m->train->shards);
+    CHECK(slm_model_pass_shards(m) == 2, "training pass: %d shards, want 2",
+          slm_model_pass_shards(m));
     size_t bytes = slm_model_activation_bytes(m);
     const int shapes[2][3] = {{3, T, 2}, {1, 2 * T, 1}}; /* B, t, shards */
     for (int s = 0; s < 2; s++) {
@@ -94,9 +94,11 @@ static void test_small_batches_stay_in_one_shard(void)
     slm_model *m = model();
     if (!m) return;
     run(m, 2, 2, 128, 1);
-    CHECK(m->train->shards == 1, "2 × 128 rows: %d shards, want 1", m->train->shards);
+    CHECK(slm_model_pass_shards(m) == 1, "2 × 128 rows: %d shards, want 1",
+          slm_model_pass_shards(m));
     run(m, 2, 1, 2 * T, 1);
-    CHECK(m->train->shards == 1, "1 × 512 rows: %d shards, want 1", m->train->shards);
+    CHECK(slm_model_pass_shards(m) == 1, "1 × 512 rows: %d shards, want 1",
+          slm_model_pass_shards(m));
     slm_model_free(m);
 }
 

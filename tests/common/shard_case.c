@@ -44,7 +44,7 @@ static int pass(slm_model *m, int threads, int dtype, int B, int overwrite, floa
     CHECK(rc == SLM_OK, "%s", err);
     omp_set_num_threads(saved);
     memcpy(g, grads, n * sizeof *g);
-    return m->train->shards;
+    return slm_model_pass_shards(m);
 }
 
 void shard_check_training(int dtype, float dropout, int B, double rtol)
