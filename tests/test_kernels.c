@@ -236,10 +236,14 @@ static void test_gemv_same_bits_for_any_thread_count(void)
         for (int level = CPU_PORTABLE; level <= cpu_level(); level++) {
             omp_set_num_threads(1);
             gemv_xw_f32(level, 1, K, n, x, K, W, n, 0.0f, y1, n);
-            omp_set_num_threads(2);
-            gemv_xw_f32(level, 1, K, n, x, K, W, n, 0.0f, y2, n);
-            CHECK(!memcmp(y1, y2, (size_t)n * sizeof *y1), "gemv_xw[%s]: threads change bits",
-                  cpu_level_name(level));
+            /* 2 threads: two row parts each; 3: uneven; 5: parts split by
+             * columns too (more threads than parts). */
+            for (int nt = 2; nt <= 5; nt += nt == 3 ? 2 : 1) {
+                omp_set_num_threads(nt);
+                gemv_xw_f32(level, 1, K, n, x, K, W, n, 0.0f, y2, n);
+                CHECK(!memcmp(y1, y2, (size_t)n * sizeof *y1),
+                      "gemv_xw[%s]: %d threads change bits", cpu_level_name(level), nt);
+            }
             omp_set_num_threads(1);
             gemv_wx_f32(level, n / 3, K, W, K, x, 0.0f, y1);
             omp_set_num_threads(2);
@@ -250,6 +254,28 @@ static void test_gemv_same_bits_for_any_thread_count(void)
         omp_set_num_threads(saved);
     }
     free(W), free(x), free(y1), free(y2);
+}
+
+/* A token's row of Y does not depend on the other rows decoded with it
+ * (batched decoding equals one token at a time): x as row 2 of 3. */
+static void test_gemv_same_bits_for_any_row_count(void)
+{
+    int K = 768, n = 2304;
+    float *W = malloc((size_t)K * n * sizeof *W), *X = malloc((size_t)3 * K * sizeof *X);
+    float *y1 = malloc((size_t)n * sizeof *y1), *Y3 = malloc((size_t)3 * n * sizeof *Y3);
+    if (!W || !X || !y1 || !Y3) {
+        CHECK(0, "out of memory");
+    } else {
+        test_fill_uniform(W, (size_t)K * n, 5, -1.0f, 1.0f);
+        test_fill_uniform(X, (size_t)3 * K, 6, -1.0f, 1.0f);
+        for (int level = CPU_PORTABLE; level <= cpu_level(); level++) {
+            gemv_xw_f32(level, 1, K, n, X + 2 * K, K, W, n, 0.0f, y1, n);
+            gemv_xw_f32(level, 3, K, n, X, K, W, n, 0.0f, Y3, n);
+            CHECK(!memcmp(y1, Y3 + 2 * n, (size_t)n * sizeof *y1),
+                  "gemv_xw[%s]: row 2 of 3 differs from the row alone", cpu_level_name(level));
+        }
+    }
+    free(W), free(X), free(y1), free(Y3);
 }
 
 /* The report names the level the process runs, and SLM_CPU_LEVEL lowers it. */
@@ -402,6 +428,7 @@ int main(int argc, char **argv)
         {test_gemm_portable_matches_f64, "test_gemm_portable_matches_f64"},
         {test_gemv_every_level_matches_f64, "test_gemv_every_level_matches_f64"},
         {test_gemv_same_bits_for_any_thread_count, "test_gemv_same_bits_for_any_thread_count"},
+        {test_gemv_same_bits_for_any_row_count, "test_gemv_same_bits_for_any_row_count"},
     };
     /* Children rerun only what depends on the process's level. */
     size_t n_cases = argc > 1 ? 5 : N(cases);
