@@ -67,34 +67,40 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const qmatrix *w, cons
     }
 }
 
+/* One row after the other, each left to right: the four rows (adjacent in
+ * memory) are then one sequential stream, which the prefetcher follows at
+ * the machine's read rate; reading the four side by side ran at 0.75-0.8x
+ * of it (Zen 5, GPT-2 124M's matrices). Two accumulators per row hide the
+ * FMA latency. */
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) static void
 rows_avx512(const qmatrix *w, const float *x, const int *rows, float *out)
 {
-    const uint16_t *b[4];
-    __m512 acc[4];
+    int in = w->in;
     for (int r = 0; r < 4; r++) {
-        b[r] = w->bf + (size_t)rows[r] * w->in;
-        acc[r] = _mm512_setzero_ps();
-    }
-    for (int i = 0; i < w->in; i += 16) {
-        /* The tail loads only what is there (masked, zeros beyond). */
-        int left = w->in - i;
-        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-        __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
-        /* The same columns of the next four rows (the thread's next call,
-         * 4·in·2 bytes ahead): the hardware prefetcher alone keeps fewer
-         * lines in flight than DRAM needs (measured with the int8 kernel). */
-        if ((i & 31) == 0)
-            for (int r = 0; r < 4; r++)
-                _mm_prefetch((const char *)(b[r] + (size_t)4 * w->in + i), _MM_HINT_T0);
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
-            __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, b[r] + i));
-            acc[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(h, 16)), xv, acc[r]);
+        const uint16_t *b = w->bf + (size_t)rows[r] * in;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        int i = 0;
+        for (; i + 32 <= in; i += 32) {
+            /* The same columns four rows on (the thread's next call): the
+             * hardware prefetcher alone keeps fewer lines in flight than
+             * DRAM needs (measured with the int8 kernel). */
+            _mm_prefetch((const char *)(b + (size_t)4 * in + i), _MM_HINT_T0);
+            __m512i h0 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(b + i)));
+            __m512i h1 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(b + i + 16)));
+            a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(h0, 16)),
+                                 _mm512_loadu_ps(x + i), a0);
+            a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(h1, 16)),
+                                 _mm512_loadu_ps(x + i + 16), a1);
         }
+        for (; i < in; i += 16) { /* the tail: masked loads, zeros beyond */
+            int left = in - i;
+            __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+            __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, b + i));
+            a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(h, 16)),
+                                 _mm512_maskz_loadu_ps(m, x + i), a0);
+        }
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
     }
-    for (int r = 0; r < 4; r++)
-        out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
 /* x (n,in) rounded to bf16 (nearest even) into xb (n,in32), zero padded. */
