@@ -159,7 +159,10 @@ void gemv_xw_f32(int level, int R, int K, int N, const float *X, int ldx, const 
             float *y = Y + (size_t)r * ldy;
             for (int c = n0; c < n1; c++) {
                 float v = y[c];
+                /* Every part was written before the barrier, by whichever
+                 * thread took it (cppcheck cannot see across it). */
                 for (int p = 1; p < P; p++)
+                    // cppcheck-suppress uninitvar
                     v += part[((size_t)(p - 1) * R + r) * N + c];
                 y[c] = v;
             }
