@@ -15,8 +15,9 @@ static inline float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* Y[r][n0,n1) = beta·Y[r] + Σ_k X[r][k]·W[k][n0,n1) for r < R, four rows
- * of W per pass (see gemv_avx512.c); every Y[r][n] is summed in k order. */
+/* Y[r][n0,n1) = beta·Y[r] + Σ_k X[r][k]·W[k][n0,n1) for r < R, one row of
+ * W at a time with prefetch 8 rows ahead (see gemv_avx512.c: one sequential
+ * stream per thread); every Y[r][n] is summed in k order. */
 void gemv_xw_avx2(int R, int K, int n0, int n1, const float *X, int ldx, const float *W, int ldw,
                   float beta, float *Y, int ldy)
 {
@@ -26,45 +27,22 @@ void gemv_xw_avx2(int R, int K, int n0, int n1, const float *X, int ldx, const f
             float *y = Y + (size_t)r * ldy;
             y[n] = beta == 0.0f ? 0.0f : beta * y[n];
         }
-    int k = 0;
-    for (; k + 4 <= K; k += 4) {
-        const float *w0 = W + (size_t)k * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+    for (int k = 0; k < K; k++) {
+        const float *w = W + (size_t)k * ldw;
+        const float *ahead = k + 8 < K ? w + (size_t)8 * ldw : NULL; /* rows of this call only */
         for (int n = n0; n < nv; n += 8) {
-            __m256 v0 = _mm256_loadu_ps(w0 + n), v1 = _mm256_loadu_ps(w1 + n);
-            __m256 v2 = _mm256_loadu_ps(w2 + n), v3 = _mm256_loadu_ps(w3 + n);
+            if (ahead && !((n - n0) & 15)) _mm_prefetch((const char *)(ahead + n), _MM_HINT_T0);
+            __m256 v = _mm256_loadu_ps(w + n);
             for (int r = 0; r < R; r++) {
-                const float *x = X + (size_t)r * ldx + k;
                 float *y = Y + (size_t)r * ldy + n;
-                __m256 a = _mm256_loadu_ps(y);
-                a = _mm256_fmadd_ps(_mm256_set1_ps(x[0]), v0, a);
-                a = _mm256_fmadd_ps(_mm256_set1_ps(x[1]), v1, a);
-                a = _mm256_fmadd_ps(_mm256_set1_ps(x[2]), v2, a);
-                a = _mm256_fmadd_ps(_mm256_set1_ps(x[3]), v3, a);
-                _mm256_storeu_ps(y, a);
+                _mm256_storeu_ps(y, _mm256_fmadd_ps(_mm256_set1_ps(X[(size_t)r * ldx + k]), v,
+                                                    _mm256_loadu_ps(y)));
             }
         }
-        for (int r = 0; r < R; r++) {
-            const float *x = X + (size_t)r * ldx + k;
-            float *y = Y + (size_t)r * ldy;
-            for (int n = nv; n < n1; n++) {
-                float a = y[n];
-                a = __builtin_fmaf(x[0], w0[n], a);
-                a = __builtin_fmaf(x[1], w1[n], a);
-                a = __builtin_fmaf(x[2], w2[n], a);
-                y[n] = __builtin_fmaf(x[3], w3[n], a);
-            }
-        }
-    }
-    for (; k < K; k++) {
-        const float *w0 = W + (size_t)k * ldw;
         for (int r = 0; r < R; r++) {
             float xk = X[(size_t)r * ldx + k], *y = Y + (size_t)r * ldy;
-            __m256 x0 = _mm256_set1_ps(xk);
-            for (int n = n0; n < nv; n += 8)
-                _mm256_storeu_ps(
-                    y + n, _mm256_fmadd_ps(x0, _mm256_loadu_ps(w0 + n), _mm256_loadu_ps(y + n)));
             for (int n = nv; n < n1; n++)
-                y[n] = __builtin_fmaf(xk, w0[n], y[n]);
+                y[n] = __builtin_fmaf(xk, w[n], y[n]);
         }
     }
 }
