@@ -14,7 +14,7 @@ static inline __mmask16 tail_mask(int n)
 
 /* Rows of W ahead that the loop prefetches: ~8·N·4 bytes (74 KB at N =
  * 2304), the distance at which one core's stream reached the machine's read
- * rate on the Zen 5 EPYC (4 rows: 0.97x of it, none: 0.45x). */
+ * rate on the Zen 5 EPYC (4 or 16 rows: level within noise; none: 0.45x). */
 #define XW_PREFETCH_ROWS 8
 
 /* Y[r][n0,n1) = beta·Y[r] + Σ_k X[r][k]·W[k][n0,n1) for r < R (R small: one

@@ -48,7 +48,9 @@ void gemm_f32(char ta, char tb, int M, int N, int K, float alpha, const float *A
 /* Y (R,N) = X (R,K) · W (K,N) + beta·Y for a few rows R (1 to 4), W
  * row-major with row stride ldw >= N, X and Y with row strides ldx >= K,
  * ldy >= N: the Conv1D layer for one token (or a few), W streamed once.
- * Threads split the columns. */
+ * Threads take fixed parts of W's rows, each one contiguous stretch (the
+ * parts' sums added in part order), and split columns where there are more
+ * threads than parts (gemm.c). */
 void gemv_xw_f32(int level, int R, int K, int N, const float *X, int ldx, const float *W, int ldw,
                  float beta, float *Y, int ldy);
 
