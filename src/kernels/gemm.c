@@ -112,9 +112,9 @@ static void gemv_xw_body(int level, int R, int K, int n0, int n1, const float *X
         gemv_xw_portable(R, K, n0, n1, X, ldx, W, ldw, beta, Y, ldy);
 }
 
-/* Column block q of Q over N columns, in whole 64-byte lines (threads never
- * share a line of Y). */
-static void column_block(int N, int Q, int q, int *n0, int *n1)
+/* Block q of Q over N outputs, in whole 64-byte lines (threads never share
+ * a line of the result). */
+static void output_block(int N, int Q, int q, int *n0, int *n1)
 {
     int chunk = ((N + Q - 1) / Q + 15) / 16 * 16;
     *n0 = q * chunk < N ? q * chunk : N;
@@ -129,7 +129,7 @@ void gemv_xw_f32(int level, int R, int K, int N, const float *X, int ldx, const 
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
         for (int t = 0; t < nt; t++) {
             int n0, n1;
-            column_block(N, nt, t, &n0, &n1);
+            output_block(N, nt, t, &n0, &n1);
             if (n0 < n1) gemv_xw_body(level, R, K, n0, n1, X, ldx, W, ldw, beta, Y, ldy);
         }
         return;
@@ -143,7 +143,7 @@ void gemv_xw_f32(int level, int R, int K, int N, const float *X, int ldx, const 
         /* Consecutive tasks, part by part: thread t's rows are contiguous. */
         for (int task = t * tasks / n; task < (t + 1) * tasks / n; task++) {
             int p = task / Q, k0 = p * K / P, k1 = (p + 1) * K / P, n0, n1;
-            column_block(N, Q, task % Q, &n0, &n1);
+            output_block(N, Q, task % Q, &n0, &n1);
             if (n0 >= n1) continue;
             const float *x = X + k0, *w = W + (size_t)k0 * ldw;
             if (p == 0)
@@ -154,7 +154,7 @@ void gemv_xw_f32(int level, int R, int K, int N, const float *X, int ldx, const 
         }
 #pragma omp barrier
         int n0, n1;
-        column_block(N, n, t, &n0, &n1);
+        output_block(N, n, t, &n0, &n1);
         for (int r = 0; r < R; r++) {
             float *y = Y + (size_t)r * ldy;
             for (int c = n0; c < n1; c++) {
@@ -174,10 +174,10 @@ void gemv_wx_f32(int level, int M, int K, const float *W, int ldw, const float *
                  float *y)
 {
     int nt = gemv_threads((size_t)M * K * sizeof(float));
-    int chunk = ((M + nt - 1) / nt + 15) / 16 * 16;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int t = 0; t < nt; t++) {
-        int m0 = t * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
+        int m0, m1;
+        output_block(M, nt, t, &m0, &m1);
         if (m0 >= m1) continue;
         if (level == CPU_AVX512)
             gemv_wx_avx512(m0, m1, K, W, ldw, x, beta, y);
