@@ -225,6 +225,23 @@ static void test_more_keys_than_queries_bottom_right(void)
     compare(&(shape){1, 1, 17, 200, 16, 0, 0, 0, 9, 0, NULL, 0}, "Tq=17 Tk=200");
 }
 
+/* One query (decoding: forward_one_query's path): head sizes with a vector
+ * tail, more keys than one chunk of scores (1,024) with large scores so the
+ * running max moves between chunks, a mask with hidden keys, and kv_len with
+ * an empty row. */
+static void test_one_query_decoding(void)
+{
+    static const int Ds[] = {64, 48, 17, 3};
+    char what[64];
+    for (size_t i = 0; i < sizeof Ds / sizeof *Ds; i++) {
+        snprintf(what, sizeof what, "Tq=1 Tk=2500 D=%d large scores", Ds[i]);
+        compare(&(shape){1, 3, 1, 2500, Ds[i], 1, 0, 0, 70 + i, 0, NULL, 3.0f}, what);
+    }
+    compare(&(shape){2, 2, 1, 1100, 32, 0, 0, 0, 75, 1, NULL, 0}, "Tq=1 Tk=1100 mask");
+    static const int kv[] = {0, 1030, 9};
+    compare(&(shape){3, 2, 1, 1200, 48, 1, 0, 0, 76, 1, kv, 2.0f}, "Tq=1 kv_len {0,1030,9} + mask");
+}
+
 /* Tq > Tk with causal: the first Tq−Tk queries see nothing (out 0, lse −inf). */
 static void test_more_queries_than_keys_causal(void)
 {
@@ -522,6 +539,7 @@ int main(void)
     RUN(test_dropout_changes_output);
     RUN(test_fully_masked_rows);
     RUN(test_gradients_overwritten);
+    RUN(test_one_query_decoding);
     RUN(test_threads_and_determinism);
     RUN(test_backward_from_bf16_inputs);
     RUN(test_invalid_arguments_write_nothing);

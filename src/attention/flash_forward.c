@@ -246,10 +246,110 @@ static void values_partial(const fwd_block *f, int j0, int nc, int mode)
     }
 }
 
+/* a[0..n) for a vector load that may run past n (the lanes past it read 0). */
+static inline vf load_part(const float *a, int i, int n)
+{
+    return n - i >= VF_W ? vf_load(a + i) : vf_loadz(vm_prefix(i, n), a + i);
+}
+
+/* Keys ahead whose K and V rows the score loop prefetches: decoding reads
+ * the cache from memory (the weights streamed since evicted it), in short
+ * per-head runs the hardware prefetcher is slow to follow (Zen 5: the
+ * pass's share of decoding's samples 4.3 % -> 3.4 % with it). */
+#define ONE_QUERY_PREFETCH 8
+
+/*
+ * Decoding's call, one query (Tq = 1): in the blocked path below the query
+ * would be one lane of sixteen, the other fifteen padding, so here the keys
+ * are what varies. A score is the query's dot product with one key row (its
+ * lanes summed at the end); up to FLASH_BC·br scores at a time fill Sᵀ's
+ * buffer, where the same online softmax as softmax_tile turns them into P
+ * (sixteen keys per vector), and O = alpha·O + Σ_j P_j·V_j, one value row
+ * per step. Zen 5, 2 threads, cache-resident: 2.5-2.7x the blocked path
+ * (12 heads of 64 over 1,024 keys: 40 vs 99 µs; 6 of 48 over 1,000: 14 vs
+ * 37 µs); decoding stories15M's dims to 1,000 tokens: 1.16x tok/s.
+ */
+static void forward_one_query(const fwd_block *f, const float *Q, float *out, float *lse)
+{
+    const attn_call *c = f->c;
+    const vf log2e = vf_set1((float)FLASH_LOG2E), zero = vf_set1(0.0f);
+    int D = c->D, n = attn_visible_keys(c, f->b, f->i0), chunk = FLASH_BC * f->br;
+    int dv = D / VF_W * VF_W; /* whole vectors of a row, then a tail */
+    vmask tail = vm_prefix(dv, D);
+    float *q = f->qt, *o = f->o, *s = f->st;
+    for (int d = 0; d < D; d++) {
+        q[d] = Q[d] * c->scale;
+        o[d] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f; /* running max (base 2) and sum */
+    for (int j0 = 0; j0 < n; j0 += chunk) {
+        int nc = n - j0 < chunk ? n - j0 : chunk;
+        const float *mask = c->mask ? c->mask + (size_t)f->i0 * c->Tk + j0 : NULL;
+        float mt = -INFINITY;
+        for (int j = 0; j < nc; j++) {
+            const float *k = f->K + (size_t)(j0 + j) * D;
+            if (j + ONE_QUERY_PREFETCH < nc)
+                for (int b = 0; b < D * (int)sizeof(float); b += 64) {
+                    __builtin_prefetch((const char *)(k + ONE_QUERY_PREFETCH * D) + b);
+                    __builtin_prefetch(
+                        (const char *)(f->V + (size_t)(j0 + j + ONE_QUERY_PREFETCH) * D) + b);
+                }
+            vf acc = zero;
+            for (int d = 0; d < dv; d += VF_W)
+                acc = vf_fmadd(vf_load(q + d), vf_load(k + d), acc);
+            if (tail) acc = vf_fmadd(vf_loadz(tail, q + dv), vf_loadz(tail, k + dv), acc);
+            float x = vf_hsum(acc) + (mask ? mask[j] : 0.0f);
+            s[j] = x;
+            mt = x > mt ? x : mt;
+        }
+        float m_new = fmaxf(m, mt * (float)FLASH_LOG2E);
+        float m_use = m_new == -INFINITY ? 0.0f : m_new; /* all hidden so far: 2^(−inf) = 0 */
+        float alpha = exp2f(m - m_use);
+        vf sum = zero;
+        for (int j = 0; j < nc; j += VF_W) {
+            vmask live = vm_prefix(j, nc);
+            vf p = vf_exp2(vf_fmsub(vf_loadz(live, s + j), log2e, vf_set1(m_use)));
+            p = vf_sel(live, p, zero);
+            sum = vf_add(sum, p);
+            vf_storem(s + j, live, p);
+        }
+        l = alpha * l + vf_hsum(sum);
+        m = m_new;
+        /* Four vectors of O at a time in registers, so each value row adds
+         * four independent FMAs (one chain per vector would wait on its
+         * latency at every key); each element still sums keys in order. */
+        vf a = vf_set1(alpha);
+        for (int d = 0; d < D; d += 4 * VF_W) {
+            vf o0 = vf_mul(a, load_part(o, d, D)), o1 = vf_mul(a, load_part(o, d + VF_W, D));
+            vf o2 = vf_mul(a, load_part(o, d + 2 * VF_W, D));
+            vf o3 = vf_mul(a, load_part(o, d + 3 * VF_W, D));
+            for (int j = 0; j < nc; j++) {
+                const float *vr = f->V + (size_t)(j0 + j) * D;
+                vf p = vf_set1(s[j]);
+                o0 = vf_fmadd(p, load_part(vr, d, D), o0);
+                if (d + VF_W < D) o1 = vf_fmadd(p, load_part(vr, d + VF_W, D), o1);
+                if (d + 2 * VF_W < D) o2 = vf_fmadd(p, load_part(vr, d + 2 * VF_W, D), o2);
+                if (d + 3 * VF_W < D) o3 = vf_fmadd(p, load_part(vr, d + 3 * VF_W, D), o3);
+            }
+            vf_storem(o + d, vm_prefix(d, D), o0);
+            vf_storem(o + d + VF_W, vm_prefix(d + VF_W, D), o1);
+            vf_storem(o + d + 2 * VF_W, vm_prefix(d + 2 * VF_W, D), o2);
+            vf_storem(o + d + 3 * VF_W, vm_prefix(d + 3 * VF_W, D), o3);
+        }
+    }
+    f->m[0] = m;
+    f->l[0] = l;
+    finish_rows(f, out, lse);
+}
+
 /* One query block of one head: rows i0 .. i0+nr-1. out and lse point at the
  * block's first row. */
 static void forward_block(const fwd_block *f, const float *Q, float *out, float *lse)
 {
+    if (f->c->Tq == 1 && f->c->dropout == 0.0f) {
+        forward_one_query(f, Q, out, lse);
+        return;
+    }
     int br = f->br, D = f->c->D, vis_min;
     int kend = init_rows(f, &vis_min); /* keys >= kend are hidden from every row */
     int vec_vis[FLASH_BR / VF_W];

@@ -90,6 +90,11 @@ static inline vf vf_max(vf a, vf b)
 {
     return _mm512_max_ps(a, b);
 }
+/* Σ of the 16 lanes (a dot product's end) */
+static inline float vf_hsum(vf a)
+{
+    return _mm512_reduce_add_ps(a);
+}
 /* m ? a : b per lane */
 static inline vf vf_sel(vmask m, vf a, vf b)
 {
@@ -228,6 +233,13 @@ static inline vf vf_fmsub(vf a, vf b, vf c)
 static inline vf vf_max(vf a, vf b)
 {
     return vf_make(_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi));
+}
+static inline float vf_hsum(vf a)
+{
+    __m256 v = _mm256_add_ps(a.lo, a.hi);
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
 }
 /* m ? a : b per lane */
 static inline vf vf_sel(vmask m, vf a, vf b)
@@ -386,6 +398,13 @@ static inline vf vf_fmsub(vf a, vf b, vf c)
 static inline vf vf_max(vf a, vf b)
 {
     VF_MAP(a.f[l] > b.f[l] ? a.f[l] : b.f[l]);
+}
+static inline float vf_hsum(vf a)
+{
+    float s = 0.0f;
+    for (int l = 0; l < VF_W; l++)
+        s += a.f[l];
+    return s;
 }
 static inline vf vf_sel(vmask m, vf a, vf b)
 {
