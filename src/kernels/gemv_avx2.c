@@ -16,8 +16,9 @@ static inline float hsum8(__m256 v)
 }
 
 /* Y[r][n0,n1) = beta·Y[r] + Σ_k X[r][k]·W[k][n0,n1) for r < R, one row of
- * W at a time with prefetch 8 rows ahead (see gemv_avx512.c: one sequential
- * stream per thread); every Y[r][n] is summed in k order. */
+ * W at a time with prefetch gemv_xw_prefetch_rows() ahead (see
+ * gemv_avx512.c: one sequential stream per thread); every Y[r][n] is summed
+ * in k order. */
 void gemv_xw_avx2(int R, int K, int n0, int n1, const float *X, int ldx, const float *W, int ldw,
                   float beta, float *Y, int ldy)
 {
@@ -27,9 +28,11 @@ void gemv_xw_avx2(int R, int K, int n0, int n1, const float *X, int ldx, const f
             float *y = Y + (size_t)r * ldy;
             y[n] = beta == 0.0f ? 0.0f : beta * y[n];
         }
+    int rows_ahead = gemv_xw_prefetch_rows(n0, n1);
     for (int k = 0; k < K; k++) {
         const float *w = W + (size_t)k * ldw;
-        const float *ahead = k + 8 < K ? w + (size_t)8 * ldw : NULL; /* rows of this call only */
+        /* rows of this call only */
+        const float *ahead = k + rows_ahead < K ? w + (size_t)rows_ahead * ldw : NULL;
         for (int n = n0; n < nv; n += 8) {
             if (ahead && !((n - n0) & 15)) _mm_prefetch((const char *)(ahead + n), _MM_HINT_T0);
             __m256 v = _mm256_loadu_ps(w + n);

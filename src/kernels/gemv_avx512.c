@@ -12,11 +12,6 @@ static inline __mmask16 tail_mask(int n)
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
 }
 
-/* Rows of W ahead that the loop prefetches: ~8·N·4 bytes (74 KB at N =
- * 2304), the distance at which one core's stream reached the machine's read
- * rate on the Zen 5 EPYC (4 or 16 rows: level within noise; none: 0.45x). */
-#define XW_PREFETCH_ROWS 8
-
 /* Y[r][n0,n1) = beta·Y[r] + Σ_k X[r][k]·W[k][n0,n1) for r < R (R small: one
  * token, or a few; W is read once for all R rows). One row of W at a time,
  * left to right: over a thread's part of the rows (gemv_xw_f32) that is one
@@ -37,10 +32,12 @@ void gemv_xw_avx512(int R, int K, int n0, int n1, const float *X, int ldx, const
                            : _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m, y + n));
             _mm512_mask_storeu_ps(y + n, m, v);
         }
+    /* Software prefetch a few KiB ahead (kernels.h; none ran at 0.45x). */
+    int rows_ahead = gemv_xw_prefetch_rows(n0, n1);
     for (int k = 0; k < K; k++) {
         const float *w = W + (size_t)k * ldw;
         /* Only rows of this call: the caller's W may end at row K. */
-        const float *ahead = k + XW_PREFETCH_ROWS < K ? w + (size_t)XW_PREFETCH_ROWS * ldw : NULL;
+        const float *ahead = k + rows_ahead < K ? w + (size_t)rows_ahead * ldw : NULL;
         __m512 xk[4];
         for (int r = 0; r < R && r < 4; r++)
             xk[r] = _mm512_set1_ps(X[(size_t)r * ldx + k]);
