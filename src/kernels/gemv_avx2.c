@@ -16,7 +16,7 @@ static inline float hsum8(__m256 v)
 }
 
 /* Y[r][n0,n1) = beta·Y[r] + Σ_k X[r][k]·W[k][n0,n1) for r < R, one row of
- * W at a time with prefetch gemv_xw_prefetch_rows() ahead (see
+ * W at a time with prefetch gemv_prefetch_rows() ahead (see
  * gemv_avx512.c: one sequential stream per thread); every Y[r][n] is summed
  * in k order. */
 void gemv_xw_avx2(int R, int K, int n0, int n1, const float *X, int ldx, const float *W, int ldw,
@@ -28,7 +28,7 @@ void gemv_xw_avx2(int R, int K, int n0, int n1, const float *X, int ldx, const f
             float *y = Y + (size_t)r * ldy;
             y[n] = beta == 0.0f ? 0.0f : beta * y[n];
         }
-    int rows_ahead = gemv_xw_prefetch_rows(n0, n1);
+    int rows_ahead = gemv_prefetch_rows((size_t)(n1 - n0) * sizeof(float));
     for (int k = 0; k < K; k++) {
         const float *w = W + (size_t)k * ldw;
         /* rows of this call only */

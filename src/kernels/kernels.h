@@ -63,18 +63,17 @@ void gemv_wx_f32(int level, int M, int K, const float *W, int ldw, const float *
 void gemm_portable_f32(char ta, char tb, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc);
 
-/* How many rows of W ahead gemv_xw's bodies prefetch: enough whole rows to
- * cover GEMV_XW_PREFETCH_BYTES of a thread's stream over columns [n0,n1).
- * Zen 5, GPT-2 124M's layer GEMVs in one process taking turns (21 rounds):
- * 4 or 8 KiB ran 1.07x the rate of a fixed 8 rows (74-98 KB at its widths,
- * more than L1 holds: lines fetched that early were evicted again before
- * use), 16 KiB 1.04x, 32 KiB 1.01x; decoding GPT-2 124M 1.06x, stories15M's
- * dims 1.03x. */
-#define GEMV_XW_PREFETCH_BYTES 8192
-static inline int gemv_xw_prefetch_rows(int n0, int n1)
+/* How many rows of W ahead the GEMV bodies prefetch: enough whole rows of
+ * `row_bytes` each (the part of a row a thread reads) to cover
+ * GEMV_PREFETCH_BYTES of its stream. Zen 5, GPT-2 124M's layer GEMVs in one
+ * process taking turns (21 rounds): 4 or 8 KiB ran 1.07x the rate of a
+ * fixed 8 rows (74-98 KB at its widths, more than L1 holds: lines fetched
+ * that early were evicted again before use), 16 KiB 1.04x, 32 KiB 1.01x;
+ * decoding GPT-2 124M 1.06x, stories15M's dims 1.03x. */
+#define GEMV_PREFETCH_BYTES 8192
+static inline int gemv_prefetch_rows(size_t row_bytes)
 {
-    int row_bytes = (n1 - n0) * (int)sizeof(float);
-    return row_bytes <= 0 ? 1 : (GEMV_XW_PREFETCH_BYTES + row_bytes - 1) / row_bytes;
+    return row_bytes == 0 ? 1 : (int)((GEMV_PREFETCH_BYTES + row_bytes - 1) / row_bytes);
 }
 
 /* Per-ISA GEMV bodies behind gemv_xw_f32 / gemv_wx_f32, each in its own
